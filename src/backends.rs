@@ -1,0 +1,203 @@
+//! Backend data: the tera templates and field-map profiles of each target.
+//!
+//! They live in `backends/<target>/` and are embedded in the binary at build time, so
+//! an installed rmmc works anywhere; `--backends DIR` reads a copy from disk instead.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ir::DataSource;
+use crate::lower::Target;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every backend file, by path relative to `backends/`.
+const EMBEDDED: &[(&str, &str)] = &[
+    ("kql/query.tera", include_str!("../backends/kql/query.tera")),
+    ("kql/rule.tera", include_str!("../backends/kql/rule.tera")),
+    ("kql/profiles/defender.yaml", include_str!("../backends/kql/profiles/defender.yaml")),
+    ("spl/query.tera", include_str!("../backends/spl/query.tera")),
+    ("spl/rule.tera", include_str!("../backends/spl/rule.tera")),
+    ("spl/profiles/defender.yaml", include_str!("../backends/spl/profiles/defender.yaml")),
+    ("eql/query.tera", include_str!("../backends/eql/query.tera")),
+    ("eql/rule.tera", include_str!("../backends/eql/rule.tera")),
+    ("eql/profiles/ecs.yaml", include_str!("../backends/eql/profiles/ecs.yaml")),
+    ("eql/profiles/defender.yaml", include_str!("../backends/eql/profiles/defender.yaml")),
+    ("sigma/rule.tera", include_str!("../backends/sigma/rule.tera")),
+    ("sigma/profiles/defender.yaml", include_str!("../backends/sigma/profiles/defender.yaml")),
+];
+
+/// A field-map profile: which data a target's queries assume, and how canonical
+/// fields are named there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    #[serde(default)]
+    pub default: bool,
+    pub description: String,
+    pub sources: BTreeMap<DataSource, SourceMap>,
+    /// Where the profile was read from, for error messages.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceMap {
+    /// Target-specific settings: `table` (KQL), `search` (SPL), `index` and `category`
+    /// (EQL), `logsource.*` (Sigma).
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Canonical field name → the target's field name.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Profile {
+    /// The map of one data source, or an error naming the profile file.
+    pub fn source(&self, source: DataSource) -> Result<&SourceMap> {
+        self.sources.get(&source).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnmappedField,
+                format!(
+                    "profile `{}` has no map for data source `{source}`",
+                    self.name
+                ),
+            )
+            .in_file(&self.path)
+        })
+    }
+
+    pub fn setting(&self, source: DataSource, key: &str) -> Result<&str> {
+        let map = self.source(source)?;
+        map.settings.get(key).map(String::as_str).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Schema,
+                format!(
+                    "profile `{}`, data source `{source}`: missing setting `{key}`",
+                    self.name
+                ),
+            )
+            .in_file(&self.path)
+        })
+    }
+}
+
+/// Templates and profiles of all targets.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    files: BTreeMap<String, String>,
+    root: PathBuf,
+    profiles: BTreeMap<Target, Vec<Profile>>,
+}
+
+impl Backends {
+    /// The backends compiled into the binary.
+    pub fn embedded() -> Result<Backends> {
+        let files = EMBEDDED
+            .iter()
+            .map(|(p, c)| (p.to_string(), c.to_string()))
+            .collect();
+        Backends::from_files(files, PathBuf::from("backends"))
+    }
+
+    /// Backends read from a directory laid out like `backends/`. Files it lacks fall
+    /// back to the embedded ones, so an override can change one template only.
+    pub fn from_dir(dir: &Path) -> Result<Backends> {
+        if !dir.is_dir() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("backends directory `{}` does not exist", dir.display()),
+            )
+            .in_file(dir));
+        }
+        let mut files: BTreeMap<String, String> = EMBEDDED
+            .iter()
+            .map(|(p, c)| (p.to_string(), c.to_string()))
+            .collect();
+        for target in Target::ALL {
+            let pattern = dir.join(target.as_str()).join("**").join("*");
+            let pattern = pattern.to_string_lossy().to_string();
+            for entry in glob::glob(&pattern).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))? {
+                let path = entry.map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+                if !path.is_file() {
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(dir)
+                    .expect("glob results are under dir")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                files.insert(rel, text);
+            }
+        }
+        Backends::from_files(files, dir.to_path_buf())
+    }
+
+    fn from_files(files: BTreeMap<String, String>, root: PathBuf) -> Result<Backends> {
+        let mut profiles: BTreeMap<Target, Vec<Profile>> = BTreeMap::new();
+        for (rel, text) in &files {
+            let Some((target, rest)) = rel.split_once('/') else { continue };
+            if !rest.starts_with("profiles/") || !rest.ends_with(".yaml") {
+                continue;
+            }
+            let Ok(target) = target.parse::<Target>() else { continue };
+            let path = root.join(rel);
+            let mut profile: Profile = serde_yaml::from_str(text)
+                .map_err(|e| crate::parse::rule_yaml::yaml_error(&path, &e))?;
+            profile.path = path;
+            profiles.entry(target).or_default().push(profile);
+        }
+        for target in Target::ALL {
+            let list = profiles.get(&target).map(Vec::as_slice).unwrap_or(&[]);
+            let defaults = list.iter().filter(|p| p.default).count();
+            if defaults != 1 {
+                return Err(Error::new(
+                    ErrorKind::Schema,
+                    format!(
+                        "target `{target}` needs exactly one profile with `default: true` in {}/{target}/profiles, found {defaults}",
+                        root.display()
+                    ),
+                ));
+            }
+        }
+        Ok(Backends {
+            files,
+            root,
+            profiles,
+        })
+    }
+
+    /// The text of one template, e.g. `kql/query.tera`.
+    pub fn template(&self, rel: &str) -> Result<&str> {
+        self.files.get(rel).map(String::as_str).ok_or_else(|| {
+            Error::new(ErrorKind::Template, format!("missing template `{rel}`"))
+                .in_file(self.root.join(rel))
+        })
+    }
+
+    /// The profiles of a target, default first, then by name.
+    pub fn profiles(&self, target: Target) -> Vec<&Profile> {
+        let mut list: Vec<&Profile> = self.profiles.get(&target).into_iter().flatten().collect();
+        list.sort_by_key(|p| (!p.default, p.name.clone()));
+        list
+    }
+
+    /// The named profile, or the default one; an unknown name lists the valid ones.
+    pub fn profile(&self, target: Target, name: Option<&str>) -> Result<&Profile> {
+        let list = self.profiles(target);
+        match name {
+            None => Ok(list[0]),
+            Some(n) => list.iter().copied().find(|p| p.name == n).ok_or_else(|| {
+                let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+                Error::new(
+                    ErrorKind::UnknownProfile,
+                    format!(
+                        "unknown profile `{n}` for target `{target}`: expected one of {}",
+                        names.join(", ")
+                    ),
+                )
+            }),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The library's error type: a documented [`ErrorKind`], a message that says what was
+//! expected, and where known the file, line and column.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What went wrong, as a stable category a program can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A path could not be read or written.
+    Io,
+    /// The file is not valid YAML (or JSON lines).
+    Syntax,
+    /// A key is unknown, missing or of the wrong type.
+    Schema,
+    /// A value is malformed: a UUID, a window, a regex, an empty literal.
+    InvalidValue,
+    /// A rule names a field the data source does not have.
+    UnknownField,
+    /// A target's field map has no column for a canonical field.
+    UnmappedField,
+    /// No such target.
+    UnknownTarget,
+    /// No such field-map profile for the target.
+    UnknownProfile,
+    /// A Sentinel query uses KQL outside the subset rmmc reads.
+    UnsupportedKql,
+    /// The inputs name no rule at all.
+    EmptyRuleSet,
+    /// `--strict` and a target can only approximate the rule.
+    Approximation,
+    /// A backend template failed to render.
+    Template,
+    /// Two rules share an id or an output path.
+    Conflict,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Io => "io",
+            ErrorKind::Syntax => "syntax",
+            ErrorKind::Schema => "schema",
+            ErrorKind::InvalidValue => "invalid-value",
+            ErrorKind::UnknownField => "unknown-field",
+            ErrorKind::UnmappedField => "unmapped-field",
+            ErrorKind::UnknownTarget => "unknown-target",
+            ErrorKind::UnknownProfile => "unknown-profile",
+            ErrorKind::UnsupportedKql => "unsupported-kql",
+            ErrorKind::EmptyRuleSet => "empty-rule-set",
+            ErrorKind::Approximation => "approximation",
+            ErrorKind::Template => "template",
+            ErrorKind::Conflict => "conflict",
+        }
+    }
+}
+
+/// A position in an input file; line and column count from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// An rmmc error. `Display` gives `file:line:col: error[kind]: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    file: Option<PathBuf>,
+    position: Option<(usize, usize)>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            file: None,
+            position: None,
+        }
+    }
+
+    /// Attach the file the error is about, unless one is already set.
+    pub fn in_file(mut self, file: impl AsRef<Path>) -> Self {
+        if self.file.is_none() {
+            self.file = Some(file.as_ref().to_path_buf());
+        }
+        self
+    }
+
+    /// Attach a 1-based line and column, unless a position is already set.
+    pub fn at(mut self, line: usize, column: usize) -> Self {
+        if self.position.is_none() {
+            self.position = Some((line, column));
+        }
+        self
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    pub fn location(&self) -> Option<Location> {
+        let file = self.file.clone()?;
+        let (line, column) = self.position?;
+        Some(Location { file, line, column })
+    }
+
+    pub(crate) fn io(path: &Path, err: std::io::Error) -> Self {
+        Error::new(ErrorKind::Io, format!("cannot read `{}`: {err}", path.display())).in_file(path)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.position) {
+            (Some(file), Some((line, col))) => write!(f, "{}:{line}:{col}: ", file.display())?,
+            (Some(file), None) => write!(f, "{}: ", file.display())?,
+            _ => {}
+        }
+        write!(f, "error[{}]: {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Many errors at once: a build reports every bad rule, not only the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Errors(pub Vec<Error>);
+
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Errors {}
+
+impl From<Error> for Errors {
+    fn from(e: Error) -> Self {
+        Errors(vec![e])
+    }
+}

@@ -1,0 +1,306 @@
+//! The intermediate representation: one target-independent description of a rule.
+//!
+//! The IR is plain data. It is produced by [`crate::parse`], consumed by
+//! [`crate::lower`] and [`crate::eval`], and printed by `rmmc explain`. Nothing here
+//! touches the file system.
+//!
+//! Every predicate keeps its exact [`MatchKind`] and [`Case`] rule: the IR never
+//! encodes a kind as wildcards that a backend would have to guess back.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A compiled rule: metadata, data source, window, detection, exclusions, aggregation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    pub meta: Metadata,
+    pub source: DataSource,
+    pub window: Window,
+    pub detection: Expr,
+    /// Known false-positive scenarios. An event matching `drop_when` is dropped.
+    pub exclusions: Vec<Exclusion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregation: Option<Aggregation>,
+    /// Constant columns added to every result row (KQL `extend X = 'const'`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub constants: Vec<Constant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub references: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    pub tool: String,
+    pub tactics: Vec<String>,
+    pub techniques: Vec<String>,
+    pub severity: Severity,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Experimental,
+    Test,
+    Stable,
+    Deprecated,
+}
+
+/// The logical kind of events a rule reads. Each target maps it to a table,
+/// index or category through its profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    FileSignature,
+    ProcessCreation,
+    NetworkConnection,
+}
+
+impl DataSource {
+    pub const ALL: [DataSource; 3] = [
+        DataSource::FileSignature,
+        DataSource::ProcessCreation,
+        DataSource::NetworkConnection,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataSource::FileSignature => "file_signature",
+            DataSource::ProcessCreation => "process_creation",
+            DataSource::NetworkConnection => "network_connection",
+        }
+    }
+}
+
+impl fmt::Display for DataSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A look-back window ending at query time, inclusive at both ends
+/// (KQL `between (now(-d) .. now())`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Length of the look-back in seconds.
+    pub seconds: u64,
+}
+
+impl Window {
+    /// The window in the shortest exact unit: `5d`, `12h`, `30m`, `45s`.
+    pub fn shorthand(&self) -> String {
+        let s = self.seconds;
+        for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+            if s % size == 0 && s >= size {
+                return format!("{}{unit}", s / size);
+            }
+        }
+        format!("{s}s")
+    }
+}
+
+/// A canonical field name (ECS where ECS has the concept, e.g. `process.parent.name`).
+pub type Field = String;
+
+/// A boolean detection expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expr {
+    All(Vec<Expr>),
+    Any(Vec<Expr>),
+    Not(Box<Expr>),
+    Match(Predicate),
+}
+
+impl Expr {
+    /// Every field the expression reads, in order of first use.
+    pub fn fields(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_fields(&mut out);
+        out
+    }
+
+    fn collect_fields<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Expr::All(xs) | Expr::Any(xs) => xs.iter().for_each(|x| x.collect_fields(out)),
+            Expr::Not(x) => x.collect_fields(out),
+            Expr::Match(p) => {
+                if !out.contains(&p.field.as_str()) {
+                    out.push(&p.field);
+                }
+            }
+        }
+    }
+
+    /// Every predicate, depth first.
+    pub fn predicates(&self) -> Vec<&Predicate> {
+        match self {
+            Expr::All(xs) | Expr::Any(xs) => xs.iter().flat_map(|x| x.predicates()).collect(),
+            Expr::Not(x) => x.predicates(),
+            Expr::Match(p) => vec![p],
+        }
+    }
+}
+
+/// How a predicate compares a field with its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKind {
+    /// The whole value equals the literal (KQL `==` / `=~`, `in` / `in~`).
+    Equals,
+    /// The literal occurs as whole terms (KQL `has`, `has_any`, `has_all`): bounded on
+    /// both sides by a character that is not a Unicode letter or digit, or by the ends.
+    Term,
+    /// The literal occurs anywhere (KQL `contains`).
+    Contains,
+    /// The value starts with the literal (KQL `startswith`).
+    Prefix,
+    /// The value ends with the literal (KQL `endswith`).
+    Suffix,
+    /// The RE2-compatible pattern matches somewhere in the value (KQL `matches regex`).
+    Regex,
+    /// The value is missing or `""` (KQL `isempty`). Takes no values.
+    Empty,
+    /// The value is present and not `""` (KQL `isnotempty`). Takes no values.
+    NotEmpty,
+}
+
+impl MatchKind {
+    pub fn takes_values(self) -> bool {
+        !matches!(self, MatchKind::Empty | MatchKind::NotEmpty)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchKind::Equals => "equals",
+            MatchKind::Term => "has",
+            MatchKind::Contains => "contains",
+            MatchKind::Prefix => "prefix",
+            MatchKind::Suffix => "suffix",
+            MatchKind::Regex => "regex",
+            MatchKind::Empty => "empty",
+            MatchKind::NotEmpty => "not_empty",
+        }
+    }
+}
+
+/// The case rule of a predicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Case {
+    /// ASCII letters compare without case; every other character compares exactly
+    /// (KQL: "case-insensitive operators are supported only for ASCII text").
+    Insensitive,
+    /// Every character compares exactly.
+    Sensitive,
+}
+
+/// With several values: must one of them match, or all?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantifier {
+    Any,
+    All,
+}
+
+/// One comparison of one field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Predicate {
+    pub field: Field,
+    pub kind: MatchKind,
+    pub case: Case,
+    /// One or more literals (patterns for [`MatchKind::Regex`]); empty for
+    /// [`MatchKind::Empty`] / [`MatchKind::NotEmpty`].
+    pub values: Vec<String>,
+    pub quantifier: Quantifier,
+}
+
+/// A documented false-positive scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exclusion {
+    pub name: String,
+    pub scenario: String,
+    pub description: String,
+    /// Events matching this are dropped from the results.
+    pub drop_when: Expr,
+}
+
+/// `summarize OUTPUTS by GROUP`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Aggregation {
+    pub group_by: Vec<Field>,
+    pub outputs: Vec<Output>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub name: String,
+    pub function: AggFunction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggFunction {
+    Min(Field),
+    Max(Field),
+    /// Distinct values, unordered in KQL (`make_set`); rmmc's rows sort them.
+    DistinctSet(Field),
+    /// Number of distinct values (`dcount`). KQL's is an estimate; rmmc's is exact.
+    DistinctCount(Field),
+    Count,
+}
+
+impl AggFunction {
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            AggFunction::Min(f)
+            | AggFunction::Max(f)
+            | AggFunction::DistinctSet(f)
+            | AggFunction::DistinctCount(f) => Some(f),
+            AggFunction::Count => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constant {
+    pub name: String,
+    pub value: String,
+}
+
+/// The canonical name of the event time field.
+pub const TIMESTAMP_FIELD: &str = "@timestamp";
+
+impl Rule {
+    /// Every field the rule reads: time, detection and aggregation (not exclusions,
+    /// whose fields may be absent from the data source).
+    pub fn fields(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = vec![TIMESTAMP_FIELD];
+        let agg_fields = self.aggregation.iter().flat_map(|agg| {
+            agg.group_by
+                .iter()
+                .map(String::as_str)
+                .chain(agg.outputs.iter().filter_map(|o| o.function.field()))
+        });
+        for f in self.detection.fields().into_iter().chain(agg_fields) {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,120 @@
+//! # rmmc: one RMM-abuse rule, the same detection on every SIEM
+//!
+//! rmmc compiles detection rules for abused Remote Monitoring and Management tools
+//! (MITRE ATT&CK T1219) to KQL, Splunk SPL, Elastic EQL and Sigma, keeping the exact
+//! meaning of every predicate, and says per rule and target where a language can
+//! only approximate it.
+//!
+//! ## Stages
+//!
+//! ```text
+//!  rules/*.yaml ──┐
+//!                 ├─ parse ──▶ ir::Rule ──▶ lower(target, profile) ──▶ render ──▶ pack
+//!  Sentinel YAML ─┘  (parse)    (ir)         (lower: operators,         (render:   (pack: out/<target>/,
+//!                                             escaping, field maps,      tera       atomic write,
+//!                                             fidelity verdict)          templates) --check diffs)
+//!                               └──▶ eval: reference evaluator over fixture events
+//! ```
+//!
+//! Each stage is a module with one main entry point: [`parse::parse_rule`],
+//! [`lower::lower`], [`render::Renderer::render_rule`], [`pack::build`] /
+//! [`pack::write`], and [`eval::evaluate`]. The IR ([`ir`]) is plain data.
+//!
+//! ## Using the library
+//!
+//! Load a rule from text, look at its IR, and compile it, without touching the file
+//! system (templates and field maps are embedded in the crate):
+//!
+//! ```
+//! use rmmc::{Compiler, Target};
+//!
+//! let rule_text = r#"
+//! id: 6f1c7a52-0b7e-4d33-9a4e-1f0c2d3e4b5a
+//! name: Example - NetSupport signer
+//! description: Files signed by NetSupport.
+//! tool: NetSupport
+//! tactics: [CommandAndControl]
+//! techniques: [T1219]
+//! source: file_signature
+//! window: 5d
+//! detection:
+//!   field: file.code_signature.subject_name
+//!   has: netsupport
+//! "#;
+//! let compiler = Compiler::embedded()?;
+//! let parsed = compiler.load_rule("example.yaml", rule_text)?;
+//! assert_eq!(parsed.rule.window.seconds, 5 * 86_400);
+//!
+//! let kql = compiler.compile(&parsed.rule, Target::Kql, None)?;
+//! assert!(kql.query.contains(r#"| where Signer has "netsupport""#));
+//! assert!(kql.fidelity.is_exact());
+//!
+//! let spl = compiler.compile(&parsed.rule, Target::Spl, None)?;
+//! assert!(spl.query.contains(r#"Signer="*netsupport*""#));
+//! # Ok::<(), rmmc::Error>(())
+//! ```
+//!
+//! A Sentinel hunting query compiles the same way: [`Compiler::load_rule`] detects
+//! the format from the text.
+//!
+//! ## Errors
+//!
+//! Every fallible function returns [`Error`], whose [`ErrorKind`] says what went
+//! wrong and whose `Display` is `file:line:col: error[kind]: message`.
+
+pub mod backends;
+pub mod error;
+pub mod eval;
+pub mod fixtures;
+pub mod ir;
+pub mod lower;
+pub mod pack;
+pub mod parse;
+pub mod render;
+pub mod vocabulary;
+
+pub use backends::Backends;
+pub use error::{Error, ErrorKind, Errors, Result};
+pub use ir::Rule;
+pub use lower::{Approximation, Fidelity, Target};
+pub use parse::Parsed;
+pub use render::Rendered;
+
+use std::path::Path;
+
+/// Backends and rendering set up once, for compiling many rules.
+pub struct Compiler {
+    backends: Backends,
+    renderer: render::Renderer,
+}
+
+impl Compiler {
+    /// A compiler with the templates and field maps embedded in the crate.
+    pub fn embedded() -> Result<Compiler> {
+        Compiler::with_backends(Backends::embedded()?)
+    }
+
+    pub fn with_backends(backends: Backends) -> Result<Compiler> {
+        let renderer = render::Renderer::new(&backends)?;
+        Ok(Compiler { backends, renderer })
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    /// Parse one rule (rmmc YAML or Sentinel hunting-query YAML); `name` is used in
+    /// error messages.
+    pub fn load_rule(&self, name: &str, text: &str) -> Result<Parsed> {
+        parse::parse_rule(Path::new(name), text, &self.backends)
+    }
+
+    /// Compile a rule for one target with the named profile (or the target's default).
+    pub fn compile(&self, rule: &Rule, target: Target, profile: Option<&str>) -> Result<Rendered> {
+        let profile = self.backends.profile(target, profile)?;
+        let name = Path::new("rule.yaml");
+        let lowered = lower::lower(rule, name, target, profile)?;
+        let stem = Path::new(&rule.meta.id);
+        self.renderer.render_rule(rule, &lowered, name, stem)
+    }
+}

@@ -1,0 +1,248 @@
+//! Elastic EQL. `:` (case-insensitive, whole-string, wildcards) for equality and
+//! affixes, `==`/`in`/`startsWith`... for cased comparisons, and for whole terms a
+//! `:` prefilter plus an anchored Lucene `regex`/`regex~`. EQL has no aggregation and
+//! no time range: the rule file carries the window (`from`) and alert suppression.
+
+use super::{Dialect, LowerInput, Notes, note_unicode_folding};
+use crate::error::Result;
+use crate::ir::{Case, MatchKind, Predicate, Quantifier};
+use serde_json::json;
+
+pub(crate) struct Eql;
+
+/// An EQL string literal: `"..."` with `\\`, `\"`, `\n`, `\r`, `\t` escaped.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str(r"\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str(r"\n"),
+            '\r' => out.push_str(r"\r"),
+            '\t' => out.push_str(r"\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A field name, in backticks unless it is a plain dotted name.
+pub fn field_name(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if plain {
+        name.to_string()
+    } else {
+        format!("`{}`", name.replace('`', "``"))
+    }
+}
+
+/// A Lucene regexp that matches the literal: every reserved character escaped.
+pub fn lucene_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if ".?+*|{}[]()\"\\#@&<>~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A Lucene regexp (whole-string) for a whole-term match, with ASCII boundaries.
+pub fn term_regex(needle: &str) -> String {
+    format!(
+        "(.*[^a-zA-Z0-9])?{}([^a-zA-Z0-9].*)?",
+        lucene_escape(needle)
+    )
+}
+
+fn has_wildcard(v: &str) -> bool {
+    v.contains('*') || v.contains('?')
+}
+
+impl Dialect for Eql {
+    fn predicate(&self, field: &str, p: &Predicate, notes: &mut Notes) -> String {
+        note_unicode_folding(p, super::Target::Eql, notes);
+        let f = field_name(field);
+        let regex_op = match p.case {
+            Case::Insensitive => "regex~",
+            Case::Sensitive => "regex",
+        };
+        let many = p.values.len() > 1;
+        let plain_values = !p.values.iter().any(|v| has_wildcard(v));
+        let list = |values: &[String]| values.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ");
+        match (p.kind, p.case, p.quantifier) {
+            (MatchKind::Empty, _, _) => return format!("({f} == null or {f} == \"\")"),
+            (MatchKind::NotEmpty, _, _) => return format!("({f} != null and {f} != \"\")"),
+            (MatchKind::Equals, Case::Insensitive, Quantifier::Any) if many && plain_values => {
+                return format!("{f} : ({})", list(&p.values));
+            }
+            (MatchKind::Equals, Case::Sensitive, Quantifier::Any) if many => {
+                return format!("{f} in ({})", list(&p.values));
+            }
+            _ => {}
+        }
+        if p.kind == MatchKind::Term {
+            notes.approximate(
+                format!("whole-term match on `{}`", p.field),
+                "Lucene regexp has no Unicode letter/digit classes: a non-ASCII letter or digit next to the term counts as a separator in EQL, not in KQL",
+            );
+        }
+        if p.kind == MatchKind::Regex {
+            notes.approximate(
+                format!("regex on `{}`", p.field),
+                "the RE2 pattern is wrapped in .*( ).* for Lucene's whole-string regexp; anchors, \\d, \\w, \\b and other RE2 syntax differ in Lucene",
+            );
+        }
+        let one = |v: &String| -> String {
+            let wild = has_wildcard(v);
+            match (p.kind, p.case) {
+                (MatchKind::Equals, Case::Insensitive) if !wild => format!("{f} : {}", quote(v)),
+                (MatchKind::Equals, Case::Sensitive) => format!("{f} == {}", quote(v)),
+                (MatchKind::Contains, Case::Insensitive) if !wild => {
+                    format!("{f} : {}", quote(&format!("*{v}*")))
+                }
+                (MatchKind::Prefix, Case::Insensitive) if !wild => {
+                    format!("{f} : {}", quote(&format!("{v}*")))
+                }
+                (MatchKind::Suffix, Case::Insensitive) if !wild => {
+                    format!("{f} : {}", quote(&format!("*{v}")))
+                }
+                (MatchKind::Contains, Case::Sensitive) => {
+                    format!("stringContains({f}, {})", quote(v))
+                }
+                (MatchKind::Prefix, Case::Sensitive) => format!("startsWith({f}, {})", quote(v)),
+                (MatchKind::Suffix, Case::Sensitive) => format!("endsWith({f}, {})", quote(v)),
+                (MatchKind::Equals, _) => format!("{f} {regex_op} {}", quote(&lucene_escape(v))),
+                (MatchKind::Contains, _) => {
+                    format!("{f} {regex_op} {}", quote(&format!(".*{}.*", lucene_escape(v))))
+                }
+                (MatchKind::Prefix, _) => {
+                    format!("{f} {regex_op} {}", quote(&format!("{}.*", lucene_escape(v))))
+                }
+                (MatchKind::Suffix, _) => {
+                    format!("{f} {regex_op} {}", quote(&format!(".*{}", lucene_escape(v))))
+                }
+                (MatchKind::Term, _) => {
+                    let exact = format!("{f} {regex_op} {}", quote(&term_regex(v)));
+                    if wild {
+                        exact
+                    } else {
+                        format!("({f} : {} and {exact})", quote(&format!("*{v}*")))
+                    }
+                }
+                (MatchKind::Regex, _) => format!("{f} {regex_op} {}", quote(&format!(".*({v}).*"))),
+                (MatchKind::Empty | MatchKind::NotEmpty, _) => unreachable!("handled above"),
+            }
+        };
+        let parts: Vec<String> = p.values.iter().map(one).collect();
+        let word = if p.quantifier == Quantifier::All { " and " } else { " or " };
+        if parts.len() == 1 {
+            parts.into_iter().next().expect("one value")
+        } else {
+            format!("({})", parts.join(word))
+        }
+    }
+
+    fn context(&self, input: &LowerInput, notes: &mut Notes) -> Result<serde_json::Value> {
+        let rule = input.rule;
+        let mut condition = self.expr(input, &rule.detection, notes)?;
+        for x in input.applied_exclusions() {
+            condition = format!(
+                "{condition}\n  and {}",
+                self.not_expr(&self.expr(input, &x.drop_when, notes)?)
+            );
+        }
+        let suppression = match &rule.aggregation {
+            None => None,
+            Some(agg) => {
+                let outputs: Vec<&str> = agg.outputs.iter().map(|o| o.name.as_str()).collect();
+                notes.approximate(
+                    "aggregation",
+                    format!(
+                        "EQL cannot return {}: the rule raises one alert per event, suppressed per group for the window",
+                        outputs.join("/")
+                    ),
+                );
+                let by = agg
+                    .group_by
+                    .iter()
+                    .map(|f| input.field(f))
+                    .collect::<Result<Vec<_>>>()?;
+                Some(json!({ "group_by": by }))
+            }
+        };
+        if !rule.constants.is_empty() {
+            notes.approximate(
+                "constant columns",
+                "an EQL query cannot add constant fields to its results",
+            );
+        }
+        let (amount, unit) = window_parts(rule.window.seconds);
+        Ok(json!({
+            "category": input.setting("category")?,
+            "index": input.setting("index")?,
+            "condition": condition,
+            "from": format!("now-{}", rule.window.shorthand()),
+            "window_value": amount,
+            "window_unit": unit,
+            "suppression": suppression,
+        }))
+    }
+}
+
+/// Alert-suppression durations take `s`, `m` or `h`.
+fn window_parts(seconds: u64) -> (u64, &'static str) {
+    if seconds % 3600 == 0 {
+        (seconds / 3600, "h")
+    } else if seconds % 60 == 0 {
+        (seconds / 60, "m")
+    } else {
+        (seconds, "s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_escapes_every_character_that_ends_or_changes_a_literal() {
+        for (value, expected) in [
+            ("netsupport", r#""netsupport""#),
+            (r#"a"b"#, r#""a\"b""#),
+            (r"C:\dir\", r#""C:\\dir\\""#),
+            ("a\nb\r\t", r#""a\nb\r\t""#),
+            ("*?", r#""*?""#),
+            ("TEKNOPARS BİLİŞİM", r#""TEKNOPARS BİLİŞİM""#),
+        ] {
+            assert_eq!(quote(value), expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn lucene_reserved_characters_are_escaped() {
+        for (value, expected) in [
+            ("PDQ.com", r"PDQ\.com"),
+            ("a?b+c*", r"a\?b\+c\*"),
+            ("(x)[y]{z}", r"\(x\)\[y\]\{z\}"),
+            ("a|b", r"a\|b"),
+            ("\"q\"", r#"\"q\""#),
+            (r"a\b", r"a\\b"),
+            ("#@&<>~", r"\#\@\&\<\>\~"),
+            ("Krämer", "Krämer"),
+        ] {
+            assert_eq!(lucene_escape(value), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn field_names_with_special_characters_use_backticks() {
+        assert_eq!(field_name("process.name"), "process.name");
+        assert_eq!(field_name("@timestamp"), "`@timestamp`");
+        assert_eq!(field_name("a`b c"), "`a``b c`");
+    }
+}

@@ -1,0 +1,417 @@
+//! Per-target lowering: operator choice, escaping, field mapping and fidelity.
+//!
+//! Each target is one file with one [`Dialect`] implementation. The trait's methods
+//! have defaults, so a target overrides only what differs: the predicate table (one
+//! arm per [`MatchKind`]), the boolean syntax, and the template context. Whatever a
+//! target cannot say exactly goes into the [`Fidelity`] verdict, never silently.
+
+mod eql;
+mod kql;
+mod sigma;
+mod spl;
+
+use crate::backends::Profile;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ir::{Case, DataSource, Exclusion, Expr, Predicate, Rule};
+use crate::vocabulary;
+use serde::Serialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A query language rmmc compiles to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Kql,
+    Spl,
+    Eql,
+    Sigma,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [Target::Kql, Target::Spl, Target::Eql, Target::Sigma];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Kql => "kql",
+            Target::Spl => "spl",
+            Target::Eql => "eql",
+            Target::Sigma => "sigma",
+        }
+    }
+
+    /// What the target is, for `rmmc list targets`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Target::Kql => "Kusto Query Language: Microsoft Defender XDR advanced hunting / Microsoft Sentinel hunting queries",
+            Target::Spl => "Splunk Search Processing Language: savedsearches.conf stanzas",
+            Target::Eql => "Elastic Event Query Language: Elastic Security detection rules (NDJSON)",
+            Target::Sigma => "Sigma rules (specification v2), with a correlation rule for aggregations",
+        }
+    }
+
+    fn dialect(self) -> &'static dyn Dialect {
+        match self {
+            Target::Kql => &kql::Kql,
+            Target::Spl => &spl::Spl,
+            Target::Eql => &eql::Eql,
+            Target::Sigma => &sigma::Sigma,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Target {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Target> {
+        Target::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UnknownTarget,
+                    format!("unknown target `{s}`: expected one of kql, spl, eql, sigma, all"),
+                )
+            })
+    }
+}
+
+/// One construct a target can only approximate, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Approximation {
+    pub construct: String,
+    pub reason: String,
+}
+
+/// The verdict of one rule on one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "verdict", content = "approximations")]
+pub enum Fidelity {
+    Exact,
+    Approximate(Vec<Approximation>),
+}
+
+impl Fidelity {
+    pub fn is_exact(&self) -> bool {
+        matches!(self, Fidelity::Exact)
+    }
+}
+
+/// A rule lowered for one target: the template context and the verdict.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub target: Target,
+    pub profile: String,
+    /// Everything the target's templates read.
+    pub context: serde_json::Value,
+    pub fidelity: Fidelity,
+    /// Target-independent remarks, e.g. an exclusion that cannot be applied.
+    pub warnings: Vec<String>,
+}
+
+/// What a lowering reads: the rule, where it came from, and the chosen profile.
+pub struct LowerInput<'a> {
+    pub rule: &'a Rule,
+    pub rule_file: &'a Path,
+    pub profile: &'a Profile,
+    pub target: Target,
+}
+
+impl LowerInput<'_> {
+    /// The target's name for a canonical field, or an error naming the rule file,
+    /// field, target and map file.
+    pub fn field(&self, canonical: &str) -> Result<String> {
+        let map = self.profile.source(self.rule.source)?;
+        map.fields.get(canonical).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnmappedField,
+                format!(
+                    "field `{canonical}` of data source `{}` has no mapping for target `{}` in profile `{}` ({}): add it under sources.{}.fields",
+                    self.rule.source,
+                    self.target,
+                    self.profile.name,
+                    self.profile.path.display(),
+                    self.rule.source
+                ),
+            )
+            .in_file(self.rule_file)
+        })
+    }
+
+    pub fn setting(&self, key: &str) -> Result<&str> {
+        self.profile.setting(self.rule.source, key)
+    }
+
+    /// The exclusions whose fields the data source has; the rest are documented only.
+    pub fn applied_exclusions(&self) -> Vec<&Exclusion> {
+        self.rule
+            .exclusions
+            .iter()
+            .filter(|x| missing_exclusion_fields(self.rule.source, x).is_empty())
+            .collect()
+    }
+}
+
+/// The fields an exclusion reads that the data source lacks.
+pub fn missing_exclusion_fields(source: DataSource, x: &Exclusion) -> Vec<String> {
+    x.drop_when
+        .fields()
+        .into_iter()
+        .filter(|f| !vocabulary::has_field(source, f))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The warnings for exclusions that cannot be applied to the rule's data source.
+pub fn exclusion_warnings(rule: &Rule) -> Vec<String> {
+    rule.exclusions
+        .iter()
+        .filter_map(|x| {
+            let missing = missing_exclusion_fields(rule.source, x);
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "exclusion `{}` ({}) is not applied: data source `{}` has no field {}; it is kept as a documented false positive",
+                    x.name,
+                    x.scenario,
+                    rule.source,
+                    missing
+                        .iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// Collects approximations while a rule is lowered.
+#[derive(Default)]
+pub struct Notes {
+    approximations: Vec<Approximation>,
+}
+
+impl Notes {
+    pub fn approximate(&mut self, construct: impl Into<String>, reason: impl Into<String>) {
+        let a = Approximation {
+            construct: construct.into(),
+            reason: reason.into(),
+        };
+        if !self.approximations.contains(&a) {
+            self.approximations.push(a);
+        }
+    }
+
+    pub fn absorb(&mut self, other: Notes) {
+        for a in other.approximations {
+            self.approximate(a.construct, a.reason);
+        }
+    }
+
+    fn into_fidelity(mut self) -> Fidelity {
+        if self.approximations.is_empty() {
+            Fidelity::Exact
+        } else {
+            self.approximations.sort();
+            Fidelity::Approximate(self.approximations)
+        }
+    }
+}
+
+/// The capability trait of a target. Defaults describe a language with infix
+/// `and`/`or`, prefix `not` and parentheses; a target overrides what differs.
+pub(crate) trait Dialect: Sync {
+    /// Lower one predicate on an already-mapped field name. This is the target's
+    /// table from match kind to emitter.
+    fn predicate(&self, field: &str, p: &Predicate, notes: &mut Notes) -> String;
+
+    /// The template context of the whole rule.
+    fn context(&self, input: &LowerInput, notes: &mut Notes) -> Result<serde_json::Value>;
+
+    fn and_word(&self) -> &'static str {
+        "and"
+    }
+
+    fn or_word(&self) -> &'static str {
+        "or"
+    }
+
+    fn not_expr(&self, inner: &str) -> String {
+        format!("not ({inner})")
+    }
+
+    /// A boolean expression, parenthesized wherever precedence could matter, so no
+    /// target's precedence rules are relied upon.
+    fn expr(&self, input: &LowerInput, e: &Expr, notes: &mut Notes) -> Result<String> {
+        Ok(match e {
+            Expr::Match(p) => self.predicate(&input.field(&p.field)?, p, notes),
+            Expr::Not(x) => self.not_expr(&self.expr(input, x, notes)?),
+            Expr::All(xs) | Expr::Any(xs) => {
+                let word = if matches!(e, Expr::All(_)) {
+                    self.and_word()
+                } else {
+                    self.or_word()
+                };
+                let parts = xs
+                    .iter()
+                    .map(|x| self.expr(input, x, notes))
+                    .collect::<Result<Vec<_>>>()?;
+                match parts.len() {
+                    0 => unreachable!("empty groups are rejected by the parser"),
+                    1 => parts.into_iter().next().expect("one part"),
+                    _ => format!("({})", parts.join(&format!(" {word} "))),
+                }
+            }
+        })
+    }
+}
+
+/// Lower one rule for one target with one profile.
+pub fn lower(rule: &Rule, rule_file: &Path, target: Target, profile: &Profile) -> Result<Lowered> {
+    let input = LowerInput {
+        rule,
+        rule_file,
+        profile,
+        target,
+    };
+    let mut notes = Notes::default();
+    let dialect = target.dialect();
+    let context = dialect.context(&input, &mut notes)?;
+    Ok(Lowered {
+        target,
+        profile: profile.name.clone(),
+        context,
+        fidelity: notes.into_fidelity(),
+        warnings: exclusion_warnings(rule),
+    })
+}
+
+/// Is any letter of the values one whose case a Unicode-folding engine would fold
+/// although KQL (ASCII folding) does not?
+pub(crate) fn has_non_ascii_cased(values: &[String]) -> bool {
+    values.iter().flat_map(|v| v.chars()).any(|c| {
+        !c.is_ascii() && (c.to_lowercase().ne(std::iter::once(c)) || c.to_uppercase().ne(std::iter::once(c)))
+    })
+}
+
+/// Record the approximation of folding non-ASCII letters, where a target's
+/// case-insensitive operator folds them and KQL does not.
+pub(crate) fn note_unicode_folding(p: &Predicate, target: Target, notes: &mut Notes) {
+    if p.case == Case::Insensitive && has_non_ascii_cased(&p.values) {
+        notes.approximate(
+            format!("case-insensitive `{}` on `{}`", p.kind.as_str(), p.field),
+            format!(
+                "{target} folds the case of non-ASCII letters ({}); KQL folds ASCII letters only",
+                p.values
+                    .iter()
+                    .filter(|v| has_non_ascii_cased(std::slice::from_ref(v)))
+                    .map(|v| format!("`{v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+}
+
+/// The regex of a whole-term match with Unicode letter/digit boundaries (PCRE, RE2,
+/// Rust regex): `(^|[^\p{L}\p{N}])NEEDLE($|[^\p{L}\p{N}])`.
+pub(crate) fn term_regex_unicode(needle: &str) -> String {
+    format!(
+        r"(^|[^\p{{L}}\p{{N}}]){}($|[^\p{{L}}\p{{N}}])",
+        regex::escape(needle)
+    )
+}
+
+/// Text safe inside a one-line comment: control characters become spaces.
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// ATT&CK tactic ids and display names for the names used in Sentinel content.
+pub(crate) fn tactic(name: &str) -> (&str, String) {
+    const TACTICS: &[(&str, &str, &str)] = &[
+        ("Reconnaissance", "TA0043", "Reconnaissance"),
+        ("ResourceDevelopment", "TA0042", "Resource Development"),
+        ("InitialAccess", "TA0001", "Initial Access"),
+        ("Execution", "TA0002", "Execution"),
+        ("Persistence", "TA0003", "Persistence"),
+        ("PrivilegeEscalation", "TA0004", "Privilege Escalation"),
+        ("DefenseEvasion", "TA0005", "Defense Evasion"),
+        ("CredentialAccess", "TA0006", "Credential Access"),
+        ("Discovery", "TA0007", "Discovery"),
+        ("LateralMovement", "TA0008", "Lateral Movement"),
+        ("Collection", "TA0009", "Collection"),
+        ("CommandAndControl", "TA0011", "Command and Control"),
+        ("Exfiltration", "TA0010", "Exfiltration"),
+        ("Impact", "TA0040", "Impact"),
+    ];
+    TACTICS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, id, display)| (*id, display.to_string()))
+        .unwrap_or(("", name.to_string()))
+}
+
+/// The display name of an ATT&CK technique rmmc knows, else the id itself.
+pub(crate) fn technique_name(id: &str) -> &str {
+    match id {
+        "T1219" => "Remote Access Software",
+        "T1133" => "External Remote Services",
+        "T1021" => "Remote Services",
+        _ => id,
+    }
+}
+
+/// Where a rule's pack files go, relative to `out/<target>/`: the rule file's path
+/// under its rules folder without the extension, e.g. `netsupport/filesig`.
+pub fn output_stem(rule_file: &Path, rules_root: &Path) -> PathBuf {
+    let rel = rule_file.strip_prefix(rules_root).unwrap_or(rule_file);
+    let rel = if rel.is_absolute() {
+        Path::new(rel.file_name().unwrap_or_default())
+    } else {
+        rel
+    };
+    rel.with_extension("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_target_lists_the_valid_ones() {
+        let err = "splunk".parse::<Target>().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownTarget);
+        assert!(err.message().contains("kql, spl, eql, sigma"), "{err}");
+    }
+
+    #[test]
+    fn non_ascii_cased_letters_are_detected() {
+        for (value, expected) in [
+            ("NetSupport Ltd", false),
+            ("Krämer IT Solutions GmbH", true),
+            ("DWSNET OÜ", true),
+            ("TEKNOPARS BİLİŞİM", true),
+            ("東京", false),
+            ("Servably, Inc.", false),
+        ] {
+            assert_eq!(has_non_ascii_cased(&[value.to_string()]), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn one_line_removes_line_breaks() {
+        assert_eq!(one_line("a\nb\r\n  c\t"), "a b c");
+    }
+}

@@ -1,0 +1,393 @@
+//! rmmc's own YAML rule format, strictly parsed: unknown keys are errors that list the
+//! allowed keys, and every error carries the line and column serde_yaml reports.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ir::{
+    AggFunction, Aggregation, Case, Constant, DataSource, Exclusion, Expr, MatchKind, Metadata,
+    Output, Predicate, Quantifier, Rule, Severity, Status, Window,
+};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: RuleId,
+    name: String,
+    description: String,
+    #[serde(default)]
+    references: Vec<String>,
+    author: Option<String>,
+    tool: String,
+    tactics: Vec<String>,
+    techniques: Vec<String>,
+    #[serde(default = "default_severity")]
+    severity: Severity,
+    #[serde(default = "default_status")]
+    status: Status,
+    source: DataSource,
+    window: WindowText,
+    detection: RawExpr,
+    #[serde(default)]
+    exclusions: Vec<RawExclusion>,
+    aggregation: Option<RawAggregation>,
+    #[serde(default)]
+    constants: Vec<Constant>,
+}
+
+fn default_severity() -> Severity {
+    Severity::Medium
+}
+
+fn default_status() -> Status {
+    Status::Experimental
+}
+
+/// A UUID in its canonical 8-4-4-4-12 hexadecimal form.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct RuleId(String);
+
+impl TryFrom<String> for RuleId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if is_uuid(&s) {
+            Ok(RuleId(s.to_ascii_lowercase()))
+        } else {
+            Err(format!(
+                "id `{s}` is not a UUID: expected 8-4-4-4-12 hexadecimal digits, e.g. b05f18dd-69df-4dc3-9eed-04b29d379ee5"
+            ))
+        }
+    }
+}
+
+pub(crate) fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `5d`, `12h`, `30m` or `90s`.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct WindowText(Window);
+
+impl TryFrom<String> for WindowText {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        parse_window(&s).map(WindowText)
+    }
+}
+
+pub(crate) fn parse_window(s: &str) -> Result<Window, String> {
+    let bad = || format!("window `{s}` is not a duration: expected a positive number and a unit d, h, m or s, e.g. 5d");
+    let unit_at = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (digits, unit) = s.split_at(unit_at);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let size = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(size) {
+        Some(seconds) if seconds > 0 => Ok(Window { seconds }),
+        _ => Err(bad()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// One map is either a group (`all`, `any`, `not`) or a predicate (`field` and one kind).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawExprKeys")]
+struct RawExpr(Expr);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExprKeys {
+    all: Option<Vec<RawExpr>>,
+    any: Option<Vec<RawExpr>>,
+    not: Option<Box<RawExpr>>,
+    field: Option<String>,
+    equals: Option<OneOrMany>,
+    has: Option<OneOrMany>,
+    contains: Option<OneOrMany>,
+    prefix: Option<OneOrMany>,
+    suffix: Option<OneOrMany>,
+    regex: Option<OneOrMany>,
+    empty: Option<bool>,
+    not_empty: Option<bool>,
+    case: Option<Case>,
+    #[serde(rename = "match")]
+    quantifier: Option<Quantifier>,
+}
+
+impl TryFrom<RawExprKeys> for RawExpr {
+    type Error = String;
+
+    fn try_from(k: RawExprKeys) -> Result<Self, String> {
+        let groups = [k.all.is_some(), k.any.is_some(), k.not.is_some()];
+        let group_count = groups.iter().filter(|g| **g).count();
+        let mut kinds: Vec<(MatchKind, Vec<String>)> = Vec::new();
+        for (kind, values) in [
+            (MatchKind::Equals, k.equals),
+            (MatchKind::Term, k.has),
+            (MatchKind::Contains, k.contains),
+            (MatchKind::Prefix, k.prefix),
+            (MatchKind::Suffix, k.suffix),
+            (MatchKind::Regex, k.regex),
+        ] {
+            if let Some(v) = values {
+                kinds.push((kind, v.into_vec()));
+            }
+        }
+        for (kind, flag) in [(MatchKind::Empty, k.empty), (MatchKind::NotEmpty, k.not_empty)] {
+            match flag {
+                Some(true) => kinds.push((kind, Vec::new())),
+                Some(false) => {
+                    return Err(format!(
+                        "`{}: false` is not allowed: write `{}: true`, or wrap it in `not`",
+                        kind.as_str(),
+                        kind.as_str()
+                    ));
+                }
+                None => {}
+            }
+        }
+        let predicate_keys = k.field.is_some() || !kinds.is_empty();
+        if group_count > 1 || (group_count == 1 && (predicate_keys || k.case.is_some())) {
+            return Err("a detection node is either one of `all`, `any`, `not`, or a predicate (`field` with one match kind), not both".into());
+        }
+        if let Some(xs) = k.all {
+            return Ok(RawExpr(Expr::All(xs.into_iter().map(|x| x.0).collect())));
+        }
+        if let Some(xs) = k.any {
+            return Ok(RawExpr(Expr::Any(xs.into_iter().map(|x| x.0).collect())));
+        }
+        if let Some(x) = k.not {
+            return Ok(RawExpr(Expr::Not(Box::new(x.0))));
+        }
+        let field = k.field.ok_or(
+            "a detection node needs `all`, `any`, `not`, or `field` with one of `equals`, `has`, `contains`, `prefix`, `suffix`, `regex`, `empty`, `not_empty`",
+        )?;
+        let (kind, values) = match kinds.len() {
+            1 => kinds.pop().expect("one kind"),
+            0 => {
+                return Err(format!(
+                    "predicate on `{field}` needs one match kind: `equals`, `has`, `contains`, `prefix`, `suffix`, `regex`, `empty` or `not_empty`"
+                ));
+            }
+            _ => {
+                let names: Vec<_> = kinds.iter().map(|(k, _)| format!("`{}`", k.as_str())).collect();
+                return Err(format!(
+                    "predicate on `{field}` has {} match kinds ({}): use one per predicate and combine them with `all` or `any`",
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+        };
+        if kind.takes_values() && values.is_empty() {
+            return Err(format!("`{}` on `{field}` needs at least one value", kind.as_str()));
+        }
+        if let Some(empty) = values.iter().position(|v| v.is_empty()) {
+            return Err(format!(
+                "value {} of `{}` on `{field}` is empty: use `empty: true` to test for a missing value",
+                empty + 1,
+                kind.as_str()
+            ));
+        }
+        if kind == MatchKind::Regex {
+            for v in &values {
+                regex::Regex::new(v)
+                    .map_err(|e| format!("invalid regex `{v}` on `{field}`: {e}"))?;
+            }
+        }
+        if !kind.takes_values() && k.quantifier.is_some() {
+            return Err(format!("`match` has no meaning for `{}`", kind.as_str()));
+        }
+        Ok(RawExpr(Expr::Match(Predicate {
+            field,
+            kind,
+            case: k.case.unwrap_or(Case::Insensitive),
+            values,
+            quantifier: k.quantifier.unwrap_or(Quantifier::Any),
+        })))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExclusion {
+    name: String,
+    scenario: String,
+    description: String,
+    drop_when: RawExpr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAggregation {
+    by: Vec<String>,
+    outputs: Vec<RawOutput>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    name: String,
+    function: AggName,
+    field: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum AggName {
+    Min,
+    Max,
+    DistinctSet,
+    DistinctCount,
+    Count,
+}
+
+impl RawOutput {
+    fn into_output(self) -> Result<Output, String> {
+        let function = match (self.function, self.field) {
+            (AggName::Count, None) => AggFunction::Count,
+            (AggName::Count, Some(_)) => {
+                return Err(format!("output `{}`: `count` takes no `field`", self.name));
+            }
+            (_, None) => {
+                return Err(format!("output `{}` needs a `field`", self.name));
+            }
+            (AggName::Min, Some(f)) => AggFunction::Min(f),
+            (AggName::Max, Some(f)) => AggFunction::Max(f),
+            (AggName::DistinctSet, Some(f)) => AggFunction::DistinctSet(f),
+            (AggName::DistinctCount, Some(f)) => AggFunction::DistinctCount(f),
+        };
+        Ok(Output {
+            name: self.name,
+            function,
+        })
+    }
+}
+
+/// Parse one rule in rmmc's format. `path` names the file in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Rule> {
+    let raw: RawRule = serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    let aggregation = match raw.aggregation {
+        None => None,
+        Some(a) => Some(Aggregation {
+            group_by: a.by,
+            outputs: a
+                .outputs
+                .into_iter()
+                .map(RawOutput::into_output)
+                .collect::<Result<_, String>>()
+                .map_err(|m| {
+                    let at = locate(text, "aggregation:");
+                    located(Error::new(ErrorKind::Schema, m).in_file(path), at)
+                })?,
+        }),
+    };
+    Ok(Rule {
+        meta: Metadata {
+            id: raw.id.0,
+            name: raw.name,
+            description: raw.description,
+            references: raw.references,
+            author: raw.author,
+            tool: raw.tool,
+            tactics: raw.tactics,
+            techniques: raw.techniques,
+            severity: raw.severity,
+            status: raw.status,
+        },
+        source: raw.source,
+        window: raw.window.0,
+        detection: raw.detection.0,
+        exclusions: raw
+            .exclusions
+            .into_iter()
+            .map(|x| Exclusion {
+                name: x.name,
+                scenario: x.scenario,
+                description: x.description,
+                drop_when: x.drop_when.0,
+            })
+            .collect(),
+        aggregation,
+        constants: raw.constants,
+    })
+}
+
+/// Turn a serde_yaml error into an rmmc error with the file, line and column.
+pub(crate) fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
+    let text = e.to_string();
+    // serde_yaml appends " at line L column C" to the message; the location is kept apart.
+    let message = match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text.clone(),
+    };
+    let kind = if message.contains("unknown field")
+        || message.contains("missing field")
+        || message.contains("invalid type")
+        || message.contains("unknown variant")
+        || message.starts_with("a detection node")
+        || message.starts_with("predicate on")
+    {
+        ErrorKind::Schema
+    } else if message.contains("is not a UUID")
+        || message.contains("is not a duration")
+        || message.contains("invalid regex")
+        || message.contains("is empty")
+        || message.contains("needs at least one value")
+    {
+        ErrorKind::InvalidValue
+    } else {
+        ErrorKind::Syntax
+    };
+    let err = Error::new(kind, message).in_file(path);
+    match e.location() {
+        Some(loc) => err.at(loc.line(), loc.column()),
+        None => err,
+    }
+}
+
+/// The 1-based line and column of the first occurrence of `needle`.
+pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
+    let offset = text.find(needle)?;
+    Some(line_col(text, offset))
+}
+
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+pub(crate) fn located(err: Error, at: Option<(usize, usize)>) -> Error {
+    match at {
+        Some((l, c)) => err.at(l, c),
+        None => err,
+    }
+}
