@@ -1,1 +1,378 @@
-fn main() {}
+//! The `rmmc` command line: a thin layer over the library.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rmmc::fixtures;
+use rmmc::pack::{self, BuildOptions, Stale};
+use rmmc::{Backends, Errors, Fidelity, Target};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const EXIT_ERROR: u8 = 1;
+const EXIT_STALE: u8 = 3;
+const EXIT_TEST_FAILED: u8 = 4;
+
+#[derive(Parser)]
+#[command(
+    name = "rmmc",
+    version,
+    about = "Compile RMM-abuse detection rules to KQL, Splunk SPL, Elastic EQL and Sigma",
+    long_about = "rmmc compiles detection rules for abused Remote Monitoring and Management tools \
+(MITRE ATT&CK T1219) from one rule format (or Microsoft Sentinel hunting-query YAML) to KQL, \
+Splunk SPL, Elastic EQL and Sigma, keeping each predicate's exact meaning, and reports per rule \
+and target where a language can only approximate it.",
+    after_help = "Examples:
+  rmmc build                          build all targets for rules/ into out/
+  rmmc build --target spl rules/netsupport
+  rmmc build --check                  fail (exit 3) if out/ is stale, with diffs
+  rmmc explain rules/netsupport/filesig.yaml --target kql
+  rmmc test                           run every rule's fixtures
+
+Exit codes:
+  0  success
+  1  bad input or a failed build (nothing is written)
+  2  command-line usage error
+  3  build --check: out/ is stale or incomplete
+  4  test: a fixture disagrees with the reference evaluator or its expected rows"
+)]
+struct Cli {
+    /// Read templates and field maps from DIR instead of the embedded backends/.
+    #[arg(long, global = true, value_name = "DIR")]
+    backends: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TargetArg {
+    Kql,
+    Spl,
+    Eql,
+    Sigma,
+    All,
+}
+
+impl TargetArg {
+    fn targets(self) -> Vec<Target> {
+        match self {
+            TargetArg::Kql => vec![Target::Kql],
+            TargetArg::Spl => vec![Target::Spl],
+            TargetArg::Eql => vec![Target::Eql],
+            TargetArg::Sigma => vec![Target::Sigma],
+            TargetArg::All => Target::ALL.to_vec(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListWhat {
+    Targets,
+    Rules,
+    Profiles,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IrFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile rules into packs under out/<target>/.
+    #[command(after_help = "Examples:
+  rmmc build
+  rmmc build --target kql --out packs 'rules/**/filesig.yaml'
+  rmmc build --strict            approximations become errors
+  rmmc build --check             compare with out/, print diffs, exit 3 if stale")]
+    Build {
+        /// Target language.
+        #[arg(long, value_enum, default_value = "all")]
+        target: TargetArg,
+        /// Rule files, folders or glob patterns.
+        #[arg(default_value = "rules")]
+        rules: Vec<String>,
+        /// Output root; each target writes OUT/<target>/.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Field-map profile (see `rmmc list profiles`); default: each target's default.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Fail on any approximation instead of reporting it.
+        #[arg(long)]
+        strict: bool,
+        /// Write nothing: compare with OUT and exit 3 if anything differs.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Parse, map and lower every rule for every target; write nothing.
+    Check {
+        #[arg(default_value = "rules")]
+        rules: Vec<String>,
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long)]
+        strict: bool,
+    },
+    /// List targets, rules or profiles.
+    List {
+        #[arg(value_enum)]
+        what: ListWhat,
+        #[arg(long, default_value = "rules")]
+        rules: Vec<String>,
+    },
+    /// Print a rule's IR, or with --target its query and fidelity verdict.
+    Explain {
+        rule: PathBuf,
+        #[arg(long, value_enum)]
+        target: Option<TargetArg>,
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: IrFormat,
+    },
+    /// Run each rule's fixtures (RULE.fixtures.yaml) through the reference evaluator
+    /// and compare with RULE.expected.json. RMMC_BLESS=1 rewrites the expectations.
+    Test {
+        #[arg(default_value = "rules")]
+        rules: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn backends(dir: &Option<PathBuf>) -> Result<Backends, Errors> {
+    Ok(match dir {
+        Some(d) => Backends::from_dir(d)?,
+        None => Backends::embedded()?,
+    })
+}
+
+fn run(cli: Cli) -> Result<u8, Errors> {
+    let backends = backends(&cli.backends)?;
+    match cli.command {
+        Command::Build {
+            target,
+            rules,
+            out,
+            profile,
+            strict,
+            check,
+        } => {
+            let sources = pack::discover(&rules)?;
+            let options = BuildOptions {
+                targets: target.targets(),
+                profile,
+                strict,
+            };
+            let build = pack::build(&sources, &backends, &options)?;
+            report(&build);
+            if check {
+                let stale = pack::check(&build, &out)?;
+                for s in &stale {
+                    match s {
+                        Stale::Missing(p) => println!("missing: {}", p.display()),
+                        Stale::Extra(p) => println!("not produced by the rules (remove it): {}", p.display()),
+                        Stale::Changed { path, diff } => {
+                            println!("stale: {}", path.display());
+                            print!("{diff}");
+                        }
+                    }
+                }
+                if stale.is_empty() {
+                    println!(
+                        "{} is up to date: {} rule(s) x {} target(s)",
+                        out.display(),
+                        sources.len(),
+                        options.targets.len()
+                    );
+                    Ok(0)
+                } else {
+                    println!("{} file(s) in {} are stale: run `rmmc build`", stale.len(), out.display());
+                    Ok(EXIT_STALE)
+                }
+            } else {
+                pack::write(&build, &out)?;
+                println!(
+                    "wrote {} file(s) for {} rule(s) x {} target(s) to {}",
+                    build.files.len(),
+                    sources.len(),
+                    options.targets.len(),
+                    out.display()
+                );
+                Ok(0)
+            }
+        }
+        Command::Check { rules, profile, strict } => {
+            let sources = pack::discover(&rules)?;
+            let options = BuildOptions {
+                targets: Target::ALL.to_vec(),
+                profile,
+                strict,
+            };
+            let build = pack::build(&sources, &backends, &options)?;
+            report(&build);
+            println!("ok: {} rule(s) x {} target(s)", sources.len(), options.targets.len());
+            Ok(0)
+        }
+        Command::List { what, rules } => {
+            match what {
+                ListWhat::Targets => {
+                    for t in Target::ALL {
+                        println!("{:<6} {}", t.as_str(), t.describe());
+                    }
+                }
+                ListWhat::Profiles => {
+                    for t in Target::ALL {
+                        for p in backends.profiles(t) {
+                            let default = if p.default { " (default)" } else { "" };
+                            println!("{:<6} {}{default}: {}", t.as_str(), p.name, p.description.trim());
+                        }
+                    }
+                }
+                ListWhat::Rules => {
+                    let sources = pack::discover(&rules)?;
+                    let loaded = pack::load_rules(&sources, &backends)?;
+                    for (s, p) in loaded {
+                        println!(
+                            "{}  {:<18} {:<12} {}  ({})",
+                            p.rule.meta.id,
+                            p.rule.source.as_str(),
+                            p.rule.meta.tool,
+                            p.rule.meta.name,
+                            s.path.display()
+                        );
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Explain {
+            rule,
+            target,
+            profile,
+            format,
+        } => {
+            let text = std::fs::read_to_string(&rule).map_err(|e| rmmc::Error::new(rmmc::ErrorKind::Io, format!("cannot read `{}`: {e}", rule.display())).in_file(&rule))?;
+            let compiler = rmmc::Compiler::with_backends(backends)?;
+            let parsed = rmmc::parse::parse_rule(&rule, &text, compiler.backends())?;
+            for w in &parsed.warnings {
+                eprintln!("{}: warning: {w}", rule.display());
+            }
+            match target {
+                None => {
+                    let out = match format {
+                        IrFormat::Yaml => serde_yaml::to_string(&parsed.rule).expect("IR serializes"),
+                        IrFormat::Json => serde_json::to_string_pretty(&parsed.rule).expect("IR serializes") + "\n",
+                    };
+                    print!("{out}");
+                }
+                Some(t) => {
+                    for target in t.targets() {
+                        let r = compiler.compile(&parsed.rule, target, profile.as_deref())?;
+                        println!("== {target} ==");
+                        println!("{}", r.query.trim_end());
+                        println!("-- fidelity: {}", verdict(&r.fidelity));
+                        if let Fidelity::Approximate(list) = &r.fidelity {
+                            for a in list {
+                                println!("--   {}: {}", a.construct, a.reason);
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Test { rules } => run_tests(&rules, &backends),
+    }
+}
+
+fn verdict(f: &Fidelity) -> &'static str {
+    if f.is_exact() { "exact" } else { "approximate" }
+}
+
+/// Print warnings and approximations to stderr.
+fn report(build: &pack::Build) {
+    for (file, w) in &build.warnings {
+        eprintln!("{}: warning: {w}", file.display());
+    }
+    for r in &build.rendered {
+        if let Fidelity::Approximate(list) = &r.fidelity {
+            for a in list {
+                eprintln!(
+                    "{}: approximate [{}]: {}: {}",
+                    r.source_file.display(),
+                    r.target,
+                    a.construct,
+                    a.reason
+                );
+            }
+        }
+    }
+}
+
+fn run_tests(rules: &[String], backends: &Backends) -> Result<u8, Errors> {
+    let sources = pack::discover(rules)?;
+    let loaded = pack::load_rules(&sources, backends)?;
+    let bless = std::env::var_os("RMMC_BLESS").is_some_and(|v| !v.is_empty() && v != "0");
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for (source, parsed) in &loaded {
+        let fixture = fixtures::fixture_path(&source.path);
+        if !fixture.exists() {
+            println!("skip  {} (no {})", source.path.display(), file_name(&fixture));
+            skipped += 1;
+            continue;
+        }
+        let file = fixtures::load(&fixture)?;
+        let outcome = fixtures::run(&parsed.rule, &file, &fixture)?;
+        let expected_file = fixtures::expected_path(&source.path);
+        let mut problems = outcome.mismatches.clone();
+        let rendered = serde_json::to_string_pretty(&outcome.expected).expect("serializes") + "\n";
+        if bless {
+            std::fs::write(&expected_file, &rendered).map_err(|e| rmmc::Error::new(rmmc::ErrorKind::Io, e.to_string()).in_file(&expected_file))?;
+        } else {
+            match std::fs::read_to_string(&expected_file) {
+                Ok(existing) if existing == rendered => {}
+                Ok(existing) => problems.push(format!(
+                    "result rows differ from {} (RMMC_BLESS=1 rmmc test rewrites it after review):\n{}",
+                    file_name(&expected_file),
+                    pack::unified_diff(&existing, &rendered, &expected_file)
+                )),
+                Err(_) => problems.push(format!(
+                    "{} is missing: run RMMC_BLESS=1 rmmc test and review it",
+                    file_name(&expected_file)
+                )),
+            }
+        }
+        if problems.is_empty() {
+            println!(
+                "ok    {} ({} events, {} matched, {} rows)",
+                source.path.display(),
+                file.events.len(),
+                outcome.evaluation.matched.len(),
+                outcome.evaluation.rows.len()
+            );
+            passed += 1;
+        } else {
+            println!("FAIL  {}", source.path.display());
+            for p in problems {
+                println!("      {p}");
+            }
+            failed += 1;
+        }
+    }
+    println!("{passed} passed, {failed} failed, {skipped} skipped");
+    Ok(if failed > 0 { EXIT_TEST_FAILED } else { 0 })
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+}

@@ -190,9 +190,9 @@ fn corpus_parses_except_known_bad() {
     for (name, e) in &failures {
         match KNOWN_BAD.iter().find(|(n, _)| n == name) {
             None => unexpected.push(format!("unexpected failure {name}: {e}")),
-            Some((_, fragment)) if !e.message.contains(fragment) => {
-                unexpected.push(format!("{name}: expected an error with {fragment:?}, got {e}"))
-            }
+            Some((_, fragment)) if !e.message.contains(fragment) => unexpected.push(format!(
+                "{name}: expected an error with {fragment:?}, got {e}"
+            )),
             Some(_) => {}
         }
     }
@@ -225,11 +225,16 @@ fn xeox_network_query_is_a_precedence_trap() {
     };
     assert_eq!(alternatives.len(), 3);
     let Expr::All(first) = &alternatives[0] else {
-        panic!("expected `RemoteUrl ... and ...` first, got {:?}", alternatives[0]);
+        panic!(
+            "expected `RemoteUrl ... and ...` first, got {:?}",
+            alternatives[0]
+        );
     };
     assert_eq!(first[0].fields(), vec!["RemoteUrl"]);
     for alt in &alternatives[1..] {
-        assert!(matches!(alt, Expr::Match(p) if p.kind == MatchKind::Term && p.field != "RemoteUrl"));
+        assert!(
+            matches!(alt, Expr::Match(p) if p.kind == MatchKind::Term && p.field != "RemoteUrl")
+        );
     }
 }
 
@@ -256,4 +261,3 @@ fn corpus_prefixes_never_panic() {
         }
     }
 }
-

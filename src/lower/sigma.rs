@@ -289,6 +289,7 @@ impl Dialect for Sigma {
                 }
                 Some(json!({
                     "id": derived_id(&rule.meta.id),
+                    "title": format!("{} (event count)", rule.meta.name),
                     "group_by": by,
                     "timespan": rule.window.shorthand(),
                 }))
@@ -312,7 +313,7 @@ impl Dialect for Sigma {
             "correlation": correlation,
             "tags": tags,
             "rule_name": rule_name(&rule.meta.tool, rule.source.as_str()),
-            "false_positives": rule.exclusions.iter().map(|x| one_line(&format!("{}: {}", x.scenario, x.description))).collect::<Vec<_>>(),
+            "known_fps": rule.exclusions.iter().map(|x| one_line(&format!("{}: {}", x.scenario, x.description))).collect::<Vec<_>>(),
         }))
     }
 }
