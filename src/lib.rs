@@ -66,6 +66,7 @@ pub mod backends;
 pub mod error;
 pub mod eval;
 pub mod fixtures;
+pub mod import;
 pub mod ir;
 pub mod lower;
 pub mod pack;

@@ -7,6 +7,26 @@ use rmmc::{Backends, Errors, Fidelity, Target};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `println!` that ends the program quietly when stdout is closed (`rmmc ... | head`)
+/// instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 const EXIT_ERROR: u8 = 1;
 const EXIT_STALE: u8 = 3;
 const EXIT_TEST_FAILED: u8 = 4;
@@ -136,6 +156,29 @@ enum Command {
         #[arg(default_value = "rules")]
         rules: Vec<String>,
     },
+    /// Export each rule's fixture events mapped into a target's schema, with the
+    /// compiled query and the expected results, as one JSON object per line: data to
+    /// replay into a SIEM or an independent engine.
+    Fixtures {
+        #[arg(default_value = "rules")]
+        rules: Vec<String>,
+        #[arg(long, value_enum)]
+        target: TargetArg,
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Import Microsoft Sentinel hunting queries (YAML, or the fenced KQL of
+    /// RMM_AHQ_*.md files) as rmmc rules under --into (default rules/).
+    Import {
+        /// `sentinel`: the only source format so far.
+        #[arg(value_parser = ["sentinel"])]
+        format: String,
+        /// Files or folders to import.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, default_value = "rules")]
+        into: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -143,7 +186,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(errors) => {
-            eprintln!("{errors}");
+            esay!("{errors}");
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -179,16 +222,16 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 let stale = pack::check(&build, &out)?;
                 for s in &stale {
                     match s {
-                        Stale::Missing(p) => println!("missing: {}", p.display()),
-                        Stale::Extra(p) => println!("not produced by the rules (remove it): {}", p.display()),
+                        Stale::Missing(p) => say!("missing: {}", p.display()),
+                        Stale::Extra(p) => say!("not produced by the rules (remove it): {}", p.display()),
                         Stale::Changed { path, diff } => {
-                            println!("stale: {}", path.display());
-                            print!("{diff}");
+                            say!("stale: {}", path.display());
+                            say_raw!("{diff}");
                         }
                     }
                 }
                 if stale.is_empty() {
-                    println!(
+                    say!(
                         "{} is up to date: {} rule(s) x {} target(s)",
                         out.display(),
                         sources.len(),
@@ -196,12 +239,12 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                     );
                     Ok(0)
                 } else {
-                    println!("{} file(s) in {} are stale: run `rmmc build`", stale.len(), out.display());
+                    say!("{} file(s) in {} are stale: run `rmmc build`", stale.len(), out.display());
                     Ok(EXIT_STALE)
                 }
             } else {
                 pack::write(&build, &out)?;
-                println!(
+                say!(
                     "wrote {} file(s) for {} rule(s) x {} target(s) to {}",
                     build.files.len(),
                     sources.len(),
@@ -220,21 +263,21 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             };
             let build = pack::build(&sources, &backends, &options)?;
             report(&build);
-            println!("ok: {} rule(s) x {} target(s)", sources.len(), options.targets.len());
+            say!("ok: {} rule(s) x {} target(s)", sources.len(), options.targets.len());
             Ok(0)
         }
         Command::List { what, rules } => {
             match what {
                 ListWhat::Targets => {
                     for t in Target::ALL {
-                        println!("{:<6} {}", t.as_str(), t.describe());
+                        say!("{:<6} {}", t.as_str(), t.describe());
                     }
                 }
                 ListWhat::Profiles => {
                     for t in Target::ALL {
                         for p in backends.profiles(t) {
                             let default = if p.default { " (default)" } else { "" };
-                            println!("{:<6} {}{default}: {}", t.as_str(), p.name, p.description.trim());
+                            say!("{:<6} {}{default}: {}", t.as_str(), p.name, p.description.trim());
                         }
                     }
                 }
@@ -242,7 +285,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                     let sources = pack::discover(&rules)?;
                     let loaded = pack::load_rules(&sources, &backends)?;
                     for (s, p) in loaded {
-                        println!(
+                        say!(
                             "{}  {:<18} {:<12} {}  ({})",
                             p.rule.meta.id,
                             p.rule.source.as_str(),
@@ -265,7 +308,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             let compiler = rmmc::Compiler::with_backends(backends)?;
             let parsed = rmmc::parse::parse_rule(&rule, &text, compiler.backends())?;
             for w in &parsed.warnings {
-                eprintln!("{}: warning: {w}", rule.display());
+                esay!("{}: warning: {w}", rule.display());
             }
             match target {
                 None => {
@@ -273,17 +316,17 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                         IrFormat::Yaml => serde_yaml::to_string(&parsed.rule).expect("IR serializes"),
                         IrFormat::Json => serde_json::to_string_pretty(&parsed.rule).expect("IR serializes") + "\n",
                     };
-                    print!("{out}");
+                    say_raw!("{out}");
                 }
                 Some(t) => {
                     for target in t.targets() {
                         let r = compiler.compile(&parsed.rule, target, profile.as_deref())?;
-                        println!("== {target} ==");
-                        println!("{}", r.query.trim_end());
-                        println!("-- fidelity: {}", verdict(&r.fidelity));
+                        say!("== {target} ==");
+                        say!("{}", r.query.trim_end());
+                        say!("-- fidelity: {}", verdict(&r.fidelity));
                         if let Fidelity::Approximate(list) = &r.fidelity {
                             for a in list {
-                                println!("--   {}: {}", a.construct, a.reason);
+                                say!("--   {}: {}", a.construct, a.reason);
                             }
                         }
                     }
@@ -292,6 +335,14 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             Ok(0)
         }
         Command::Test { rules } => run_tests(&rules, &backends),
+        Command::Fixtures { rules, target, profile } => {
+            export_fixtures(&rules, &target.targets(), profile.as_deref(), backends)
+        }
+        Command::Import { format: _, paths, into } => {
+            let summary = rmmc::import::import_sentinel(&paths, &into, &backends)?;
+            say_raw!("{summary}");
+            Ok(if summary.failed() > 0 { EXIT_ERROR } else { 0 })
+        }
     }
 }
 
@@ -302,12 +353,12 @@ fn verdict(f: &Fidelity) -> &'static str {
 /// Print warnings and approximations to stderr.
 fn report(build: &pack::Build) {
     for (file, w) in &build.warnings {
-        eprintln!("{}: warning: {w}", file.display());
+        esay!("{}: warning: {w}", file.display());
     }
     for r in &build.rendered {
         if let Fidelity::Approximate(list) = &r.fidelity {
             for a in list {
-                eprintln!(
+                esay!(
                     "{}: approximate [{}]: {}: {}",
                     r.source_file.display(),
                     r.target,
@@ -327,7 +378,7 @@ fn run_tests(rules: &[String], backends: &Backends) -> Result<u8, Errors> {
     for (source, parsed) in &loaded {
         let fixture = fixtures::fixture_path(&source.path);
         if !fixture.exists() {
-            println!("skip  {} (no {})", source.path.display(), file_name(&fixture));
+            say!("skip  {} (no {})", source.path.display(), file_name(&fixture));
             skipped += 1;
             continue;
         }
@@ -353,7 +404,7 @@ fn run_tests(rules: &[String], backends: &Backends) -> Result<u8, Errors> {
             }
         }
         if problems.is_empty() {
-            println!(
+            say!(
                 "ok    {} ({} events, {} matched, {} rows)",
                 source.path.display(),
                 file.events.len(),
@@ -362,17 +413,67 @@ fn run_tests(rules: &[String], backends: &Backends) -> Result<u8, Errors> {
             );
             passed += 1;
         } else {
-            println!("FAIL  {}", source.path.display());
+            say!("FAIL  {}", source.path.display());
             for p in problems {
-                println!("      {p}");
+                say!("      {p}");
             }
             failed += 1;
         }
     }
-    println!("{passed} passed, {failed} failed, {skipped} skipped");
+    say!("{passed} passed, {failed} failed, {skipped} skipped");
     Ok(if failed > 0 { EXIT_TEST_FAILED } else { 0 })
 }
 
 fn file_name(p: &Path) -> String {
     p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+}
+
+fn export_fixtures(
+    rules: &[String],
+    targets: &[Target],
+    profile: Option<&str>,
+    backends: Backends,
+) -> Result<u8, Errors> {
+    let sources = pack::discover(rules)?;
+    let loaded = pack::load_rules(&sources, &backends)?;
+    let compiler = rmmc::Compiler::with_backends(backends)?;
+    for (source, parsed) in &loaded {
+        let fixture = fixtures::fixture_path(&source.path);
+        if !fixture.exists() {
+            continue;
+        }
+        let file = fixtures::load(&fixture)?;
+        let outcome = fixtures::run(&parsed.rule, &file, &fixture)?;
+        for &target in targets {
+            let p = compiler.backends().profile(target, profile)?;
+            let rendered = compiler.compile(&parsed.rule, target, Some(&p.name))?;
+            let mut events = Vec::new();
+            for e in &file.events {
+                events.push(serde_json::json!({
+                    "name": e.name,
+                    "expect": e.expect,
+                    "event": fixtures::map_event(&e.event, &parsed.rule, p)?,
+                }));
+            }
+            let line = serde_json::json!({
+                "rule": source.stem.to_string_lossy().replace('\\', "/"),
+                "rule_file": source.path.to_string_lossy(),
+                "id": parsed.rule.meta.id,
+                "source": parsed.rule.source,
+                "target": target,
+                "profile": p.name,
+                "settings": p.source(parsed.rule.source)?.settings,
+                "field_map": p.source(parsed.rule.source)?.fields,
+                "query": rendered.query,
+                "files": rendered.files.iter().map(|(path, text)| (path.to_string_lossy().to_string(), text.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+                "fidelity": rendered.fidelity,
+                "aggregation": parsed.rule.aggregation,
+                "now": file.now,
+                "events": events,
+                "expected": outcome.expected,
+            });
+            say!("{line}");
+        }
+    }
+    Ok(0)
 }
