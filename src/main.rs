@@ -186,7 +186,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(errors) => {
-            esay!("{errors}");
+            eprintln!("{errors}");
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -308,7 +308,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             let compiler = rmmc::Compiler::with_backends(backends)?;
             let parsed = rmmc::parse::parse_rule(&rule, &text, compiler.backends())?;
             for w in &parsed.warnings {
-                esay!("{}: warning: {w}", rule.display());
+                eprintln!("{}: warning: {w}", rule.display());
             }
             match target {
                 None => {
@@ -353,12 +353,12 @@ fn verdict(f: &Fidelity) -> &'static str {
 /// Print warnings and approximations to stderr.
 fn report(build: &pack::Build) {
     for (file, w) in &build.warnings {
-        esay!("{}: warning: {w}", file.display());
+        eprintln!("{}: warning: {w}", file.display());
     }
     for r in &build.rendered {
         if let Fidelity::Approximate(list) = &r.fidelity {
             for a in list {
-                esay!(
+                eprintln!(
                     "{}: approximate [{}]: {}: {}",
                     r.source_file.display(),
                     r.target,
