@@ -123,6 +123,9 @@ enum Command {
         /// Write nothing: compare with OUT and exit 3 if anything differs.
         #[arg(long)]
         check: bool,
+        /// List every approximation of every rule.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Parse, map and lower every rule for every target; write nothing.
     Check {
@@ -132,6 +135,8 @@ enum Command {
         profile: Option<String>,
         #[arg(long)]
         strict: bool,
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// List targets, rules or profiles.
     List {
@@ -209,6 +214,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             profile,
             strict,
             check,
+            verbose,
         } => {
             let sources = pack::discover(&rules)?;
             let options = BuildOptions {
@@ -217,7 +223,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 strict,
             };
             let build = pack::build(&sources, &backends, &options)?;
-            report(&build);
+            report(&build, verbose);
             if check {
                 let stale = pack::check(&build, &out)?;
                 for s in &stale {
@@ -254,7 +260,12 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 Ok(0)
             }
         }
-        Command::Check { rules, profile, strict } => {
+        Command::Check {
+            rules,
+            profile,
+            strict,
+            verbose,
+        } => {
             let sources = pack::discover(&rules)?;
             let options = BuildOptions {
                 targets: Target::ALL.to_vec(),
@@ -262,7 +273,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 strict,
             };
             let build = pack::build(&sources, &backends, &options)?;
-            report(&build);
+            report(&build, verbose);
             say!("ok: {} rule(s) x {} target(s)", sources.len(), options.targets.len());
             Ok(0)
         }
@@ -350,23 +361,44 @@ fn verdict(f: &Fidelity) -> &'static str {
     if f.is_exact() { "exact" } else { "approximate" }
 }
 
-/// Print warnings and approximations to stderr.
-fn report(build: &pack::Build) {
+/// Print warnings and the fidelity summary to stderr; each rule's approximations
+/// with `--verbose`.
+fn report(build: &pack::Build, verbose: bool) {
     for (file, w) in &build.warnings {
         eprintln!("{}: warning: {w}", file.display());
     }
+    let mut reasons: std::collections::BTreeMap<(Target, String), usize> = Default::default();
+    let mut totals: std::collections::BTreeMap<Target, (usize, usize)> = Default::default();
     for r in &build.rendered {
-        if let Fidelity::Approximate(list) = &r.fidelity {
-            for a in list {
-                eprintln!(
-                    "{}: approximate [{}]: {}: {}",
-                    r.source_file.display(),
-                    r.target,
-                    a.construct,
-                    a.reason
-                );
+        let t = totals.entry(r.target).or_default();
+        match &r.fidelity {
+            Fidelity::Exact => t.0 += 1,
+            Fidelity::Approximate(list) => {
+                t.1 += 1;
+                for a in list {
+                    if verbose {
+                        eprintln!(
+                            "{}: approximate [{}]: {}: {}",
+                            r.source_file.display(),
+                            r.target,
+                            a.construct,
+                            a.reason
+                        );
+                    }
+                    *reasons.entry((r.target, a.reason.clone())).or_default() += 1;
+                }
             }
         }
+    }
+    for ((target, reason), n) in &reasons {
+        eprintln!("approximate [{target}] x{n}: {reason}");
+    }
+    let line: Vec<String> = totals
+        .iter()
+        .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
+        .collect();
+    if !line.is_empty() {
+        eprintln!("fidelity: {}{}", line.join(", "), if verbose { "" } else { " (--verbose lists each rule)" });
     }
 }
 

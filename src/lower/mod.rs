@@ -292,6 +292,19 @@ pub fn lower(rule: &Rule, rule_file: &Path, target: Target, profile: &Profile) -
     })
 }
 
+/// One predicate on one target, as the target writes it, with the approximations it
+/// needs: the per-target operator table, visible on its own (`tests/constructs.rs`
+/// shows every construct on every target side by side).
+pub fn predicate_text(target: Target, field: &str, p: &Predicate) -> (String, Vec<Approximation>) {
+    let mut notes = Notes::default();
+    let text = target.dialect().predicate(field, p, &mut notes);
+    let approximations = match notes.into_fidelity() {
+        Fidelity::Exact => Vec::new(),
+        Fidelity::Approximate(list) => list,
+    };
+    (text, approximations)
+}
+
 /// Is any letter of the values one whose case a Unicode-folding engine would fold
 /// although KQL (ASCII folding) does not?
 pub(crate) fn has_non_ascii_cased(values: &[String]) -> bool {

@@ -3,6 +3,10 @@
 //! `where` with the exact condition: `match()` for whole terms, affixes and
 //! case-insensitive equality, `==` for case-sensitive equality. Missing fields are
 //! first filled with `""`, as KQL reads them, so `NOT` never meets a null.
+//!
+//! The window is KQL's `between (now(-5d) .. now())`, inclusive at both ends:
+//! `earliest=-5d` is inclusive, but `latest` is exclusive, so the search runs to
+//! `latest=+1s` and `where _time<=now()` (the search's start time) ends it exactly.
 
 use super::{Dialect, LowerInput, Notes, note_unicode_folding, one_line};
 use crate::error::{Error, ErrorKind, Result};
@@ -231,10 +235,6 @@ impl Dialect for Spl {
                 Some(json!({ "outputs": outputs, "by": by }))
             }
         };
-        notes.approximate(
-            "time window end",
-            "Splunk's latest=now excludes an event stamped exactly at search time; KQL's between includes it",
-        );
         let constants: Vec<_> = rule
             .constants
             .iter()
