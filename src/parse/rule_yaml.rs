@@ -217,8 +217,11 @@ impl TryFrom<RawExprKeys> for RawExpr {
         }
         if kind == MatchKind::Regex {
             for v in &values {
-                regex::Regex::new(v)
-                    .map_err(|e| format!("invalid regex `{v}` on `{field}`: {e}"))?;
+                regex::Regex::new(v).map_err(|e| {
+                    let detail = e.to_string();
+                    let reason = detail.lines().last().unwrap_or("").trim_start_matches("error: ");
+                    format!("invalid regex `{v}` on `{field}`: {reason}")
+                })?;
             }
         }
         if !kind.takes_values() && k.quantifier.is_some() {
@@ -292,7 +295,7 @@ impl RawOutput {
 
 /// Parse one rule in rmmc's format. `path` names the file in errors.
 pub fn parse(path: &Path, text: &str) -> Result<Rule> {
-    let raw: RawRule = serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    let raw: RawRule = serde_yaml::from_str(text).map_err(|e| yaml_error_in(path, text, &e))?;
     let aggregation = match raw.aggregation {
         None => None,
         Some(a) => Some(Aggregation {
@@ -368,6 +371,25 @@ pub(crate) fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
     let err = Error::new(kind, message).in_file(path);
     match e.location() {
         Some(loc) => err.at(loc.line(), loc.column()),
+        None => err,
+    }
+}
+
+/// Like [`yaml_error`], but where serde_yaml could only point at the start of the
+/// document (it does for errors raised while converting a value), point at the first
+/// place the text holds the value the message quotes in backticks.
+pub(crate) fn yaml_error_in(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
+    let err = yaml_error(path, e);
+    let at_start = e.location().is_none_or(|l| l.line() == 1 && l.column() == 1);
+    if !at_start {
+        return err;
+    }
+    let quoted = err.message().split('`').nth(1).filter(|q| !q.is_empty());
+    match quoted.and_then(|q| locate(text, q)) {
+        Some((line, column)) => {
+            let e2 = Error::new(err.kind(), err.message()).in_file(path);
+            e2.at(line, column)
+        }
         None => err,
     }
 }
