@@ -1,0 +1,195 @@
+//! The command line as a user meets it: exit codes, messages, and that a failed
+//! build leaves `out/` as it was.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rmmc(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rmmc"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("rmmc runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A scratch folder with a copy of the bundled NetSupport rules.
+fn workspace(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rmmc-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let rules = dir.join("rules/netsupport");
+    std::fs::create_dir_all(&rules).unwrap();
+    for f in ["filesig.yaml", "createproc.yaml", "netconn.yaml"] {
+        std::fs::copy(Path::new("rules/netsupport").join(f), rules.join(f)).unwrap();
+    }
+    dir
+}
+
+fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut files: Vec<(PathBuf, String)> = glob::glob(&format!("{}/**/*", dir.display()))
+        .unwrap()
+        .map(|p| p.unwrap())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let t = std::fs::read_to_string(&p).unwrap();
+            (p, t)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn build_writes_every_target_then_check_passes() {
+    let ws = workspace("build");
+    let o = rmmc(&["build"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    for f in [
+        "out/kql/netsupport/filesig.kql",
+        "out/kql/netsupport/filesig.yaml",
+        "out/spl/savedsearches.conf",
+        "out/eql/rules.ndjson",
+        "out/sigma/netsupport/netconn.yml",
+        "out/eql/FIDELITY.md",
+    ] {
+        assert!(ws.join(f).is_file(), "{f} missing:\n{}", text(&o));
+    }
+    let o = rmmc(&["build", "--check"], &ws);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("up to date"), "{}", text(&o));
+}
+
+#[test]
+fn check_reports_a_stale_pack_with_a_diff_and_exit_3() {
+    let ws = workspace("stale");
+    assert!(rmmc(&["build"], &ws).status.success());
+    let kql = ws.join("out/kql/netsupport/filesig.kql");
+    let edited = std::fs::read_to_string(&kql).unwrap().replace("netsupport", "netsupp0rt");
+    std::fs::write(&kql, edited).unwrap();
+    std::fs::write(ws.join("out/kql/leftover.kql"), "x").unwrap();
+    std::fs::remove_file(ws.join("out/spl/savedsearches.conf")).unwrap();
+    let o = rmmc(&["build", "--check"], &ws);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("-| where Signer has \"netsupp0rt\""), "{t}");
+    assert!(t.contains("+| where Signer has \"netsupport\""), "{t}");
+    assert!(t.contains("leftover.kql"), "{t}");
+    assert!(t.contains("missing:") && t.contains("savedsearches.conf"), "{t}");
+}
+
+#[test]
+fn a_failed_build_leaves_out_untouched() {
+    let ws = workspace("atomic");
+    assert!(rmmc(&["build"], &ws).status.success());
+    let before = snapshot(&ws.join("out"));
+    std::fs::write(
+        ws.join("rules/netsupport/broken.yaml"),
+        "id: 6f1c7a52-0b7e-4d33-9a4e-1f0c2d3e4b5a\nname: [unclosed\n",
+    )
+    .unwrap();
+    let o = rmmc(&["build"], &ws);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("broken.yaml:2:"), "{}", text(&o));
+    assert_eq!(snapshot(&ws.join("out")), before);
+}
+
+#[test]
+fn strict_turns_approximations_into_errors() {
+    let ws = workspace("strict");
+    let o = rmmc(&["build", "--strict", "--target", "eql"], &ws);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("error[approximation]: --strict: eql can only approximate aggregation"), "{}", text(&o));
+    assert!(!ws.join("out").exists());
+    let o = rmmc(&["build", "--strict", "--target", "kql"], &ws);
+    assert!(o.status.success(), "KQL is exact: {}", text(&o));
+}
+
+#[test]
+fn unknown_target_and_profile_list_the_valid_ones() {
+    let ws = workspace("names");
+    let o = rmmc(&["build", "--target", "splunk"], &ws);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("[possible values: kql, spl, eql, sigma, all]"), "{}", text(&o));
+    let o = rmmc(&["build", "--target", "eql", "--profile", "sysmon"], &ws);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("unknown profile `sysmon` for target `eql`: expected one of ecs, defender"), "{}", text(&o));
+}
+
+#[test]
+fn empty_and_unreadable_inputs_are_errors() {
+    let ws = workspace("empty");
+    std::fs::create_dir_all(ws.join("nothing")).unwrap();
+    let o = rmmc(&["build", "nothing"], &ws);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("error[empty-rule-set]: no rule files"), "{}", text(&o));
+    let o = rmmc(&["build", "no/such/rules.yaml"], &ws);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("error[io]: cannot read `no/such/rules.yaml`"), "{}", text(&o));
+}
+
+#[test]
+fn an_unmapped_field_names_rule_field_target_and_map_file() {
+    let ws = workspace("unmapped");
+    let profiles = ws.join("mybackends/spl/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let profile = std::fs::read_to_string("backends/spl/profiles/defender.yaml")
+        .unwrap()
+        .replace("      process.pe.company: ProcessVersionInfoCompanyName\n", "");
+    std::fs::write(profiles.join("defender.yaml"), profile).unwrap();
+    let o = rmmc(&["--backends", "mybackends", "build", "--target", "spl", "rules/netsupport/createproc.yaml"], &ws);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("rules/netsupport/createproc.yaml: error[unmapped-field]: field `process.pe.company`"), "{t}");
+    assert!(t.contains("target `spl`") && t.contains("mybackends/spl/profiles/defender.yaml"), "{t}");
+}
+
+#[test]
+fn one_rule_file_builds_to_the_same_place_as_its_folder() {
+    let ws = workspace("single");
+    let o = rmmc(&["build", "--target", "kql", "rules/netsupport/filesig.yaml", "--out", "packs"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(ws.join("packs/kql/netsupport/filesig.kql").is_file());
+}
+
+#[test]
+fn explain_prints_the_ir_and_each_target() {
+    let ws = workspace("explain");
+    let o = rmmc(&["explain", "rules/netsupport/filesig.yaml", "--format", "json"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    let ir: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ir["detection"]["match"]["kind"], "term");
+    assert_eq!(ir["detection"]["match"]["case"], "insensitive");
+    let o = rmmc(&["explain", "rules/netsupport/filesig.yaml", "--target", "all"], &ws);
+    let t = text(&o);
+    for header in ["== kql ==", "== spl ==", "== eql ==", "== sigma =="] {
+        assert!(t.contains(header), "{t}");
+    }
+    assert!(t.contains("-- fidelity: approximate"), "{t}");
+}
+
+#[test]
+fn list_shows_targets_profiles_and_rules() {
+    let ws = workspace("list");
+    let t = text(&rmmc(&["list", "targets"], &ws));
+    assert!(t.starts_with("kql"), "{t}");
+    let t = text(&rmmc(&["list", "profiles"], &ws));
+    assert!(t.contains("eql    ecs (default)"), "{t}");
+    let t = text(&rmmc(&["list", "rules"], &ws));
+    assert!(t.contains("b05f18dd-69df-4dc3-9eed-04b29d379ee5"), "{t}");
+}
+
+#[test]
+fn test_command_fails_when_expected_rows_are_missing() {
+    let ws = workspace("fixtures");
+    std::fs::copy("rules/netsupport/filesig.fixtures.yaml", ws.join("rules/netsupport/filesig.fixtures.yaml")).unwrap();
+    let o = rmmc(&["test"], &ws);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("filesig.expected.json is missing"), "{}", text(&o));
+    std::fs::copy("rules/netsupport/filesig.expected.json", ws.join("rules/netsupport/filesig.expected.json")).unwrap();
+    let o = rmmc(&["test"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("1 passed, 0 failed, 2 skipped"), "{}", text(&o));
+}
