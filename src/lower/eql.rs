@@ -72,7 +72,8 @@ impl Dialect for Eql {
             Case::Sensitive => "regex",
         };
         let many = p.values.len() > 1;
-        let plain_values = !p.values.iter().any(|v| has_wildcard(v));
+        let classes = super::needs_ascii_classes(p);
+        let plain_values = !p.values.iter().any(|v| has_wildcard(v)) && !classes;
         let list = |values: &[String]| values.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ");
         match (p.kind, p.case, p.quantifier) {
             (MatchKind::Empty, _, _) => return format!("({f} == null or {f} == \"\")"),
@@ -99,6 +100,23 @@ impl Dialect for Eql {
         }
         let one = |v: &String| -> String {
             let wild = has_wildcard(v);
+            if classes {
+                // `:` and `regex~` fold non-ASCII letters too: spell ASCII folding out.
+                let body = super::ascii_classes(v, lucene_escape);
+                let pattern = match p.kind {
+                    MatchKind::Equals => body,
+                    MatchKind::Contains => format!(".*{body}.*"),
+                    MatchKind::Prefix => format!("{body}.*"),
+                    MatchKind::Suffix => format!(".*{body}"),
+                    _ => format!("(.*[^a-zA-Z0-9])?{body}([^a-zA-Z0-9].*)?"),
+                };
+                let exact = format!("{f} regex {}", quote(&pattern));
+                return if p.kind == MatchKind::Term && !wild {
+                    format!("({f} : {} and {exact})", quote(&format!("*{v}*")))
+                } else {
+                    exact
+                };
+            }
             match (p.kind, p.case) {
                 (MatchKind::Equals, Case::Insensitive) if !wild => format!("{f} : {}", quote(v)),
                 (MatchKind::Equals, Case::Sensitive) => format!("{f} == {}", quote(v)),

@@ -12,7 +12,7 @@ mod spl;
 
 use crate::backends::Profile;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ir::{Case, DataSource, Exclusion, Expr, Predicate, Rule};
+use crate::ir::{Case, DataSource, Exclusion, Expr, MatchKind, Predicate, Rule};
 use crate::vocabulary;
 use serde::Serialize;
 use std::fmt;
@@ -313,10 +313,35 @@ pub(crate) fn has_non_ascii_cased(values: &[String]) -> bool {
     })
 }
 
+/// Does this predicate fold case over a value with non-ASCII cased letters? Then a
+/// target's native case-insensitive operator (which folds them) is not exact, and
+/// the target spells ASCII folding out as classes instead: `[Kk]rämer`.
+pub(crate) fn needs_ascii_classes(p: &Predicate) -> bool {
+    p.case == Case::Insensitive && p.kind != MatchKind::Regex && has_non_ascii_cased(&p.values)
+}
+
+/// The literal with each ASCII letter as a two-letter class and every other
+/// character escaped by `escape`: exact KQL-style ASCII case folding in any regex
+/// flavour, with no case-insensitive flag.
+pub(crate) fn ascii_classes(value: &str, escape: impl Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        if c.is_ascii_alphabetic() {
+            out.push('[');
+            out.push(c.to_ascii_uppercase());
+            out.push(c.to_ascii_lowercase());
+            out.push(']');
+        } else {
+            out.push_str(&escape(c.encode_utf8(&mut [0; 4])));
+        }
+    }
+    out
+}
+
 /// Record the approximation of folding non-ASCII letters, where a target's
-/// case-insensitive operator folds them and KQL does not.
+/// case-insensitive regex flag folds them and KQL does not (a user's own regex).
 pub(crate) fn note_unicode_folding(p: &Predicate, target: Target, notes: &mut Notes) {
-    if p.case == Case::Insensitive && has_non_ascii_cased(&p.values) {
+    if p.case == Case::Insensitive && p.kind == MatchKind::Regex && has_non_ascii_cased(&p.values) {
         notes.approximate(
             format!("case-insensitive `{}` on `{}`", p.kind.as_str(), p.field),
             format!(
@@ -335,10 +360,12 @@ pub(crate) fn note_unicode_folding(p: &Predicate, target: Target, notes: &mut No
 /// The regex of a whole-term match with Unicode letter/digit boundaries (PCRE, RE2,
 /// Rust regex): `(^|[^\p{L}\p{N}])NEEDLE($|[^\p{L}\p{N}])`.
 pub(crate) fn term_regex_unicode(needle: &str) -> String {
-    format!(
-        r"(^|[^\p{{L}}\p{{N}}]){}($|[^\p{{L}}\p{{N}}])",
-        regex::escape(needle)
-    )
+    term_regex_unicode_body(&regex::escape(needle))
+}
+
+/// The same around an already-escaped needle pattern.
+pub(crate) fn term_regex_unicode_body(needle_pattern: &str) -> String {
+    format!(r"(^|[^\p{{L}}\p{{N}}]){needle_pattern}($|[^\p{{L}}\p{{N}}])")
 }
 
 /// Text safe inside a one-line comment: control characters become spaces.
@@ -420,6 +447,17 @@ mod tests {
             ("Servably, Inc.", false),
         ] {
             assert_eq!(has_non_ascii_cased(&[value.to_string()]), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn ascii_classes_fold_ascii_letters_only() {
+        for (value, expected) in [
+            ("Krämer", "[Kk][Rr]ä[Mm][Ee][Rr]"),
+            ("OÜ.", r"[Oo]Ü\."),
+            ("a1-", r"[Aa]1\-"),
+        ] {
+            assert_eq!(ascii_classes(value, regex::escape), expected, "{value}");
         }
     }
 

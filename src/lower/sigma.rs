@@ -40,6 +40,27 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         ""
     };
     let plain = |v: &String| Value::String(escape_value(v));
+    if super::needs_ascii_classes(p) && p.kind.takes_values() {
+        // Sigma folds non-ASCII letters without |cased: spell ASCII folding out in |re.
+        let values = p
+            .values
+            .iter()
+            .map(|v| {
+                let body = super::ascii_classes(v, regex::escape);
+                Value::String(match p.kind {
+                    MatchKind::Equals => format!("^{body}$"),
+                    MatchKind::Contains => body,
+                    MatchKind::Prefix => format!("^{body}"),
+                    MatchKind::Suffix => format!("{body}$"),
+                    _ => super::term_regex_unicode_body(&body),
+                })
+            })
+            .collect();
+        return vec![Item {
+            key: format!("{field}|re{all}"),
+            values,
+        }];
+    }
     let (modifier, values): (&str, Vec<Value>) = match p.kind {
         MatchKind::Empty | MatchKind::NotEmpty => {
             return vec![

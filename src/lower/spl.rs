@@ -78,6 +78,20 @@ pub fn pcre_literal(kind: MatchKind, case: Case, value: &str) -> String {
     }
 }
 
+/// A PCRE pattern for a case-insensitive literal with non-ASCII cased letters:
+/// ASCII letters as classes, no `(?i)` (which would fold the non-ASCII ones too).
+pub fn pcre_ascii_folded(kind: MatchKind, value: &str) -> String {
+    let body = super::ascii_classes(value, regex::escape);
+    match kind {
+        MatchKind::Equals => format!(r"^{body}\z"),
+        MatchKind::Term => super::term_regex_unicode_body(&body),
+        MatchKind::Contains => body,
+        MatchKind::Prefix => format!("^{body}"),
+        MatchKind::Suffix => format!(r"{body}\z"),
+        MatchKind::Regex | MatchKind::Empty | MatchKind::NotEmpty => unreachable!("no literal"),
+    }
+}
+
 /// The search-time prefilter of one value: a case-insensitive wildcard term that
 /// matches every event the exact condition matches. `None` where SPL cannot say it
 /// (a literal `*` cannot be escaped in a search).
@@ -144,8 +158,10 @@ impl Dialect for Spl {
     fn predicate(&self, field: &str, p: &Predicate, notes: &mut Notes) -> String {
         note_unicode_folding(p, super::Target::Spl, notes);
         let f = where_field(field);
+        let classes = super::needs_ascii_classes(p);
         let one = |v: &String| match (p.kind, p.case) {
             (MatchKind::Equals, Case::Sensitive) => format!("{f}=={}", quote(v)),
+            (kind, _) if classes => format!("match({f}, {})", quote(&pcre_ascii_folded(kind, v))),
             (kind, case) => format!("match({f}, {})", quote(&pcre_literal(kind, case, v))),
         };
         match p.kind {
