@@ -41,6 +41,7 @@ fn every_construct_on_every_target() {
         ("isempty", p(Empty, Insensitive, Any, &[])),
         ("isnotempty", p(NotEmpty, Insensitive, Any, &[])),
         ("non-ASCII, folded", p(Term, Insensitive, Any, &["Krämer IT Solutions GmbH"])),
+        ("equals, non-ASCII", p(Equals, Insensitive, Any, &["DWSNET OÜ"])),
         ("hostile literal", p(Equals, Insensitive, Any, &["a\"b\\c*d?e|f'g"])),
         ("literal star", p(Contains, Insensitive, Any, &["*x*"])),
     ];
