@@ -14,16 +14,34 @@ use std::path::{Path, PathBuf};
 const EMBEDDED: &[(&str, &str)] = &[
     ("kql/query.tera", include_str!("../backends/kql/query.tera")),
     ("kql/rule.tera", include_str!("../backends/kql/rule.tera")),
-    ("kql/profiles/defender.yaml", include_str!("../backends/kql/profiles/defender.yaml")),
+    (
+        "kql/profiles/defender.yaml",
+        include_str!("../backends/kql/profiles/defender.yaml"),
+    ),
     ("spl/query.tera", include_str!("../backends/spl/query.tera")),
     ("spl/rule.tera", include_str!("../backends/spl/rule.tera")),
-    ("spl/profiles/defender.yaml", include_str!("../backends/spl/profiles/defender.yaml")),
+    (
+        "spl/profiles/defender.yaml",
+        include_str!("../backends/spl/profiles/defender.yaml"),
+    ),
     ("eql/query.tera", include_str!("../backends/eql/query.tera")),
     ("eql/rule.tera", include_str!("../backends/eql/rule.tera")),
-    ("eql/profiles/ecs.yaml", include_str!("../backends/eql/profiles/ecs.yaml")),
-    ("eql/profiles/defender.yaml", include_str!("../backends/eql/profiles/defender.yaml")),
-    ("sigma/rule.tera", include_str!("../backends/sigma/rule.tera")),
-    ("sigma/profiles/defender.yaml", include_str!("../backends/sigma/profiles/defender.yaml")),
+    (
+        "eql/profiles/ecs.yaml",
+        include_str!("../backends/eql/profiles/ecs.yaml"),
+    ),
+    (
+        "eql/profiles/defender.yaml",
+        include_str!("../backends/eql/profiles/defender.yaml"),
+    ),
+    (
+        "sigma/rule.tera",
+        include_str!("../backends/sigma/rule.tera"),
+    ),
+    (
+        "sigma/profiles/defender.yaml",
+        include_str!("../backends/sigma/profiles/defender.yaml"),
+    ),
 ];
 
 /// A field-map profile: which data a target's queries assume, and how canonical
@@ -117,7 +135,9 @@ impl Backends {
         for target in Target::ALL {
             let pattern = dir.join(target.as_str()).join("**").join("*");
             let pattern = pattern.to_string_lossy().to_string();
-            for entry in glob::glob(&pattern).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))? {
+            for entry in
+                glob::glob(&pattern).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?
+            {
                 let path = entry.map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
                 if !path.is_file() {
                     continue;
@@ -137,11 +157,15 @@ impl Backends {
     fn from_files(files: BTreeMap<String, String>, root: PathBuf) -> Result<Backends> {
         let mut profiles: BTreeMap<Target, Vec<Profile>> = BTreeMap::new();
         for (rel, text) in &files {
-            let Some((target, rest)) = rel.split_once('/') else { continue };
+            let Some((target, rest)) = rel.split_once('/') else {
+                continue;
+            };
             if !rest.starts_with("profiles/") || !rest.ends_with(".yaml") {
                 continue;
             }
-            let Ok(target) = target.parse::<Target>() else { continue };
+            let Ok(target) = target.parse::<Target>() else {
+                continue;
+            };
             let path = root.join(rel);
             let mut profile: Profile = serde_yaml::from_str(text)
                 .map_err(|e| crate::parse::rule_yaml::yaml_error(&path, &e))?;

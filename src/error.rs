@@ -120,7 +120,11 @@ impl Error {
     }
 
     pub(crate) fn io(path: &Path, err: std::io::Error) -> Self {
-        Error::new(ErrorKind::Io, format!("cannot read `{}`: {err}", path.display())).in_file(path)
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot read `{}`: {err}", path.display()),
+        )
+        .in_file(path)
     }
 }
 

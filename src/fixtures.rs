@@ -68,8 +68,11 @@ pub fn parse_now(now: &str, path: &Path) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(now)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
-            Error::new(ErrorKind::InvalidValue, format!("`now: {now}` is not an RFC 3339 time: {e}"))
-                .in_file(path)
+            Error::new(
+                ErrorKind::InvalidValue,
+                format!("`now: {now}` is not an RFC 3339 time: {e}"),
+            )
+            .in_file(path)
         })
 }
 

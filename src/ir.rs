@@ -105,7 +105,7 @@ impl Window {
     pub fn shorthand(&self) -> String {
         let s = self.seconds;
         for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-            if s % size == 0 && s >= size {
+            if s.is_multiple_of(size) && s >= size {
                 return format!("{}{unit}", s / size);
             }
         }

@@ -229,7 +229,9 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 for s in &stale {
                     match s {
                         Stale::Missing(p) => say!("missing: {}", p.display()),
-                        Stale::Extra(p) => say!("not produced by the rules (remove it): {}", p.display()),
+                        Stale::Extra(p) => {
+                            say!("not produced by the rules (remove it): {}", p.display())
+                        }
                         Stale::Changed { path, diff } => {
                             say!("stale: {}", path.display());
                             say_raw!("{diff}");
@@ -245,7 +247,11 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                     );
                     Ok(0)
                 } else {
-                    say!("{} file(s) in {} are stale: run `rmmc build`", stale.len(), out.display());
+                    say!(
+                        "{} file(s) in {} are stale: run `rmmc build`",
+                        stale.len(),
+                        out.display()
+                    );
                     Ok(EXIT_STALE)
                 }
             } else {
@@ -274,7 +280,11 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             };
             let build = pack::build(&sources, &backends, &options)?;
             report(&build, verbose);
-            say!("ok: {} rule(s) x {} target(s)", sources.len(), options.targets.len());
+            say!(
+                "ok: {} rule(s) x {} target(s)",
+                sources.len(),
+                options.targets.len()
+            );
             Ok(0)
         }
         Command::List { what, rules } => {
@@ -288,7 +298,12 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                     for t in Target::ALL {
                         for p in backends.profiles(t) {
                             let default = if p.default { " (default)" } else { "" };
-                            say!("{:<6} {}{default}: {}", t.as_str(), p.name, p.description.trim());
+                            say!(
+                                "{:<6} {}{default}: {}",
+                                t.as_str(),
+                                p.name,
+                                p.description.trim()
+                            );
                         }
                     }
                 }
@@ -315,7 +330,13 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             profile,
             format,
         } => {
-            let text = std::fs::read_to_string(&rule).map_err(|e| rmmc::Error::new(rmmc::ErrorKind::Io, format!("cannot read `{}`: {e}", rule.display())).in_file(&rule))?;
+            let text = std::fs::read_to_string(&rule).map_err(|e| {
+                rmmc::Error::new(
+                    rmmc::ErrorKind::Io,
+                    format!("cannot read `{}`: {e}", rule.display()),
+                )
+                .in_file(&rule)
+            })?;
             let compiler = rmmc::Compiler::with_backends(backends)?;
             let parsed = rmmc::parse::parse_rule(&rule, &text, compiler.backends())?;
             for w in &parsed.warnings {
@@ -324,8 +345,13 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             match target {
                 None => {
                     let out = match format {
-                        IrFormat::Yaml => serde_yaml::to_string(&parsed.rule).expect("IR serializes"),
-                        IrFormat::Json => serde_json::to_string_pretty(&parsed.rule).expect("IR serializes") + "\n",
+                        IrFormat::Yaml => {
+                            serde_yaml::to_string(&parsed.rule).expect("IR serializes")
+                        }
+                        IrFormat::Json => {
+                            serde_json::to_string_pretty(&parsed.rule).expect("IR serializes")
+                                + "\n"
+                        }
                     };
                     say_raw!("{out}");
                 }
@@ -346,10 +372,16 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             Ok(0)
         }
         Command::Test { rules } => run_tests(&rules, &backends),
-        Command::Fixtures { rules, target, profile } => {
-            export_fixtures(&rules, &target.targets(), profile.as_deref(), backends)
-        }
-        Command::Import { format: _, paths, into } => {
+        Command::Fixtures {
+            rules,
+            target,
+            profile,
+        } => export_fixtures(&rules, &target.targets(), profile.as_deref(), backends),
+        Command::Import {
+            format: _,
+            paths,
+            into,
+        } => {
             let summary = rmmc::import::import_sentinel(&paths, &into, &backends)?;
             say_raw!("{summary}");
             Ok(if summary.failed() > 0 { EXIT_ERROR } else { 0 })
@@ -398,7 +430,15 @@ fn report(build: &pack::Build, verbose: bool) {
         .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
         .collect();
     if !line.is_empty() {
-        eprintln!("fidelity: {}{}", line.join(", "), if verbose { "" } else { " (--verbose lists each rule)" });
+        eprintln!(
+            "fidelity: {}{}",
+            line.join(", "),
+            if verbose {
+                ""
+            } else {
+                " (--verbose lists each rule)"
+            }
+        );
     }
 }
 
@@ -410,7 +450,11 @@ fn run_tests(rules: &[String], backends: &Backends) -> Result<u8, Errors> {
     for (source, parsed) in &loaded {
         let fixture = fixtures::fixture_path(&source.path);
         if !fixture.exists() {
-            say!("skip  {} (no {})", source.path.display(), file_name(&fixture));
+            say!(
+                "skip  {} (no {})",
+                source.path.display(),
+                file_name(&fixture)
+            );
             skipped += 1;
             continue;
         }
@@ -420,7 +464,9 @@ fn run_tests(rules: &[String], backends: &Backends) -> Result<u8, Errors> {
         let mut problems = outcome.mismatches.clone();
         let rendered = serde_json::to_string_pretty(&outcome.expected).expect("serializes") + "\n";
         if bless {
-            std::fs::write(&expected_file, &rendered).map_err(|e| rmmc::Error::new(rmmc::ErrorKind::Io, e.to_string()).in_file(&expected_file))?;
+            std::fs::write(&expected_file, &rendered).map_err(|e| {
+                rmmc::Error::new(rmmc::ErrorKind::Io, e.to_string()).in_file(&expected_file)
+            })?;
         } else {
             match std::fs::read_to_string(&expected_file) {
                 Ok(existing) if existing == rendered => {}
@@ -457,7 +503,9 @@ fn run_tests(rules: &[String], backends: &Backends) -> Result<u8, Errors> {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
 }
 
 fn export_fixtures(

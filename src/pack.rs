@@ -18,7 +18,10 @@ pub struct RuleSource {
 
 /// Is this a rule file (and not a fixture, expectation or other YAML beside rules)?
 pub fn is_rule_file(path: &Path) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     (name.ends_with(".yaml") || name.ends_with(".yml"))
         && !name.ends_with(".fixtures.yaml")
         && !name.starts_with('.')
@@ -48,7 +51,10 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
                 .filter(|p| p.is_file() && is_rule_file(p))
                 .collect();
             for p in matches {
-                found.push(RuleSource { stem: stem_for_file(&p), path: p });
+                found.push(RuleSource {
+                    stem: stem_for_file(&p),
+                    path: p,
+                });
             }
         } else {
             return Err(Error::new(
@@ -65,7 +71,11 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
             ErrorKind::EmptyRuleSet,
             format!(
                 "no rule files (*.yaml, *.yml) in {}",
-                inputs.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+                inputs
+                    .iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
@@ -73,9 +83,8 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
 }
 
 fn glob_paths(pattern: &str) -> Result<Vec<PathBuf>> {
-    let paths = glob::glob(pattern).map_err(|e| {
-        Error::new(ErrorKind::Io, format!("bad glob pattern `{pattern}`: {e}"))
-    })?;
+    let paths = glob::glob(pattern)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("bad glob pattern `{pattern}`: {e}")))?;
     let mut out = Vec::new();
     for p in paths {
         out.push(p.map_err(|e| Error::io(e.path(), std::io::Error::other(e.to_string())))?);
@@ -115,7 +124,10 @@ pub struct Build {
 }
 
 /// Read and parse every rule, reporting every bad one.
-pub fn load_rules(sources: &[RuleSource], backends: &Backends) -> Result<Vec<(RuleSource, Parsed)>, Errors> {
+pub fn load_rules(
+    sources: &[RuleSource],
+    backends: &Backends,
+) -> Result<Vec<(RuleSource, Parsed)>, Errors> {
     let mut errors = Vec::new();
     let mut rules = Vec::new();
     for s in sources {
@@ -133,17 +145,29 @@ pub fn load_rules(sources: &[RuleSource], backends: &Backends) -> Result<Vec<(Ru
             errors.push(
                 Error::new(
                     ErrorKind::Conflict,
-                    format!("rule id {} is also used by {}", p.rule.meta.id, first.display()),
+                    format!(
+                        "rule id {} is also used by {}",
+                        p.rule.meta.id,
+                        first.display()
+                    ),
                 )
                 .in_file(&s.path),
             );
         }
     }
-    if errors.is_empty() { Ok(rules) } else { Err(Errors(errors)) }
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(Errors(errors))
+    }
 }
 
 /// Compile every rule for every target in memory.
-pub fn build(sources: &[RuleSource], backends: &Backends, options: &BuildOptions) -> Result<Build, Errors> {
+pub fn build(
+    sources: &[RuleSource],
+    backends: &Backends,
+    options: &BuildOptions,
+) -> Result<Build, Errors> {
     let rules = load_rules(sources, backends)?;
     let renderer = Renderer::new(backends)?;
     let mut errors = Vec::new();
@@ -177,17 +201,20 @@ pub fn build(sources: &[RuleSource], backends: &Backends, options: &BuildOptions
                         }
                         exclusion_warnings_done = true;
                     }
-                    if options.strict {
-                        if let Fidelity::Approximate(list) = &r.fidelity {
-                            for a in list {
-                                errors.push(
-                                    Error::new(
-                                        ErrorKind::Approximation,
-                                        format!("--strict: {target} can only approximate {}: {}", a.construct, a.reason),
-                                    )
-                                    .in_file(&source.path),
-                                );
-                            }
+                    if options.strict
+                        && let Fidelity::Approximate(list) = &r.fidelity
+                    {
+                        for a in list {
+                            errors.push(
+                                Error::new(
+                                    ErrorKind::Approximation,
+                                    format!(
+                                        "--strict: {target} can only approximate {}: {}",
+                                        a.construct, a.reason
+                                    ),
+                                )
+                                .in_file(&source.path),
+                            );
                         }
                     }
                     for (rel, text) in &r.files {
@@ -220,12 +247,20 @@ pub fn build(sources: &[RuleSource], backends: &Backends, options: &BuildOptions
 /// Per-target files that gather all rules: savedsearches.conf, rules.ndjson and the
 /// fidelity table.
 fn add_index_files(build: &mut Build, target: Target) {
-    let mut rendered: Vec<&Rendered> = build.rendered.iter().filter(|r| r.target == target).collect();
+    let mut rendered: Vec<&Rendered> = build
+        .rendered
+        .iter()
+        .filter(|r| r.target == target)
+        .collect();
     rendered.sort_by(|a, b| a.stem.cmp(&b.stem));
     let gather = |ext: &str| -> String {
         rendered
             .iter()
-            .filter_map(|r| r.files.iter().find(|(p, _)| p.extension().is_some_and(|e| e == ext)))
+            .filter_map(|r| {
+                r.files
+                    .iter()
+                    .find(|(p, _)| p.extension().is_some_and(|e| e == ext))
+            })
             .map(|(_, t)| t.trim_end().to_string() + "\n")
             .collect::<Vec<_>>()
             .join(if ext == "conf" { "\n" } else { "" })
@@ -233,11 +268,15 @@ fn add_index_files(build: &mut Build, target: Target) {
     match target {
         Target::Spl => {
             let text = gather("conf");
-            build.files.insert(Path::new("spl").join("savedsearches.conf"), text);
+            build
+                .files
+                .insert(Path::new("spl").join("savedsearches.conf"), text);
         }
         Target::Eql => {
             let text = gather("ndjson");
-            build.files.insert(Path::new("eql").join("rules.ndjson"), text);
+            build
+                .files
+                .insert(Path::new("eql").join("rules.ndjson"), text);
         }
         Target::Kql | Target::Sigma => {}
     }
@@ -262,7 +301,9 @@ fn add_index_files(build: &mut Build, target: Target) {
             detail.replace('|', "\\|")
         ));
     }
-    build.files.insert(Path::new(target.as_str()).join("FIDELITY.md"), table);
+    build
+        .files
+        .insert(Path::new(target.as_str()).join("FIDELITY.md"), table);
 }
 
 /// Write the packs under `out_dir`, replacing each target's folder whole. Every file
@@ -278,7 +319,9 @@ pub fn write(build: &Build, out_dir: &Path) -> Result<()> {
         }
         let result = (|| {
             for (rel, text) in &build.files {
-                let Ok(inner) = rel.strip_prefix(target.as_str()) else { continue };
+                let Ok(inner) = rel.strip_prefix(target.as_str()) else {
+                    continue;
+                };
                 let dest = staging.join(inner);
                 if let Some(parent) = dest.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -355,6 +398,9 @@ pub fn unified_diff(old: &str, new: &str, path: &Path) -> String {
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("{} (in out/)", path.display()), &format!("{} (rebuilt)", path.display()))
+        .header(
+            &format!("{} (in out/)", path.display()),
+            &format!("{} (rebuilt)", path.display()),
+        )
         .to_string()
 }

@@ -58,8 +58,8 @@ impl Renderer {
     }
 
     fn render(&self, name: &str, context: &Value) -> Result<String> {
-        let ctx = tera::Context::from_value(context.clone())
-            .map_err(|e| template_error(name, &e))?;
+        let ctx =
+            tera::Context::from_value(context.clone()).map_err(|e| template_error(name, &e))?;
         self.tera
             .render(name, &ctx)
             .map_err(|e| template_error(name, &e))
@@ -239,13 +239,16 @@ pub fn yaml_scalar(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars().next().is_some_and(|c| c.is_alphanumeric())
         && !s.ends_with(' ')
-        && s.chars().all(|c| c.is_alphanumeric() || " ._-/()".contains(c))
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || " ._-/()".contains(c))
         && !matches!(
             s.to_ascii_lowercase().as_str(),
             "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n" | "~"
         )
         && s.parse::<f64>().is_err()
-        && !s.chars().all(|c| c.is_ascii_digit() || c == '_' || c == '.' || c == '-');
+        && !s
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '_' || c == '.' || c == '-');
     if plain {
         s.to_string()
     } else {
@@ -267,7 +270,9 @@ pub fn yaml_block(s: &str, indent: usize) -> String {
         && !body.ends_with('\n')
         && !body.starts_with([' ', '\t'])
         && !body.contains('\r')
-        && body.chars().all(|c| c == '\n' || !c.is_control() || c == '\t')
+        && body
+            .chars()
+            .all(|c| c == '\n' || !c.is_control() || c == '\t')
         && body.lines().all(|l| !l.trim().is_empty() || l.is_empty());
     if !safe {
         return serde_json::to_string(s).expect("strings serialize");
@@ -285,7 +290,9 @@ pub fn yaml_block(s: &str, indent: usize) -> String {
 }
 
 fn filter_one_line(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
-    Ok(Value::String(crate::lower::one_line(&arg_string(value, "one_line")?)))
+    Ok(Value::String(crate::lower::one_line(&arg_string(
+        value, "one_line",
+    )?)))
 }
 
 /// A savedsearches.conf value: lines joined with ` \` continuations.
@@ -317,7 +324,10 @@ mod tests {
         for (value, expected) in [
             ("CommandAndControl", "CommandAndControl"),
             ("T1219", "T1219"),
-            ("Remote Management - NetSupport", "Remote Management - NetSupport"),
+            (
+                "Remote Management - NetSupport",
+                "Remote Management - NetSupport",
+            ),
             ("true", "\"true\""),
             ("123", "\"123\""),
             ("a: b", "\"a: b\""),
@@ -342,7 +352,14 @@ mod tests {
 
     #[test]
     fn yaml_blocks_read_back_as_the_text() {
-        for text in ["a\nb\n", "x: y\n- z", "a\n\nb\n", " lead", "q\"'\\", "tail  \n"] {
+        for text in [
+            "a\nb\n",
+            "x: y\n- z",
+            "a\n\nb\n",
+            " lead",
+            "q\"'\\",
+            "tail  \n",
+        ] {
             let doc = format!("k: {}\n", yaml_block(text, 2));
             let back: HashMap<String, String> = serde_yaml::from_str(&doc).expect(&doc);
             assert_eq!(back["k"], text, "{doc}");

@@ -17,7 +17,10 @@ pub fn fields(source: DataSource) -> &'static [(&'static str, &'static str)] {
             ("event.id", "report identifier of the event on the device"),
             ("file.hash.sha1", "SHA-1 of the signed file"),
             ("file.code_signature.subject_name", "signer of the file"),
-            ("file.code_signature.issuer", "issuer of the signing certificate"),
+            (
+                "file.code_signature.issuer",
+                "issuer of the signing certificate",
+            ),
         ],
         DataSource::ProcessCreation => &[
             ("@timestamp", "event time"),
@@ -31,8 +34,14 @@ pub fn fields(source: DataSource) -> &'static [(&'static str, &'static str)] {
             ("process.pe.company", "PE version-info company name"),
             ("process.pe.product", "PE version-info product name"),
             ("process.pe.description", "PE version-info file description"),
-            ("process.pe.original_file_name", "PE version-info original file name"),
-            ("process.parent.name", "file name of the process that started it"),
+            (
+                "process.pe.original_file_name",
+                "PE version-info original file name",
+            ),
+            (
+                "process.parent.name",
+                "file name of the process that started it",
+            ),
             ("process.parent.command_line", "command line of the parent"),
             ("user.name", "account that ran the process"),
             ("user.upn", "user principal name of that account"),
@@ -48,9 +57,18 @@ pub fn fields(source: DataSource) -> &'static [(&'static str, &'static str)] {
             ("process.executable", "full path of that process's image"),
             ("process.command_line", "command line of that process"),
             ("process.hash.sha1", "SHA-1 of that process's image"),
-            ("process.pe.company", "PE version-info company name of that process"),
-            ("process.pe.product", "PE version-info product name of that process"),
-            ("process.pe.description", "PE version-info file description of that process"),
+            (
+                "process.pe.company",
+                "PE version-info company name of that process",
+            ),
+            (
+                "process.pe.product",
+                "PE version-info product name of that process",
+            ),
+            (
+                "process.pe.description",
+                "PE version-info file description of that process",
+            ),
             (
                 "process.pe.original_file_name",
                 "PE version-info original file name of that process",
@@ -84,8 +102,14 @@ mod tests {
     fn process_fields_exist_only_where_a_process_is_recorded() {
         assert!(!has_field(DataSource::FileSignature, "process.name"));
         assert!(!has_field(DataSource::FileSignature, "process.parent.name"));
-        assert!(has_field(DataSource::ProcessCreation, "process.parent.name"));
-        assert!(has_field(DataSource::NetworkConnection, "process.parent.name"));
+        assert!(has_field(
+            DataSource::ProcessCreation,
+            "process.parent.name"
+        ));
+        assert!(has_field(
+            DataSource::NetworkConnection,
+            "process.parent.name"
+        ));
     }
 
     #[test]

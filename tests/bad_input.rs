@@ -32,7 +32,10 @@ fn every_bad_rule_is_rejected_with_its_expected_message() {
             if bless {
                 std::fs::write(&expected_path, &got).unwrap();
             } else {
-                failures.push(format!("{}:\n  expected: {expected}  got:      {got}", case.display()));
+                failures.push(format!(
+                    "{}:\n  expected: {expected}  got:      {got}",
+                    case.display()
+                ));
             }
         }
     }
@@ -50,7 +53,9 @@ fn errors_name_the_line_and_column() {
         let path = Path::new("tests/errors").join(case);
         let text = std::fs::read_to_string(&path).unwrap();
         let err = parse_rule(&path, &text, &backends).unwrap_err();
-        let loc = err.location().unwrap_or_else(|| panic!("{err}: no location"));
+        let loc = err
+            .location()
+            .unwrap_or_else(|| panic!("{err}: no location"));
         assert_eq!((loc.line, loc.column), (line, column), "{err}");
     }
 }

@@ -13,7 +13,11 @@ fn rmmc(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A scratch folder with a copy of the bundled NetSupport rules.
@@ -67,7 +71,9 @@ fn check_reports_a_stale_pack_with_a_diff_and_exit_3() {
     let ws = workspace("stale");
     assert!(rmmc(&["build"], &ws).status.success());
     let kql = ws.join("out/kql/netsupport/filesig.kql");
-    let edited = std::fs::read_to_string(&kql).unwrap().replace("netsupport", "netsupp0rt");
+    let edited = std::fs::read_to_string(&kql)
+        .unwrap()
+        .replace("netsupport", "netsupp0rt");
     std::fs::write(&kql, edited).unwrap();
     std::fs::write(ws.join("out/kql/leftover.kql"), "x").unwrap();
     std::fs::remove_file(ws.join("out/spl/savedsearches.conf")).unwrap();
@@ -77,7 +83,10 @@ fn check_reports_a_stale_pack_with_a_diff_and_exit_3() {
     assert!(t.contains("-| where Signer has \"netsupp0rt\""), "{t}");
     assert!(t.contains("+| where Signer has \"netsupport\""), "{t}");
     assert!(t.contains("leftover.kql"), "{t}");
-    assert!(t.contains("missing:") && t.contains("savedsearches.conf"), "{t}");
+    assert!(
+        t.contains("missing:") && t.contains("savedsearches.conf"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -101,7 +110,11 @@ fn strict_turns_approximations_into_errors() {
     let ws = workspace("strict");
     let o = rmmc(&["build", "--strict", "--target", "eql"], &ws);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("error[approximation]: --strict: eql can only approximate aggregation"), "{}", text(&o));
+    assert!(
+        text(&o).contains("error[approximation]: --strict: eql can only approximate aggregation"),
+        "{}",
+        text(&o)
+    );
     assert!(!ws.join("out").exists());
     let o = rmmc(&["build", "--strict", "--target", "kql"], &ws);
     assert!(o.status.success(), "KQL is exact: {}", text(&o));
@@ -112,10 +125,19 @@ fn unknown_target_and_profile_list_the_valid_ones() {
     let ws = workspace("names");
     let o = rmmc(&["build", "--target", "splunk"], &ws);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("[possible values: kql, spl, eql, sigma, all]"), "{}", text(&o));
+    assert!(
+        text(&o).contains("[possible values: kql, spl, eql, sigma, all]"),
+        "{}",
+        text(&o)
+    );
     let o = rmmc(&["build", "--target", "eql", "--profile", "sysmon"], &ws);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("unknown profile `sysmon` for target `eql`: expected one of ecs, defender"), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("unknown profile `sysmon` for target `eql`: expected one of ecs, defender"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -124,10 +146,18 @@ fn empty_and_unreadable_inputs_are_errors() {
     std::fs::create_dir_all(ws.join("nothing")).unwrap();
     let o = rmmc(&["build", "nothing"], &ws);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("error[empty-rule-set]: no rule files"), "{}", text(&o));
+    assert!(
+        text(&o).contains("error[empty-rule-set]: no rule files"),
+        "{}",
+        text(&o)
+    );
     let o = rmmc(&["build", "no/such/rules.yaml"], &ws);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("error[io]: cannot read `no/such/rules.yaml`"), "{}", text(&o));
+    assert!(
+        text(&o).contains("error[io]: cannot read `no/such/rules.yaml`"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -137,19 +167,50 @@ fn an_unmapped_field_names_rule_field_target_and_map_file() {
     std::fs::create_dir_all(&profiles).unwrap();
     let profile = std::fs::read_to_string("backends/spl/profiles/defender.yaml")
         .unwrap()
-        .replace("      process.pe.company: ProcessVersionInfoCompanyName\n", "");
+        .replace(
+            "      process.pe.company: ProcessVersionInfoCompanyName\n",
+            "",
+        );
     std::fs::write(profiles.join("defender.yaml"), profile).unwrap();
-    let o = rmmc(&["--backends", "mybackends", "build", "--target", "spl", "rules/netsupport/createproc.yaml"], &ws);
+    let o = rmmc(
+        &[
+            "--backends",
+            "mybackends",
+            "build",
+            "--target",
+            "spl",
+            "rules/netsupport/createproc.yaml",
+        ],
+        &ws,
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("rules/netsupport/createproc.yaml: error[unmapped-field]: field `process.pe.company`"), "{t}");
-    assert!(t.contains("target `spl`") && t.contains("mybackends/spl/profiles/defender.yaml"), "{t}");
+    assert!(
+        t.contains(
+            "rules/netsupport/createproc.yaml: error[unmapped-field]: field `process.pe.company`"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("target `spl`") && t.contains("mybackends/spl/profiles/defender.yaml"),
+        "{t}"
+    );
 }
 
 #[test]
 fn one_rule_file_builds_to_the_same_place_as_its_folder() {
     let ws = workspace("single");
-    let o = rmmc(&["build", "--target", "kql", "rules/netsupport/filesig.yaml", "--out", "packs"], &ws);
+    let o = rmmc(
+        &[
+            "build",
+            "--target",
+            "kql",
+            "rules/netsupport/filesig.yaml",
+            "--out",
+            "packs",
+        ],
+        &ws,
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(ws.join("packs/kql/netsupport/filesig.kql").is_file());
 }
@@ -157,12 +218,28 @@ fn one_rule_file_builds_to_the_same_place_as_its_folder() {
 #[test]
 fn explain_prints_the_ir_and_each_target() {
     let ws = workspace("explain");
-    let o = rmmc(&["explain", "rules/netsupport/filesig.yaml", "--format", "json"], &ws);
+    let o = rmmc(
+        &[
+            "explain",
+            "rules/netsupport/filesig.yaml",
+            "--format",
+            "json",
+        ],
+        &ws,
+    );
     assert!(o.status.success(), "{}", text(&o));
     let ir: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(ir["detection"]["match"]["kind"], "term");
     assert_eq!(ir["detection"]["match"]["case"], "insensitive");
-    let o = rmmc(&["explain", "rules/netsupport/filesig.yaml", "--target", "all"], &ws);
+    let o = rmmc(
+        &[
+            "explain",
+            "rules/netsupport/filesig.yaml",
+            "--target",
+            "all",
+        ],
+        &ws,
+    );
     let t = text(&o);
     for header in ["== kql ==", "== spl ==", "== eql ==", "== sigma =="] {
         assert!(t.contains(header), "{t}");
@@ -184,12 +261,28 @@ fn list_shows_targets_profiles_and_rules() {
 #[test]
 fn test_command_fails_when_expected_rows_are_missing() {
     let ws = workspace("fixtures");
-    std::fs::copy("rules/netsupport/filesig.fixtures.yaml", ws.join("rules/netsupport/filesig.fixtures.yaml")).unwrap();
+    std::fs::copy(
+        "rules/netsupport/filesig.fixtures.yaml",
+        ws.join("rules/netsupport/filesig.fixtures.yaml"),
+    )
+    .unwrap();
     let o = rmmc(&["test"], &ws);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    assert!(text(&o).contains("filesig.expected.json is missing"), "{}", text(&o));
-    std::fs::copy("rules/netsupport/filesig.expected.json", ws.join("rules/netsupport/filesig.expected.json")).unwrap();
+    assert!(
+        text(&o).contains("filesig.expected.json is missing"),
+        "{}",
+        text(&o)
+    );
+    std::fs::copy(
+        "rules/netsupport/filesig.expected.json",
+        ws.join("rules/netsupport/filesig.expected.json"),
+    )
+    .unwrap();
     let o = rmmc(&["test"], &ws);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("1 passed, 0 failed, 2 skipped"), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 passed, 0 failed, 2 skipped"),
+        "{}",
+        text(&o)
+    );
 }

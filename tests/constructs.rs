@@ -3,9 +3,9 @@
 //! target's lowering of any match kind shows up here as one diff line.
 //! `RMMC_BLESS=1 cargo test` rewrites it.
 
+use rmmc::Target;
 use rmmc::ir::{Case, MatchKind, Predicate, Quantifier};
 use rmmc::lower::predicate_text;
-use rmmc::Target;
 
 fn p(kind: MatchKind, case: Case, quantifier: Quantifier, values: &[&str]) -> Predicate {
     Predicate {
@@ -25,24 +25,45 @@ fn every_construct_on_every_target() {
     let cases = [
         ("has", p(Term, Insensitive, Any, &["netsupport"])),
         ("has_cs", p(Term, Sensitive, Any, &["NetSupport"])),
-        ("has with punctuation", p(Term, Insensitive, Any, &["PDQ.com"])),
-        ("has_any", p(Term, Insensitive, Any, &["NetSupport", "CrossTec"])),
+        (
+            "has with punctuation",
+            p(Term, Insensitive, Any, &["PDQ.com"]),
+        ),
+        (
+            "has_any",
+            p(Term, Insensitive, Any, &["NetSupport", "CrossTec"]),
+        ),
         ("has_all", p(Term, Insensitive, All, &["Servably", "Inc."])),
         ("equals", p(Equals, Insensitive, Any, &["NetSupport.exe"])),
-        ("equals cased", p(Equals, Sensitive, Any, &["NetSupport.exe"])),
+        (
+            "equals cased",
+            p(Equals, Sensitive, Any, &["NetSupport.exe"]),
+        ),
         ("in~", p(Equals, Insensitive, Any, &["a.exe", "b.exe"])),
         ("in", p(Equals, Sensitive, Any, &["a.exe", "b.exe"])),
         ("contains", p(Contains, Insensitive, Any, &["support"])),
         ("contains_cs", p(Contains, Sensitive, Any, &["Support"])),
-        ("startswith", p(Prefix, Insensitive, Any, &["C:\\Program Files\\"])),
+        (
+            "startswith",
+            p(Prefix, Insensitive, Any, &["C:\\Program Files\\"]),
+        ),
         ("endswith", p(Suffix, Insensitive, Any, &["\\client32.exe"])),
         ("endswith_cs", p(Suffix, Sensitive, Any, &[".EXE"])),
         ("matches regex", p(Regex, Sensitive, Any, &["^net[0-9]+$"])),
         ("isempty", p(Empty, Insensitive, Any, &[])),
         ("isnotempty", p(NotEmpty, Insensitive, Any, &[])),
-        ("non-ASCII, folded", p(Term, Insensitive, Any, &["Krämer IT Solutions GmbH"])),
-        ("equals, non-ASCII", p(Equals, Insensitive, Any, &["DWSNET OÜ"])),
-        ("hostile literal", p(Equals, Insensitive, Any, &["a\"b\\c*d?e|f'g"])),
+        (
+            "non-ASCII, folded",
+            p(Term, Insensitive, Any, &["Krämer IT Solutions GmbH"]),
+        ),
+        (
+            "equals, non-ASCII",
+            p(Equals, Insensitive, Any, &["DWSNET OÜ"]),
+        ),
+        (
+            "hostile literal",
+            p(Equals, Insensitive, Any, &["a\"b\\c*d?e|f'g"]),
+        ),
         ("literal star", p(Contains, Insensitive, Any, &["*x*"])),
     ];
     let mut doc = String::from(
@@ -70,7 +91,9 @@ fn every_construct_on_every_target() {
     }
     let existing = std::fs::read_to_string(path).unwrap_or_default();
     if existing != doc {
-        let diff = similar::TextDiff::from_lines(&existing, &doc).unified_diff().to_string();
+        let diff = similar::TextDiff::from_lines(&existing, &doc)
+            .unified_diff()
+            .to_string();
         panic!("{path} differs (RMMC_BLESS=1 cargo test rewrites it):\n{diff}");
     }
 }

@@ -36,7 +36,9 @@ fn every_rule_on_every_target_matches_the_committed_packs() {
     for s in &stale {
         match s {
             Stale::Missing(p) => report.push_str(&format!("missing golden file {}\n", p.display())),
-            Stale::Extra(p) => report.push_str(&format!("golden file no rule produces: {}\n", p.display())),
+            Stale::Extra(p) => {
+                report.push_str(&format!("golden file no rule produces: {}\n", p.display()))
+            }
             Stale::Changed { diff, .. } => report.push_str(diff),
         }
     }
@@ -46,4 +48,3 @@ fn every_rule_on_every_target_matches_the_committed_packs() {
         stale.len()
     );
 }
-

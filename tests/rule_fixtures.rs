@@ -23,12 +23,20 @@ fn every_rule_with_fixtures_gives_its_expected_rows() {
         }
         let expected_path = fixtures::expected_path(&source.path);
         let expected: fixtures::Expected = serde_json::from_str(
-            &std::fs::read_to_string(&expected_path)
-                .unwrap_or_else(|_| panic!("{} missing: RMMC_BLESS=1 rmmc test", expected_path.display())),
+            &std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+                panic!(
+                    "{} missing: RMMC_BLESS=1 rmmc test",
+                    expected_path.display()
+                )
+            }),
         )
         .unwrap();
         if expected != outcome.expected {
-            failures.push(format!("{}: rows differ from {}", path.display(), expected_path.display()));
+            failures.push(format!(
+                "{}: rows differ from {}",
+                path.display(),
+                expected_path.display()
+            ));
         }
         // Every fixture event maps into every target's default schema.
         for target in rmmc::Target::ALL {
@@ -50,8 +58,18 @@ fn netsupport_file_signature_fixtures_cover_the_term_boundaries() {
     let text = std::fs::read_to_string("rules/netsupport/filesig.fixtures.yaml").unwrap();
     let file: fixtures::FixtureFile = serde_yaml::from_str(&text).unwrap();
     let signer = |name: &str| {
-        let e = file.events.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name}"));
-        (e.event["file.code_signature.subject_name"].as_str().unwrap().to_string(), e.expect)
+        let e = file
+            .events
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        (
+            e.event["file.code_signature.subject_name"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            e.expect,
+        )
     };
     use fixtures::Expect::*;
     for (name, value, expect) in [

@@ -7,7 +7,9 @@ use std::path::Path;
 fn load(path: &str) -> Rule {
     let backends = Backends::embedded().unwrap();
     let text = std::fs::read_to_string(path).unwrap();
-    parse_rule(Path::new(path), &text, &backends).unwrap_or_else(|e| panic!("{e}")).rule
+    parse_rule(Path::new(path), &text, &backends)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .rule
 }
 
 /// The founding rule as Sentinel publishes it (seed): the same IR as rule 1, apart
@@ -36,10 +38,22 @@ fn the_upstream_netsupport_files_yield_the_same_ir() {
     }
     let backends = Backends::embedded().unwrap();
     for (ours, upstream) in [
-        ("rules/netsupport/filesig.yaml", "rmm-upstream/RMM/NetSupport/rmm_NetSupport_filesig.yaml"),
-        ("rules/netsupport/createproc.yaml", "rmm-upstream/RMM/NetSupport/rmm_NetSupport_createproc.yaml"),
-        ("rules/netsupport/netconn.yaml", "rmm-upstream/RMM/NetSupport/rmm_NetSupport_netconn.yaml"),
-        ("rules/netsupport/filesig.yaml", "azure-sentinel/rmm_NetSupport_filesig.yaml"),
+        (
+            "rules/netsupport/filesig.yaml",
+            "rmm-upstream/RMM/NetSupport/rmm_NetSupport_filesig.yaml",
+        ),
+        (
+            "rules/netsupport/createproc.yaml",
+            "rmm-upstream/RMM/NetSupport/rmm_NetSupport_createproc.yaml",
+        ),
+        (
+            "rules/netsupport/netconn.yaml",
+            "rmm-upstream/RMM/NetSupport/rmm_NetSupport_netconn.yaml",
+        ),
+        (
+            "rules/netsupport/filesig.yaml",
+            "azure-sentinel/rmm_NetSupport_filesig.yaml",
+        ),
     ] {
         let mut expected = load(ours);
         expected.exclusions.clear();
@@ -60,13 +74,24 @@ fn the_upstream_netsupport_files_yield_the_same_ir() {
 fn emitted_kql_reads_back_to_the_same_logic() {
     let compiler = Compiler::embedded().unwrap();
     let kql_profile = compiler.backends().profile(Target::Kql, None).unwrap();
-    for path in ["rules/netsupport/filesig.yaml", "rules/netsupport/createproc.yaml", "rules/netsupport/netconn.yaml"] {
+    for path in [
+        "rules/netsupport/filesig.yaml",
+        "rules/netsupport/createproc.yaml",
+        "rules/netsupport/netconn.yaml",
+    ] {
         let rule = load(path);
         let emitted = compiler.compile(&rule, Target::Kql, None).unwrap();
-        let back = parse_kql(&emitted.query).unwrap_or_else(|e| panic!("{path}: {e}\n{}", emitted.query));
+        let back =
+            parse_kql(&emitted.query).unwrap_or_else(|e| panic!("{path}: {e}\n{}", emitted.query));
         assert_eq!(back.window_seconds, Some(rule.window.seconds), "{path}");
         let columns = &kql_profile.sources[&rule.source].fields;
-        let canonical = |c: &str| columns.iter().find(|(_, v)| v.as_str() == c).map(|(k, _)| k.clone()).unwrap();
+        let canonical = |c: &str| {
+            columns
+                .iter()
+                .find(|(_, v)| v.as_str() == c)
+                .map(|(k, _)| k.clone())
+                .unwrap()
+        };
         let filter = rename(back.filter.unwrap(), &canonical);
         let applied = rmmc::fixtures::applied(&rule);
         let mut expected: Vec<Expr> = match rule.detection.clone() {
@@ -76,11 +101,19 @@ fn emitted_kql_reads_back_to_the_same_logic() {
         for x in &applied.exclusions {
             expected.push(Expr::Not(Box::new(x.drop_when.clone())));
         }
-        let expected = if expected.len() == 1 { expected.remove(0) } else { Expr::All(expected) };
+        let expected = if expected.len() == 1 {
+            expected.remove(0)
+        } else {
+            Expr::All(expected)
+        };
         assert_eq!(filter, expected, "{path}");
         let mut agg = back.aggregation.unwrap();
         agg.group_by = agg.group_by.iter().map(|c| canonical(c)).collect();
-        assert_eq!(agg.group_by, rule.aggregation.as_ref().unwrap().group_by, "{path}");
+        assert_eq!(
+            agg.group_by,
+            rule.aggregation.as_ref().unwrap().group_by,
+            "{path}"
+        );
     }
 }
 

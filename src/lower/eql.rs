@@ -30,8 +30,13 @@ pub fn quote(s: &str) -> String {
 
 /// A field name, in backticks unless it is a plain dotted name.
 pub fn field_name(name: &str) -> String {
-    let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
     if plain {
         name.to_string()
     } else {
@@ -74,7 +79,13 @@ impl Dialect for Eql {
         let many = p.values.len() > 1;
         let classes = super::needs_ascii_classes(p);
         let plain_values = !p.values.iter().any(|v| has_wildcard(v)) && !classes;
-        let list = |values: &[String]| values.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ");
+        let list = |values: &[String]| {
+            values
+                .iter()
+                .map(|v| quote(v))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match (p.kind, p.case, p.quantifier) {
             (MatchKind::Empty, _, _) => return format!("({f} == null or {f} == \"\")"),
             (MatchKind::NotEmpty, _, _) => return format!("({f} != null and {f} != \"\")"),
@@ -136,13 +147,22 @@ impl Dialect for Eql {
                 (MatchKind::Suffix, Case::Sensitive) => format!("endsWith({f}, {})", quote(v)),
                 (MatchKind::Equals, _) => format!("{f} {regex_op} {}", quote(&lucene_escape(v))),
                 (MatchKind::Contains, _) => {
-                    format!("{f} {regex_op} {}", quote(&format!(".*{}.*", lucene_escape(v))))
+                    format!(
+                        "{f} {regex_op} {}",
+                        quote(&format!(".*{}.*", lucene_escape(v)))
+                    )
                 }
                 (MatchKind::Prefix, _) => {
-                    format!("{f} {regex_op} {}", quote(&format!("{}.*", lucene_escape(v))))
+                    format!(
+                        "{f} {regex_op} {}",
+                        quote(&format!("{}.*", lucene_escape(v)))
+                    )
                 }
                 (MatchKind::Suffix, _) => {
-                    format!("{f} {regex_op} {}", quote(&format!(".*{}", lucene_escape(v))))
+                    format!(
+                        "{f} {regex_op} {}",
+                        quote(&format!(".*{}", lucene_escape(v)))
+                    )
                 }
                 (MatchKind::Term, _) => {
                     let exact = format!("{f} {regex_op} {}", quote(&term_regex(v)));
@@ -157,7 +177,11 @@ impl Dialect for Eql {
             }
         };
         let parts: Vec<String> = p.values.iter().map(one).collect();
-        let word = if p.quantifier == Quantifier::All { " and " } else { " or " };
+        let word = if p.quantifier == Quantifier::All {
+            " and "
+        } else {
+            " or "
+        };
         if parts.len() == 1 {
             parts.into_iter().next().expect("one value")
         } else {
@@ -214,9 +238,9 @@ impl Dialect for Eql {
 
 /// Alert-suppression durations take `s`, `m` or `h`.
 fn window_parts(seconds: u64) -> (u64, &'static str) {
-    if seconds % 3600 == 0 {
+    if seconds.is_multiple_of(3600) {
         (seconds / 3600, "h")
-    } else if seconds % 60 == 0 {
+    } else if seconds.is_multiple_of(60) {
         (seconds / 60, "m")
     } else {
         (seconds, "s")

@@ -29,7 +29,10 @@ pub fn quote(s: &str) -> String {
 
 /// A column name, bracketed when it is not a plain identifier (`['my col']`).
 pub fn column(name: &str) -> String {
-    let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if plain {
         name.to_string()
@@ -39,7 +42,11 @@ pub fn column(name: &str) -> String {
 }
 
 fn list(values: &[String]) -> String {
-    values.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| quote(v))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The KQL operator of a single-value comparison.
@@ -89,7 +96,11 @@ impl Dialect for Kql {
                     format!("{col} {} {}", operator(kind, case), quote(&pattern))
                 };
                 let parts: Vec<String> = p.values.iter().map(one).collect();
-                let word = if quantifier == Quantifier::All { " and " } else { " or " };
+                let word = if quantifier == Quantifier::All {
+                    " and "
+                } else {
+                    " or "
+                };
                 if parts.len() == 1 {
                     parts.into_iter().next().expect("one value")
                 } else {
@@ -216,26 +227,69 @@ mod tests {
         use MatchKind::*;
         use Quantifier::*;
         for (pred, expected) in [
-            (p(Term, Insensitive, Any, &["netsupport"]), r#"Signer has "netsupport""#),
-            (p(Term, Sensitive, Any, &["NetSupport"]), r#"Signer has_cs "NetSupport""#),
-            (p(Term, Insensitive, Any, &["a", "b"]), r#"Signer has_any ("a", "b")"#),
-            (p(Term, Insensitive, All, &["a", "b"]), r#"Signer has_all ("a", "b")"#),
-            (p(Term, Sensitive, Any, &["a", "b"]), r#"(Signer has_cs "a" or Signer has_cs "b")"#),
+            (
+                p(Term, Insensitive, Any, &["netsupport"]),
+                r#"Signer has "netsupport""#,
+            ),
+            (
+                p(Term, Sensitive, Any, &["NetSupport"]),
+                r#"Signer has_cs "NetSupport""#,
+            ),
+            (
+                p(Term, Insensitive, Any, &["a", "b"]),
+                r#"Signer has_any ("a", "b")"#,
+            ),
+            (
+                p(Term, Insensitive, All, &["a", "b"]),
+                r#"Signer has_all ("a", "b")"#,
+            ),
+            (
+                p(Term, Sensitive, Any, &["a", "b"]),
+                r#"(Signer has_cs "a" or Signer has_cs "b")"#,
+            ),
             (p(Equals, Sensitive, Any, &["a"]), r#"Signer == "a""#),
             (p(Equals, Insensitive, Any, &["a"]), r#"Signer =~ "a""#),
-            (p(Equals, Sensitive, Any, &["a", "b"]), r#"Signer in ("a", "b")"#),
-            (p(Equals, Insensitive, Any, &["a", "b"]), r#"Signer in~ ("a", "b")"#),
-            (p(Contains, Insensitive, Any, &["a"]), r#"Signer contains "a""#),
-            (p(Contains, Sensitive, All, &["a", "b"]), r#"(Signer contains_cs "a" and Signer contains_cs "b")"#),
-            (p(Prefix, Insensitive, Any, &["a"]), r#"Signer startswith "a""#),
-            (p(Suffix, Sensitive, Any, &["a"]), r#"Signer endswith_cs "a""#),
-            (p(Regex, Sensitive, Any, &[r"^a\.b"]), r#"Signer matches regex "^a\\.b""#),
-            (p(Regex, Insensitive, Any, &["ab"]), r#"Signer matches regex "(?i)ab""#),
+            (
+                p(Equals, Sensitive, Any, &["a", "b"]),
+                r#"Signer in ("a", "b")"#,
+            ),
+            (
+                p(Equals, Insensitive, Any, &["a", "b"]),
+                r#"Signer in~ ("a", "b")"#,
+            ),
+            (
+                p(Contains, Insensitive, Any, &["a"]),
+                r#"Signer contains "a""#,
+            ),
+            (
+                p(Contains, Sensitive, All, &["a", "b"]),
+                r#"(Signer contains_cs "a" and Signer contains_cs "b")"#,
+            ),
+            (
+                p(Prefix, Insensitive, Any, &["a"]),
+                r#"Signer startswith "a""#,
+            ),
+            (
+                p(Suffix, Sensitive, Any, &["a"]),
+                r#"Signer endswith_cs "a""#,
+            ),
+            (
+                p(Regex, Sensitive, Any, &[r"^a\.b"]),
+                r#"Signer matches regex "^a\\.b""#,
+            ),
+            (
+                p(Regex, Insensitive, Any, &["ab"]),
+                r#"Signer matches regex "(?i)ab""#,
+            ),
             (p(Empty, Insensitive, Any, &[]), "isempty(Signer)"),
             (p(NotEmpty, Insensitive, Any, &[]), "isnotempty(Signer)"),
         ] {
             let mut notes = Notes::default();
-            assert_eq!(Kql.predicate("Signer", &pred, &mut notes), expected, "{pred:?}");
+            assert_eq!(
+                Kql.predicate("Signer", &pred, &mut notes),
+                expected,
+                "{pred:?}"
+            );
         }
     }
 }

@@ -33,7 +33,11 @@ struct Item {
 /// predicate needs more than one selection (empty = missing or "").
 fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
     note_unicode_folding(p, super::Target::Sigma, notes);
-    let cased = if p.case == Case::Sensitive { "|cased" } else { "" };
+    let cased = if p.case == Case::Sensitive {
+        "|cased"
+    } else {
+        ""
+    };
     let all = if p.quantifier == Quantifier::All && p.values.len() > 1 {
         "|all"
     } else {
@@ -79,7 +83,11 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         MatchKind::Prefix => ("|startswith", p.values.iter().map(plain).collect()),
         MatchKind::Suffix => ("|endswith", p.values.iter().map(plain).collect()),
         MatchKind::Term => {
-            let i = if p.case == Case::Insensitive { "|i" } else { "" };
+            let i = if p.case == Case::Insensitive {
+                "|i"
+            } else {
+                ""
+            };
             let key = format!("{field}|re{i}{all}");
             return vec![Item {
                 key,
@@ -95,7 +103,11 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
                 format!("regex on `{}`", p.field),
                 "Sigma's |re is a PCRE subset and leaves anchoring unspecified; the rule's pattern is RE2 with partial matching",
             );
-            let i = if p.case == Case::Insensitive { "|i" } else { "" };
+            let i = if p.case == Case::Insensitive {
+                "|i"
+            } else {
+                ""
+            };
             return vec![Item {
                 key: format!("{field}|re{i}{all}"),
                 values: p.values.iter().map(|v| Value::String(v.clone())).collect(),
@@ -134,8 +146,7 @@ impl Selections<'_> {
                 let items = items(&field, p, self.notes);
                 let is_empty_test = matches!(p.kind, MatchKind::Empty | MatchKind::NotEmpty);
                 if is_empty_test {
-                    let names: Vec<String> =
-                        items.into_iter().map(|i| self.add(vec![i])).collect();
+                    let names: Vec<String> = items.into_iter().map(|i| self.add(vec![i])).collect();
                     let either = format!("({})", names.join(" or "));
                     if p.kind == MatchKind::NotEmpty {
                         format!("not {either}")
@@ -149,12 +160,16 @@ impl Selections<'_> {
             Expr::All(xs) | Expr::Any(xs) => {
                 // One map ANDs its keys: an `all` of plain predicates on distinct
                 // fields is one selection.
-                if matches!(e, Expr::All(_)) {
-                    if let Some(items) = self.one_map(input, xs)? {
-                        return Ok(self.add(items));
-                    }
+                if matches!(e, Expr::All(_))
+                    && let Some(items) = self.one_map(input, xs)?
+                {
+                    return Ok(self.add(items));
                 }
-                let word = if matches!(e, Expr::All(_)) { " and " } else { " or " };
+                let word = if matches!(e, Expr::All(_)) {
+                    " and "
+                } else {
+                    " or "
+                };
                 let parts = xs
                     .iter()
                     .map(|x| self.condition(input, x))
@@ -233,8 +248,10 @@ impl Dialect for Sigma {
             condition = if filters_all_single {
                 format!("{condition} and not 1 of filter_*")
             } else {
-                let parts: Vec<String> =
-                    filter_conditions.iter().map(|c| format!("not {c}")).collect();
+                let parts: Vec<String> = filter_conditions
+                    .iter()
+                    .map(|c| format!("not {c}"))
+                    .collect();
                 format!("{condition} and {}", parts.join(" and "))
             };
         }
@@ -317,14 +334,27 @@ impl Dialect for Sigma {
             }
         };
         if !rule.constants.is_empty() {
-            notes.approximate("constant columns", "a Sigma rule cannot add constant fields");
+            notes.approximate(
+                "constant columns",
+                "a Sigma rule cannot add constant fields",
+            );
         }
         let tags: Vec<String> = rule
             .meta
             .tactics
             .iter()
-            .map(|t| format!("attack.{}", super::tactic(t).1.to_lowercase().replace(' ', "-")))
-            .chain(rule.meta.techniques.iter().map(|t| format!("attack.{}", t.to_lowercase())))
+            .map(|t| {
+                format!(
+                    "attack.{}",
+                    super::tactic(t).1.to_lowercase().replace(' ', "-")
+                )
+            })
+            .chain(
+                rule.meta
+                    .techniques
+                    .iter()
+                    .map(|t| format!("attack.{}", t.to_lowercase())),
+            )
             .collect();
         Ok(json!({
             "logsource": logsource,
@@ -341,7 +371,13 @@ impl Dialect for Sigma {
 
 fn sanitize_identifier(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -363,7 +399,14 @@ pub fn derived_id(id: &str) -> String {
     chars[12] = '4';
     chars[16] = ['8', '9', 'a', 'b'][(h as usize) & 3];
     let s: String = chars.into_iter().collect();
-    format!("{}-{}-{}-{}-{}", &s[0..8], &s[8..12], &s[12..16], &s[16..20], &s[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &s[0..8],
+        &s[8..12],
+        &s[12..16],
+        &s[16..20],
+        &s[20..32]
+    )
 }
 
 #[cfg(test)]

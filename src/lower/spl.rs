@@ -40,7 +40,9 @@ pub fn where_field(name: &str) -> String {
 }
 
 fn is_plain(name: &str) -> bool {
-    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -175,7 +177,11 @@ impl Dialect for Spl {
                     );
                 }
                 let parts: Vec<String> = p.values.iter().map(one).collect();
-                let word = if p.quantifier == Quantifier::All { " AND " } else { " OR " };
+                let word = if p.quantifier == Quantifier::All {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 if parts.len() == 1 {
                     parts.into_iter().next().expect("one value")
                 } else {
@@ -293,15 +299,29 @@ mod tests {
         use Case::*;
         use MatchKind::*;
         for (kind, case, value, expected) in [
-            (Term, Insensitive, "netsupport", r"(?i)(^|[^\p{L}\p{N}])netsupport($|[^\p{L}\p{N}])"),
-            (Term, Sensitive, "PDQ.com", r"(^|[^\p{L}\p{N}])PDQ\.com($|[^\p{L}\p{N}])"),
+            (
+                Term,
+                Insensitive,
+                "netsupport",
+                r"(?i)(^|[^\p{L}\p{N}])netsupport($|[^\p{L}\p{N}])",
+            ),
+            (
+                Term,
+                Sensitive,
+                "PDQ.com",
+                r"(^|[^\p{L}\p{N}])PDQ\.com($|[^\p{L}\p{N}])",
+            ),
             (Equals, Insensitive, "a.exe", r"(?i)^a\.exe\z"),
             (Contains, Sensitive, "a+b(c)", r"a\+b\(c\)"),
             (Prefix, Insensitive, "C:\\", r"(?i)^C:\\"),
             (Suffix, Insensitive, "$x|y", r"(?i)\$x\|y\z"),
             (Regex, Insensitive, "^a.b", r"(?i)^a.b"),
         ] {
-            assert_eq!(pcre_literal(kind, case, value), expected, "{kind:?} {value}");
+            assert_eq!(
+                pcre_literal(kind, case, value),
+                expected,
+                "{kind:?} {value}"
+            );
         }
     }
 
@@ -317,7 +337,11 @@ mod tests {
             (Equals, "a*b", None),
             (Regex, "a", None),
         ] {
-            assert_eq!(prefilter_value(kind, value).as_deref(), expected, "{kind:?} {value}");
+            assert_eq!(
+                prefilter_value(kind, value).as_deref(),
+                expected,
+                "{kind:?} {value}"
+            );
         }
     }
 

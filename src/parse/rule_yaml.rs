@@ -83,7 +83,11 @@ impl TryFrom<String> for WindowText {
 }
 
 pub(crate) fn parse_window(s: &str) -> Result<Window, String> {
-    let bad = || format!("window `{s}` is not a duration: expected a positive number and a unit d, h, m or s, e.g. 5d");
+    let bad = || {
+        format!(
+            "window `{s}` is not a duration: expected a positive number and a unit d, h, m or s, e.g. 5d"
+        )
+    };
     let unit_at = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (digits, unit) = s.split_at(unit_at);
     let n: u64 = digits.parse().map_err(|_| bad())?;
@@ -160,7 +164,10 @@ impl TryFrom<RawExprKeys> for RawExpr {
                 kinds.push((kind, v.into_vec()));
             }
         }
-        for (kind, flag) in [(MatchKind::Empty, k.empty), (MatchKind::NotEmpty, k.not_empty)] {
+        for (kind, flag) in [
+            (MatchKind::Empty, k.empty),
+            (MatchKind::NotEmpty, k.not_empty),
+        ] {
             match flag {
                 Some(true) => kinds.push((kind, Vec::new())),
                 Some(false) => {
@@ -197,7 +204,10 @@ impl TryFrom<RawExprKeys> for RawExpr {
                 ));
             }
             _ => {
-                let names: Vec<_> = kinds.iter().map(|(k, _)| format!("`{}`", k.as_str())).collect();
+                let names: Vec<_> = kinds
+                    .iter()
+                    .map(|(k, _)| format!("`{}`", k.as_str()))
+                    .collect();
                 return Err(format!(
                     "predicate on `{field}` has {} match kinds ({}): use one per predicate and combine them with `all` or `any`",
                     names.len(),
@@ -206,7 +216,10 @@ impl TryFrom<RawExprKeys> for RawExpr {
             }
         };
         if kind.takes_values() && values.is_empty() {
-            return Err(format!("`{}` on `{field}` needs at least one value", kind.as_str()));
+            return Err(format!(
+                "`{}` on `{field}` needs at least one value",
+                kind.as_str()
+            ));
         }
         if let Some(empty) = values.iter().position(|v| v.is_empty()) {
             return Err(format!(
@@ -219,7 +232,11 @@ impl TryFrom<RawExprKeys> for RawExpr {
             for v in &values {
                 regex::Regex::new(v).map_err(|e| {
                     let detail = e.to_string();
-                    let reason = detail.lines().last().unwrap_or("").trim_start_matches("error: ");
+                    let reason = detail
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim_start_matches("error: ");
                     format!("invalid regex `{v}` on `{field}`: {reason}")
                 })?;
             }
@@ -380,7 +397,9 @@ pub(crate) fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
 /// place the text holds the value the message quotes in backticks.
 pub(crate) fn yaml_error_in(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
     let err = yaml_error(path, e);
-    let at_start = e.location().is_none_or(|l| l.line() == 1 && l.column() == 1);
+    let at_start = e
+        .location()
+        .is_none_or(|l| l.line() == 1 && l.column() == 1);
     if !at_start {
         return err;
     }

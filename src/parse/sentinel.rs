@@ -6,12 +6,10 @@
 
 use super::Parsed;
 use super::kql::{KqlError, KqlQuery, parse_kql};
-use super::rule_yaml::{is_uuid, located, locate, yaml_error};
+use super::rule_yaml::{is_uuid, locate, located, yaml_error};
 use crate::backends::Profile;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ir::{
-    AggFunction, DataSource, Expr, Metadata, Rule, Severity, Status, Window,
-};
+use crate::ir::{AggFunction, DataSource, Expr, Metadata, Rule, Severity, Status, Window};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -171,7 +169,11 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
     };
     if !is_uuid(&raw.id) {
         return Err(located(
-            Error::new(ErrorKind::InvalidValue, format!("id `{}` is not a UUID", raw.id)).in_file(path),
+            Error::new(
+                ErrorKind::InvalidValue,
+                format!("id `{}` is not a UUID", raw.id),
+            )
+            .in_file(path),
             locate(text, "id:"),
         ));
     }
@@ -184,11 +186,19 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
         .find(|(_, m)| m.settings.get("table") == Some(&q.table))
         .map(|(s, _)| *s)
         .ok_or_else(|| {
-            let tables: Vec<&str> = kql.sources.values().filter_map(|m| m.settings.get("table").map(String::as_str)).collect();
+            let tables: Vec<&str> = kql
+                .sources
+                .values()
+                .filter_map(|m| m.settings.get("table").map(String::as_str))
+                .collect();
             located(
                 Error::new(
                     ErrorKind::UnsupportedKql,
-                    format!("table `{}` is not a data source rmmc knows: expected one of {}", q.table, tables.join(", ")),
+                    format!(
+                        "table `{}` is not a data source rmmc knows: expected one of {}",
+                        q.table,
+                        tables.join(", ")
+                    ),
                 )
                 .in_file(path),
                 locate(text, &q.table),
@@ -253,7 +263,11 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
     let aggregation = match q.aggregation {
         None => None,
         Some(mut agg) => {
-            agg.group_by = agg.group_by.iter().map(|c| map_column(c)).collect::<Result<_>>()?;
+            agg.group_by = agg
+                .group_by
+                .iter()
+                .map(|c| map_column(c))
+                .collect::<Result<_>>()?;
             for o in &mut agg.outputs {
                 o.function = match &o.function {
                     AggFunction::Min(c) => AggFunction::Min(map_column(c)?),
@@ -278,7 +292,10 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
                 author: None,
                 tool,
                 tactics: raw.tactics.map(OneOrMany::into_vec).unwrap_or_default(),
-                techniques: raw.relevant_techniques.map(OneOrMany::into_vec).unwrap_or_default(),
+                techniques: raw
+                    .relevant_techniques
+                    .map(OneOrMany::into_vec)
+                    .unwrap_or_default(),
                 severity: Severity::Medium,
                 status: Status::Experimental,
             },
@@ -295,8 +312,16 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
 
 fn rename_fields(e: &Expr, map: &mut dyn FnMut(&str) -> Result<String>) -> Result<Expr> {
     Ok(match e {
-        Expr::All(xs) => Expr::All(xs.iter().map(|x| rename_fields(x, map)).collect::<Result<_>>()?),
-        Expr::Any(xs) => Expr::Any(xs.iter().map(|x| rename_fields(x, map)).collect::<Result<_>>()?),
+        Expr::All(xs) => Expr::All(
+            xs.iter()
+                .map(|x| rename_fields(x, map))
+                .collect::<Result<_>>()?,
+        ),
+        Expr::Any(xs) => Expr::Any(
+            xs.iter()
+                .map(|x| rename_fields(x, map))
+                .collect::<Result<_>>()?,
+        ),
         Expr::Not(x) => Expr::Not(Box::new(rename_fields(x, map)?)),
         Expr::Match(p) => {
             let mut p = p.clone();
@@ -332,10 +357,16 @@ mod tests {
     #[test]
     fn tool_names_come_from_the_rule_name() {
         assert_eq!(
-            tool_from_name("Remote Management and Monitoring tool - NetSupport - File Signature", Path::new("x.yaml")),
+            tool_from_name(
+                "Remote Management and Monitoring tool - NetSupport - File Signature",
+                Path::new("x.yaml")
+            ),
             "NetSupport"
         );
-        assert_eq!(tool_from_name("Other", Path::new("RMM/AnyDesk/x.yaml")), "AnyDesk");
+        assert_eq!(
+            tool_from_name("Other", Path::new("RMM/AnyDesk/x.yaml")),
+            "AnyDesk"
+        );
     }
 
     #[test]
