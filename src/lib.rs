@@ -112,10 +112,20 @@ impl Compiler {
 
     /// Compile a rule for one target with the named profile (or the target's default).
     pub fn compile(&self, rule: &Rule, target: Target, profile: Option<&str>) -> Result<Rendered> {
+        self.compile_file(rule, Path::new("rule.yaml"), target, profile)
+    }
+
+    /// The same, naming the rule's file in errors and in generated headers.
+    pub fn compile_file(
+        &self,
+        rule: &Rule,
+        rule_file: &Path,
+        target: Target,
+        profile: Option<&str>,
+    ) -> Result<Rendered> {
         let profile = self.backends.profile(target, profile)?;
-        let name = Path::new("rule.yaml");
-        let lowered = lower::lower(rule, name, target, profile)?;
+        let lowered = lower::lower(rule, rule_file, target, profile)?;
         let stem = Path::new(&rule.meta.id);
-        self.renderer.render_rule(rule, &lowered, name, stem)
+        self.renderer.render_rule(rule, &lowered, rule_file, stem)
     }
 }

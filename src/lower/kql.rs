@@ -111,7 +111,7 @@ impl Dialect for Kql {
     }
 
     fn not_expr(&self, inner: &str) -> String {
-        format!("not({inner})")
+        format!("not({})", super::unwrap_parens(inner))
     }
 
     fn context(&self, input: &LowerInput, notes: &mut Notes) -> Result<serde_json::Value> {
@@ -122,7 +122,7 @@ impl Dialect for Kql {
             exclusions.push(json!({
                 "name": x.name,
                 "scenario": one_line(&x.scenario),
-                "condition": self.expr(input, &x.drop_when, notes)?,
+                "condition": self.not_expr(&self.expr(input, &x.drop_when, notes)?),
             }));
         }
         let summarize = match &rule.aggregation {

@@ -243,7 +243,7 @@ pub(crate) trait Dialect: Sync {
     }
 
     fn not_expr(&self, inner: &str) -> String {
-        format!("not ({inner})")
+        format!("not ({})", unwrap_parens(inner))
     }
 
     /// A boolean expression, parenthesized wherever precedence could matter, so no
@@ -270,6 +270,40 @@ pub(crate) trait Dialect: Sync {
             }
         })
     }
+}
+
+/// `(a and b)` → `a and b` when the outer parentheses enclose the whole text, so a
+/// caller that adds its own does not double them. Parentheses inside `"..."` string
+/// literals (backslash escapes, as in KQL, SPL and EQL) are skipped.
+pub(crate) fn unwrap_parens(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    if bytes.first() != Some(&b'(') || bytes.last() != Some(&b')') {
+        return s;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 && i != bytes.len() - 1 {
+                    return s;
+                }
+            }
+            _ => {}
+        }
+    }
+    &s[1..s.len() - 1]
 }
 
 /// Lower one rule for one target with one profile.
@@ -458,6 +492,21 @@ mod tests {
             ("a1-", r"[Aa]1\-"),
         ] {
             assert_eq!(ascii_classes(value, regex::escape), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn only_enclosing_parentheses_are_unwrapped() {
+        for (text, expected) in [
+            ("(a and b)", "a and b"),
+            ("(a) and (b)", "(a) and (b)"),
+            ("((a))", "(a)"),
+            (r#"(x == ")" and y)"#, r#"x == ")" and y"#),
+            (r#"(x == "\")(") "#, r#"(x == "\")(") "#),
+            (r#"(x == "\"(")"#, r#"x == "\"(""#),
+            ("a", "a"),
+        ] {
+            assert_eq!(unwrap_parens(text), expected, "{text}");
         }
     }
 

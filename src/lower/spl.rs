@@ -200,7 +200,7 @@ impl Dialect for Spl {
     }
 
     fn not_expr(&self, inner: &str) -> String {
-        format!("NOT ({inner})")
+        format!("NOT ({})", super::unwrap_parens(inner))
     }
 
     fn context(&self, input: &LowerInput, notes: &mut Notes) -> Result<serde_json::Value> {
@@ -213,7 +213,7 @@ impl Dialect for Spl {
             exclusions.push(json!({
                 "name": x.name,
                 "scenario": one_line(&x.scenario),
-                "condition": self.expr(input, &x.drop_when, notes)?,
+                "condition": self.not_expr(&self.expr(input, &x.drop_when, notes)?),
             }));
         }
         // Every field the conditions and groups read is filled with "" first.
