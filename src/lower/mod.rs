@@ -10,6 +10,24 @@ mod kql;
 mod sigma;
 mod spl;
 
+/// Each target's literal, pattern and name escaping, public so their properties can be
+/// tested against each target's own parser (`tests/escaping.rs`, the conformance
+/// suite). A value in a rule must never change the structure of a query.
+pub mod escape {
+    pub use super::eql::{
+        field_name as eql_field, lucene_escape as eql_lucene, quote as eql_string,
+        term_regex as eql_term_regex,
+    };
+    pub use super::kql::{column as kql_column, quote as kql_string};
+    pub use super::sigma::escape_value as sigma_value;
+    pub use super::spl::{
+        pcre_ascii_folded as spl_pcre_ascii_folded, pcre_literal as spl_pcre,
+        quote as spl_string, search_field as spl_search_field, where_field as spl_where_field,
+    };
+    pub use super::{ascii_classes, term_regex_unicode};
+    pub use crate::render::{conf_value, yaml_block, yaml_scalar};
+}
+
 use crate::backends::Profile;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Case, DataSource, Exclusion, Expr, MatchKind, Predicate, Rule};
@@ -357,7 +375,7 @@ pub(crate) fn needs_ascii_classes(p: &Predicate) -> bool {
 /// The literal with each ASCII letter as a two-letter class and every other
 /// character escaped by `escape`: exact KQL-style ASCII case folding in any regex
 /// flavour, with no case-insensitive flag.
-pub(crate) fn ascii_classes(value: &str, escape: impl Fn(&str) -> String) -> String {
+pub fn ascii_classes(value: &str, escape: impl Fn(&str) -> String) -> String {
     let mut out = String::new();
     for c in value.chars() {
         if c.is_ascii_alphabetic() {
@@ -393,7 +411,7 @@ pub(crate) fn note_unicode_folding(p: &Predicate, target: Target, notes: &mut No
 
 /// The regex of a whole-term match with Unicode letter/digit boundaries (PCRE, RE2,
 /// Rust regex): `(^|[^\p{L}\p{N}])NEEDLE($|[^\p{L}\p{N}])`.
-pub(crate) fn term_regex_unicode(needle: &str) -> String {
+pub fn term_regex_unicode(needle: &str) -> String {
     term_regex_unicode_body(&regex::escape(needle))
 }
 
