@@ -99,6 +99,8 @@ mod tests {
     #[test]
     fn uuid5_matches_the_reference() {
         // python3 -c 'import uuid; print(uuid.uuid5(uuid.NAMESPACE_URL, "https://www.python.org/"))'
-        assert_eq!(uuid5_url("https://www.python.org/"), "4d75d7b2-5d1c-5f0e-8a1a-0a2d5b0a9e4f".replace("4d75d7b2-5d1c-5f0e-8a1a-0a2d5b0a9e4f", &uuid5_url("https://www.python.org/")));
+        assert_eq!(uuid5_url("https://www.python.org/"), "5406f80d-92e9-51cd-a176-77445955e733");
+        let xeox = "https://github.com/jischell-msft/RemoteManagementMonitoringTools/blob/7bb251e68abd13989445195e9d812cb189277715/RMM/Xeox/RMM_AHQ_Xeox.md#create-process";
+        assert_eq!(uuid5_url(xeox), "f5556ff1-f40c-5c1c-90f4-c132a9c7e995");
     }
 }

@@ -64,8 +64,10 @@ pub fn term_regex(needle: &str) -> String {
     )
 }
 
+/// Characters a `:` wildcard pattern gives a meaning: `*`, `?` and the backslash
+/// that escapes them. Values with any of them go through `regex` instead.
 fn has_wildcard(v: &str) -> bool {
-    v.contains('*') || v.contains('?')
+    v.contains(['*', '?', '\\'])
 }
 
 impl Dialect for Eql {

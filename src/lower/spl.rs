@@ -96,9 +96,10 @@ pub fn pcre_ascii_folded(kind: MatchKind, value: &str) -> String {
 
 /// The search-time prefilter of one value: a case-insensitive wildcard term that
 /// matches every event the exact condition matches. `None` where SPL cannot say it
-/// (a literal `*` cannot be escaped in a search).
+/// (a literal `*` cannot be escaped in a search, and backslashes in search strings
+/// are escaped again by some commands: the `where` alone is exact for those).
 fn prefilter_value(kind: MatchKind, value: &str) -> Option<String> {
-    if value.contains('*') {
+    if value.contains(['*', '\\']) {
         return None;
     }
     match kind {
@@ -335,6 +336,7 @@ mod tests {
             (Suffix, "a", Some("*a")),
             (Equals, "a", Some("a")),
             (Equals, "a*b", None),
+            (Prefix, r"C:\Program Files", None),
             (Regex, "a", None),
         ] {
             assert_eq!(
