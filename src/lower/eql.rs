@@ -12,20 +12,7 @@ pub(crate) struct Eql;
 
 /// An EQL string literal: `"..."` with `\\`, `\"`, `\n`, `\r`, `\t` escaped.
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str(r"\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str(r"\n"),
-            '\r' => out.push_str(r"\r"),
-            '\t' => out.push_str(r"\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    super::backslash_quoted(s, true)
 }
 
 /// A field name, in backticks unless it is a plain dotted name.
@@ -194,10 +181,10 @@ impl Dialect for Eql {
     fn context(&self, input: &LowerInput, notes: &mut Notes) -> Result<serde_json::Value> {
         let rule = input.rule;
         let mut condition = self.expr(input, &rule.detection, notes)?;
-        for x in input.applied_exclusions() {
+        for x in self.exclusions(input, notes)? {
             condition = format!(
                 "{condition}\n  and {}",
-                self.not_expr(&self.expr(input, &x.drop_when, notes)?)
+                x["condition"].as_str().unwrap_or_default()
             );
         }
         let suppression = match &rule.aggregation {

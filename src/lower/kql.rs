@@ -2,7 +2,7 @@
 //! semantics are KQL's, so every construct is native and exact, except `dcount`,
 //! which KQL estimates.
 
-use super::{Dialect, LowerInput, Notes, one_line, tactic};
+use super::{Dialect, LowerInput, Notes, tactic};
 use crate::error::Result;
 use crate::ir::{AggFunction, Case, MatchKind, Predicate, Quantifier};
 use serde_json::json;
@@ -11,20 +11,7 @@ pub(crate) struct Kql;
 
 /// A KQL string literal: `"..."` with `\\`, `\"`, `\n`, `\r`, `\t` escaped.
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str(r"\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str(r"\n"),
-            '\r' => out.push_str(r"\r"),
-            '\t' => out.push_str(r"\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    super::backslash_quoted(s, true)
 }
 
 /// A column name, bracketed when it is not a plain identifier (`['my col']`).
@@ -117,44 +104,33 @@ impl Dialect for Kql {
     fn context(&self, input: &LowerInput, notes: &mut Notes) -> Result<serde_json::Value> {
         let rule = input.rule;
         let detection = self.expr(input, &rule.detection, notes)?;
-        let mut exclusions = Vec::new();
-        for x in input.applied_exclusions() {
-            exclusions.push(json!({
-                "name": x.name,
-                "scenario": one_line(&x.scenario),
-                "condition": self.not_expr(&self.expr(input, &x.drop_when, notes)?),
-            }));
+        let exclusions = self.exclusions(input, notes)?;
+        if let Some(o) = rule
+            .aggregation
+            .iter()
+            .flat_map(|a| &a.outputs)
+            .find(|o| matches!(o.function, AggFunction::DistinctCount(_)))
+        {
+            notes.approximate(
+                format!("output `{}` (dcount)", o.name),
+                "KQL's dcount() is an estimate (HyperLogLog); the IR counts exactly",
+            );
         }
-        let summarize = match &rule.aggregation {
-            None => None,
-            Some(agg) => {
-                let mut outputs = Vec::new();
-                for o in &agg.outputs {
-                    let call = match &o.function {
-                        AggFunction::Min(f) => format!("min({})", column(&input.field(f)?)),
-                        AggFunction::Max(f) => format!("max({})", column(&input.field(f)?)),
-                        AggFunction::DistinctSet(f) => {
-                            format!("make_set({})", column(&input.field(f)?))
-                        }
-                        AggFunction::DistinctCount(f) => {
-                            notes.approximate(
-                                format!("output `{}` (dcount)", o.name),
-                                "KQL's dcount() is an estimate (HyperLogLog); the IR counts exactly",
-                            );
-                            format!("dcount({})", column(&input.field(f)?))
-                        }
-                        AggFunction::Count => "count()".to_string(),
-                    };
-                    outputs.push(format!("{}={call}", column(&o.name)));
+        let summarize = super::aggregation_parts(
+            input,
+            |c| Ok(column(c)),
+            |function, field| {
+                let f = field.unwrap_or_default();
+                match function {
+                    AggFunction::Min(_) => format!("min({f})"),
+                    AggFunction::Max(_) => format!("max({f})"),
+                    AggFunction::DistinctSet(_) => format!("make_set({f})"),
+                    AggFunction::DistinctCount(_) => format!("dcount({f})"),
+                    AggFunction::Count => "count()".to_string(),
                 }
-                let by = agg
-                    .group_by
-                    .iter()
-                    .map(|f| input.field(f).map(|c| column(&c)))
-                    .collect::<Result<Vec<_>>>()?;
-                Some(json!({ "outputs": outputs, "by": by }))
-            }
-        };
+            },
+            |name, call| Ok(format!("{}={call}", column(name))),
+        )?;
         let constants: Vec<_> = rule
             .constants
             .iter()

@@ -264,6 +264,23 @@ pub(crate) trait Dialect: Sync {
         format!("not ({})", unwrap_parens(inner))
     }
 
+    /// Each applied exclusion as its name, scenario and the `not (...)` condition that
+    /// keeps the events it does not describe.
+    fn exclusions(&self, input: &LowerInput, notes: &mut Notes) -> Result<Vec<serde_json::Value>> {
+        input
+            .applied_exclusions()
+            .into_iter()
+            .map(|x| {
+                let condition = self.not_expr(&self.expr(input, &x.drop_when, notes)?);
+                Ok(serde_json::json!({
+                    "name": x.name,
+                    "scenario": one_line(&x.scenario),
+                    "condition": condition,
+                }))
+            })
+            .collect()
+    }
+
     /// A boolean expression, parenthesized wherever precedence could matter, so no
     /// target's precedence rules are relied upon.
     fn expr(&self, input: &LowerInput, e: &Expr, notes: &mut Notes) -> Result<String> {
@@ -288,6 +305,34 @@ pub(crate) trait Dialect: Sync {
             }
         })
     }
+}
+
+/// The pieces of a `summarize`/`stats`: each output written by `output(name, call)`
+/// where `call(function, mapped field)` is the target's aggregate, and the group
+/// fields written by `name`.
+pub(crate) fn aggregation_parts(
+    input: &LowerInput,
+    name: impl Fn(&str) -> Result<String>,
+    call: impl Fn(&crate::ir::AggFunction, Option<&str>) -> String,
+    output: impl Fn(&str, &str) -> Result<String>,
+) -> Result<Option<serde_json::Value>> {
+    let Some(agg) = &input.rule.aggregation else {
+        return Ok(None);
+    };
+    let mut outputs = Vec::new();
+    for o in &agg.outputs {
+        let field = match o.function.field() {
+            Some(f) => Some(name(&input.field(f)?)?),
+            None => None,
+        };
+        outputs.push(output(&o.name, &call(&o.function, field.as_deref()))?);
+    }
+    let by = agg
+        .group_by
+        .iter()
+        .map(|f| input.field(f).and_then(|c| name(&c)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(serde_json::json!({ "outputs": outputs, "by": by })))
 }
 
 /// `(a and b)` → `a and b` when the outer parentheses enclose the whole text, so a
@@ -418,6 +463,25 @@ pub fn term_regex_unicode(needle: &str) -> String {
 /// The same around an already-escaped needle pattern.
 pub(crate) fn term_regex_unicode_body(needle_pattern: &str) -> String {
     format!(r"(^|[^\p{{L}}\p{{N}}]){needle_pattern}($|[^\p{{L}}\p{{N}}])")
+}
+
+/// `"..."` with backslash escapes for `\\` and `"`, and with `controls` also for
+/// `\n`, `\r`, `\t`: the string literal of KQL and EQL (with controls) and SPL.
+pub(crate) fn backslash_quoted(s: &str, controls: bool) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str(r"\\"),
+            '"' => out.push_str("\\\""),
+            '\n' if controls => out.push_str(r"\n"),
+            '\r' if controls => out.push_str(r"\r"),
+            '\t' if controls => out.push_str(r"\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Text safe inside a one-line comment: control characters become spaces.

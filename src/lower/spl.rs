@@ -8,26 +8,16 @@
 //! `earliest=-5d` is inclusive, but `latest` is exclusive, so the search runs to
 //! `latest=+1s` and `where _time<=now()` (the search's start time) ends it exactly.
 
-use super::{Dialect, LowerInput, Notes, note_unicode_folding, one_line};
+use super::{Dialect, LowerInput, Notes, note_unicode_folding};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{AggFunction, Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::json;
 
 pub(crate) struct Spl;
 
-/// A quoted SPL string (search terms and eval/where literals): `\` and `"` escaped.
+/// A quoted SPL string (search terms and eval/where literals): `\\` and `"` escaped.
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str(r"\\"),
-            '"' => out.push_str("\\\""),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    super::backslash_quoted(s, false)
 }
 
 /// A field name inside `where`/`eval`: single-quoted unless it is a plain name.
@@ -209,14 +199,7 @@ impl Dialect for Spl {
         let detection = self.expr(input, &rule.detection, notes)?;
         let prefilter = self.prefilter(input, &rule.detection)?;
         let applied = input.applied_exclusions();
-        let mut exclusions = Vec::new();
-        for x in &applied {
-            exclusions.push(json!({
-                "name": x.name,
-                "scenario": one_line(&x.scenario),
-                "condition": self.not_expr(&self.expr(input, &x.drop_when, notes)?),
-            }));
-        }
+        let exclusions = self.exclusions(input, notes)?;
         // Every field the conditions and groups read is filled with "" first.
         let mut fill: Vec<String> = Vec::new();
         let mut canonical: Vec<&str> = rule.detection.fields();
@@ -232,32 +215,21 @@ impl Dialect for Spl {
                 fill.push(name);
             }
         }
-        let stats = match &rule.aggregation {
-            None => None,
-            Some(agg) => {
-                let mut outputs = Vec::new();
-                for o in &agg.outputs {
-                    let call = match &o.function {
-                        AggFunction::Min(f) => format!("min({})", search_field(&input.field(f)?)?),
-                        AggFunction::Max(f) => format!("max({})", search_field(&input.field(f)?)?),
-                        AggFunction::DistinctSet(f) => {
-                            format!("values({})", search_field(&input.field(f)?)?)
-                        }
-                        AggFunction::DistinctCount(f) => {
-                            format!("dc({})", search_field(&input.field(f)?)?)
-                        }
-                        AggFunction::Count => "count".to_string(),
-                    };
-                    outputs.push(format!("{call} as {}", search_field(&o.name)?));
+        let stats = super::aggregation_parts(
+            input,
+            search_field,
+            |function, field| {
+                let f = field.unwrap_or_default();
+                match function {
+                    AggFunction::Min(_) => format!("min({f})"),
+                    AggFunction::Max(_) => format!("max({f})"),
+                    AggFunction::DistinctSet(_) => format!("values({f})"),
+                    AggFunction::DistinctCount(_) => format!("dc({f})"),
+                    AggFunction::Count => "count".to_string(),
                 }
-                let by = agg
-                    .group_by
-                    .iter()
-                    .map(|f| input.field(f).and_then(|c| search_field(&c)))
-                    .collect::<Result<Vec<_>>>()?;
-                Some(json!({ "outputs": outputs, "by": by }))
-            }
-        };
+            },
+            |name, call| Ok(format!("{call} as {}", search_field(name)?)),
+        )?;
         let constants: Vec<_> = rule
             .constants
             .iter()
