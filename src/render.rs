@@ -268,17 +268,21 @@ pub fn yaml_block(s: &str, indent: usize) -> String {
     let chomp = if s.ends_with('\n') { "" } else { "-" };
     let safe = !body.is_empty()
         && !body.ends_with('\n')
-        && !body.starts_with([' ', '\t'])
         && !body.contains('\r')
-        && body
-            .chars()
-            .all(|c| c == '\n' || !c.is_control() || c == '\t')
-        && body.lines().all(|l| !l.trim().is_empty() || l.is_empty());
+        && body.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
+        && body.lines().all(|l| l.is_empty() || !l.trim().is_empty());
     if !safe {
         return serde_json::to_string(s).expect("strings serialize");
     }
+    // A line that starts with blanks would be read as deeper indentation of the
+    // whole block: then the indentation is stated (`|2`).
+    let indicator = if body.lines().any(|l| l.starts_with([' ', '\t'])) {
+        indent.to_string()
+    } else {
+        String::new()
+    };
     let pad = " ".repeat(indent);
-    let mut out = format!("|{chomp}");
+    let mut out = format!("|{indicator}{chomp}");
     for line in body.split('\n') {
         out.push('\n');
         if !line.is_empty() {
@@ -345,7 +349,8 @@ mod tests {
     fn yaml_blocks_fall_back_to_quotes() {
         assert_eq!(yaml_block("a\nb\n", 2), "|\n  a\n  b");
         assert_eq!(yaml_block("a\n\nb", 2), "|-\n  a\n\n  b");
-        assert_eq!(yaml_block(" leading", 2), "\" leading\"");
+        assert_eq!(yaml_block(" leading", 2), "|2-\n   leading");
+        assert_eq!(yaml_block("\n \"", 2), "|2-\n\n   \"");
         assert_eq!(yaml_block("a\r\nb", 2), "\"a\\r\\nb\"");
         assert_eq!(yaml_block("a\n\n", 2), "\"a\\n\\n\"");
     }

@@ -108,7 +108,10 @@ pub fn queries(text: &str) -> Vec<MdQuery> {
 pub fn is_prose(body: &str) -> bool {
     let code = body.lines().any(|l| {
         let t = l.trim_start();
-        t.starts_with("let ") || t.starts_with('|') || t.starts_with("Device") || t.starts_with("//")
+        t.starts_with("let ")
+            || t.starts_with('|')
+            || t.starts_with("Device")
+            || t.starts_with("//")
     });
     !code && !body.trim().is_empty()
 }
@@ -125,7 +128,10 @@ mod tests {
         assert_eq!(q.len(), 3);
         assert_eq!(q[0].source, DataSource::ProcessCreation);
         assert_eq!(q[0].heading, "Create Process");
-        assert_eq!((q[0].heading_line, q[0].fence_line, q[0].body_line), (3, 4, 5));
+        assert_eq!(
+            (q[0].heading_line, q[0].fence_line, q[0].body_line),
+            (3, 4, 5)
+        );
         assert_eq!(q[0].body, "let a = now();\nT | where A has 'x'");
         assert_eq!(q[0].anchor(), "create-process");
         assert!(is_prose(&q[1].body));

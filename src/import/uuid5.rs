@@ -32,7 +32,13 @@ pub fn uuid5_url(name: &str) -> String {
 
 /// SHA-1 (FIPS 180-4). Used only to derive ids, never for security.
 pub fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
     let mut msg = data.to_vec();
     let bit_len = (data.len() as u64).wrapping_mul(8);
     msg.push(0x80);
@@ -90,16 +96,25 @@ mod tests {
     #[test]
     fn sha1_known_answers() {
         assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(hex(&sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex(&sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
         let long = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
         assert_eq!(hex(&sha1(long)), "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
-        assert_eq!(hex(&sha1(&[b'a'; 1000])), "291e9a6c66994949b57ba5e650361e98fc36b1ba");
+        assert_eq!(
+            hex(&sha1(&[b'a'; 1000])),
+            "291e9a6c66994949b57ba5e650361e98fc36b1ba"
+        );
     }
 
     #[test]
     fn uuid5_matches_the_reference() {
         // python3 -c 'import uuid; print(uuid.uuid5(uuid.NAMESPACE_URL, "https://www.python.org/"))'
-        assert_eq!(uuid5_url("https://www.python.org/"), "5406f80d-92e9-51cd-a176-77445955e733");
+        assert_eq!(
+            uuid5_url("https://www.python.org/"),
+            "5406f80d-92e9-51cd-a176-77445955e733"
+        );
         let xeox = "https://github.com/jischell-msft/RemoteManagementMonitoringTools/blob/7bb251e68abd13989445195e9d812cb189277715/RMM/Xeox/RMM_AHQ_Xeox.md#create-process";
         assert_eq!(uuid5_url(xeox), "f5556ff1-f40c-5c1c-90f4-c132a9c7e995");
     }
