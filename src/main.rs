@@ -412,7 +412,12 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 }
                 Some(t) => {
                     for target in t.targets() {
-                        let r = compiler.compile_file(&parsed.rule, &rule, target, profile.as_deref())?;
+                        let r = compiler.compile_file(
+                            &parsed.rule,
+                            &rule,
+                            target,
+                            profile.as_deref(),
+                        )?;
                         say!("== {target} ==");
                         say!("{}", r.query.trim_end());
                         say!("-- fidelity: {}", verdict(&r.fidelity));
@@ -598,7 +603,8 @@ fn export_fixtures(
         let outcome = fixtures::run(&parsed.rule, &file, &fixture)?;
         for &target in targets {
             let p = compiler.backends().profile(target, profile)?;
-            let rendered = compiler.compile_file(&parsed.rule, &source.path, target, Some(&p.name))?;
+            let rendered =
+                compiler.compile_file(&parsed.rule, &source.path, target, Some(&p.name))?;
             let mut events = Vec::new();
             for e in &file.events {
                 events.push(serde_json::json!({

@@ -269,7 +269,9 @@ pub fn yaml_block(s: &str, indent: usize) -> String {
     let safe = !body.is_empty()
         && !body.ends_with('\n')
         && !body.contains('\r')
-        && body.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
+        && body
+            .chars()
+            .all(|c| c == '\n' || c == '\t' || !c.is_control())
         && body.lines().all(|l| l.is_empty() || !l.trim().is_empty());
     if !safe {
         return serde_json::to_string(s).expect("strings serialize");

@@ -21,8 +21,8 @@ pub mod escape {
     pub use super::kql::{column as kql_column, quote as kql_string};
     pub use super::sigma::escape_value as sigma_value;
     pub use super::spl::{
-        pcre_ascii_folded as spl_pcre_ascii_folded, pcre_literal as spl_pcre,
-        quote as spl_string, search_field as spl_search_field, where_field as spl_where_field,
+        pcre_ascii_folded as spl_pcre_ascii_folded, pcre_literal as spl_pcre, quote as spl_string,
+        search_field as spl_search_field, where_field as spl_where_field,
     };
     pub use super::{ascii_classes, term_regex_unicode};
     pub use crate::render::{conf_value, yaml_block, yaml_scalar};
@@ -62,10 +62,16 @@ impl Target {
     /// What the target is, for `rmmc list targets`.
     pub fn describe(self) -> &'static str {
         match self {
-            Target::Kql => "Kusto Query Language: Microsoft Defender XDR advanced hunting / Microsoft Sentinel hunting queries",
+            Target::Kql => {
+                "Kusto Query Language: Microsoft Defender XDR advanced hunting / Microsoft Sentinel hunting queries"
+            }
             Target::Spl => "Splunk Search Processing Language: savedsearches.conf stanzas",
-            Target::Eql => "Elastic Event Query Language: Elastic Security detection rules (NDJSON)",
-            Target::Sigma => "Sigma rules (specification v2), with a correlation rule for aggregations",
+            Target::Eql => {
+                "Elastic Event Query Language: Elastic Security detection rules (NDJSON)"
+            }
+            Target::Sigma => {
+                "Sigma rules (specification v2), with a correlation rule for aggregations"
+            }
         }
     }
 
@@ -406,7 +412,8 @@ pub fn predicate_text(target: Target, field: &str, p: &Predicate) -> (String, Ve
 /// although KQL (ASCII folding) does not?
 pub(crate) fn has_non_ascii_cased(values: &[String]) -> bool {
     values.iter().flat_map(|v| v.chars()).any(|c| {
-        !c.is_ascii() && (c.to_lowercase().ne(std::iter::once(c)) || c.to_uppercase().ne(std::iter::once(c)))
+        !c.is_ascii()
+            && (c.to_lowercase().ne(std::iter::once(c)) || c.to_uppercase().ne(std::iter::once(c)))
     })
 }
 
@@ -562,7 +569,11 @@ mod tests {
             ("東京", false),
             ("Servably, Inc.", false),
         ] {
-            assert_eq!(has_non_ascii_cased(&[value.to_string()]), expected, "{value}");
+            assert_eq!(
+                has_non_ascii_cased(&[value.to_string()]),
+                expected,
+                "{value}"
+            );
         }
     }
 

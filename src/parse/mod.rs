@@ -72,7 +72,10 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
     };
     for field in rule.fields() {
         if !vocabulary::has_field(rule.source, field) {
-            let known: Vec<&str> = vocabulary::fields(rule.source).iter().map(|(n, _)| *n).collect();
+            let known: Vec<&str> = vocabulary::fields(rule.source)
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
             return Err(err(
                 ErrorKind::UnknownField,
                 format!(
@@ -89,7 +92,8 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
         exprs.push((&x.drop_when, format!("exclusion `{}`", x.name)));
     }
     for (e, what) in exprs {
-        check_expr(e).map_err(|m| err(ErrorKind::InvalidValue, format!("{what}: {m}"), "detection"))?;
+        check_expr(e)
+            .map_err(|m| err(ErrorKind::InvalidValue, format!("{what}: {m}"), "detection"))?;
     }
     let mut names: Vec<&str> = rule.exclusions.iter().map(|x| x.name.as_str()).collect();
     names.sort();
@@ -102,7 +106,11 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
     }
     if let Some(agg) = &rule.aggregation {
         if agg.outputs.is_empty() {
-            return Err(err(ErrorKind::Schema, "aggregation needs at least one output".into(), "aggregation"));
+            return Err(err(
+                ErrorKind::Schema,
+                "aggregation needs at least one output".into(),
+                "aggregation",
+            ));
         }
         let mut out_names: Vec<&str> = agg.outputs.iter().map(|o| o.name.as_str()).collect();
         out_names.sort();
@@ -117,7 +125,10 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
             if !is_identifier(&o.name) {
                 return Err(err(
                     ErrorKind::InvalidValue,
-                    format!("output name `{}` must be letters, digits and `_`, starting with a letter", o.name),
+                    format!(
+                        "output name `{}` must be letters, digits and `_`, starting with a letter",
+                        o.name
+                    ),
                     &o.name,
                 ));
             }
@@ -127,7 +138,10 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
         if !is_identifier(&c.name) {
             return Err(err(
                 ErrorKind::InvalidValue,
-                format!("constant name `{}` must be letters, digits and `_`, starting with a letter", c.name),
+                format!(
+                    "constant name `{}` must be letters, digits and `_`, starting with a letter",
+                    c.name
+                ),
                 &c.name,
             ));
         }
