@@ -163,9 +163,12 @@ pub fn matches_expr(expr: &Expr, event: &Event) -> bool {
     regexes.matches(expr, event)
 }
 
-/// KQL `has` on one value: `needle` occurs in `haystack` bounded on each side by the
-/// start/end of `haystack` or by a character that is neither a Unicode letter nor a
-/// digit (`char::is_alphanumeric` is false; so `_`, `.`, `-`, space are separators).
+/// KQL `has` on one value: `needle` occurs in `haystack`, and where the needle starts
+/// (ends) with a letter or digit, the occurrence is preceded (followed) by the start
+/// (end) of `haystack` or by a character that is neither a Unicode letter nor a digit
+/// (`char::is_alphanumeric` is false; so `_`, `.`, `-`, space are separators). So
+/// every term of the needle is a whole term of the value; a needle edge that is
+/// punctuation needs no boundary (as duckdb-kql, measured against Kusto, behaves).
 /// Every occurrence is tried, not only the first. [`Case::Insensitive`] folds ASCII
 /// letters only.
 ///
@@ -177,15 +180,21 @@ pub fn has_term(haystack: &str, needle: &str, case: Case) -> bool {
     }
     let (h, n) = fold_pair(haystack, needle, case);
     let (h, n) = (h.as_ref(), n.as_ref());
+    // The needle's terms must be whole: a boundary is needed only where the needle
+    // itself ends in a letter or digit (`has "Servably, Inc."` matches in
+    // "Servably, Inc.x": its last term `Inc` is whole).
+    let needs_before = n.chars().next().is_some_and(char::is_alphanumeric);
+    let needs_after = n.chars().next_back().is_some_and(char::is_alphanumeric);
     let mut from = 0;
     while let Some(offset) = h[from..].find(n) {
         let pos = from + offset;
         let end = pos + n.len();
-        let before_ok = h[..pos]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !c.is_alphanumeric());
-        let after_ok = h[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+        let before_ok = !needs_before
+            || h[..pos]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_alphanumeric());
+        let after_ok = !needs_after || h[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
         if before_ok && after_ok {
             return true;
         }
@@ -641,6 +650,15 @@ mod tests {
             ("Net-Support", "support", I, true),
             ("x.netsupportsoftware.com/y", "netsupportsoftware.com", I, true),
             ("x.netsupportsoftware.company/y", "netsupportsoftware.com", I, false),
+            // A needle edge that is punctuation needs no boundary on that side.
+            ("Servably, Inc.x", "Servably, Inc.", I, true),
+            ("XServably, Inc.", "Servably, Inc.", I, false),
+            ("foo.bar", "foo.", I, true),
+            ("a.community", ".com", I, false),
+            ("a.com", ".com", I, true),
+            (r"C:\Program Files\Level\x.exe", r"\Program Files\Level\", I, true),
+            (r"C:\Program Files\LevelX\", r"\Program Files\Level\", I, false),
+            ("--", "-", I, true),
             ("netsupport", "netsupport", I, true),
             ("NETSUPPORT", "netsupport", S, false),
             ("(netsupport)", "netsupport", S, true),

@@ -258,8 +258,15 @@ fn near_misses(p: &Predicate, v: &str) -> Vec<(&'static str, String, String)> {
     );
     match p.kind {
         MatchKind::Term => {
-            out.push(after);
-            out.push(before);
+            // A needle edge that is punctuation needs no boundary: a letter there is
+            // no near miss (`has "Servably, Inc."` matches "Servably, Inc.x").
+            let (needs_before, needs_after) = crate::lower::term_edges(v);
+            if needs_after {
+                out.push(after);
+            }
+            if needs_before {
+                out.push(before);
+            }
         }
         MatchKind::Equals => {
             out.push((

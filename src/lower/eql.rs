@@ -3,7 +3,7 @@
 //! `:` prefilter plus an anchored Lucene `regex`/`regex~`. EQL has no aggregation and
 //! no time range: the rule file carries the window (`from`) and alert suppression.
 
-use super::{Dialect, LowerInput, Notes, note_unicode_folding};
+use super::{Dialect, LowerInput, Notes};
 use crate::error::Result;
 use crate::ir::{Case, MatchKind, Predicate, Quantifier};
 use serde_json::json;
@@ -43,11 +43,18 @@ pub fn lucene_escape(s: &str) -> String {
     out
 }
 
-/// A Lucene regexp (whole-string) for a whole-term match, with ASCII boundaries.
+/// A Lucene regexp (whole-string) for a whole-term match, with ASCII boundaries where
+/// the needle ends in a letter or digit.
 pub fn term_regex(needle: &str) -> String {
+    term_regex_around(needle, &lucene_escape(needle))
+}
+
+fn term_regex_around(needle: &str, body: &str) -> String {
+    let (before, after) = super::term_edges(needle);
     format!(
-        "(.*[^a-zA-Z0-9])?{}([^a-zA-Z0-9].*)?",
-        lucene_escape(needle)
+        "{}{body}{}",
+        if before { "(.*[^a-zA-Z0-9])?" } else { ".*" },
+        if after { "([^a-zA-Z0-9].*)?" } else { ".*" },
     )
 }
 
@@ -59,14 +66,13 @@ fn has_wildcard(v: &str) -> bool {
 
 impl Dialect for Eql {
     fn predicate(&self, field: &str, p: &Predicate, notes: &mut Notes) -> String {
-        note_unicode_folding(p, super::Target::Eql, notes);
         let f = field_name(field);
         let regex_op = match p.case {
             Case::Insensitive => "regex~",
             Case::Sensitive => "regex",
         };
         let many = p.values.len() > 1;
-        let classes = super::needs_ascii_classes(p);
+        let classes = super::needs_ascii_classes(p, false);
         let plain_values = !p.values.iter().any(|v| has_wildcard(v)) && !classes;
         let list = |values: &[String]| {
             values
@@ -108,7 +114,7 @@ impl Dialect for Eql {
                     MatchKind::Contains => format!(".*{body}.*"),
                     MatchKind::Prefix => format!("{body}.*"),
                     MatchKind::Suffix => format!(".*{body}"),
-                    _ => format!("(.*[^a-zA-Z0-9])?{body}([^a-zA-Z0-9].*)?"),
+                    _ => term_regex_around(v, &body),
                 };
                 let exact = format!("{f} regex {}", quote(&pattern));
                 return if p.kind == MatchKind::Term && !wild {
@@ -175,6 +181,16 @@ impl Dialect for Eql {
             parts.into_iter().next().expect("one value")
         } else {
             format!("({})", parts.join(word))
+        }
+    }
+
+    /// EQL compares a missing field as null, and `not null` is null: the event would
+    /// be dropped where KQL (missing = "") keeps it. Inside a `not`, a predicate is
+    /// true only for a present field.
+    fn guard_missing(&self, field: &str, p: &Predicate, text: String) -> String {
+        match p.kind {
+            MatchKind::Empty | MatchKind::NotEmpty => text,
+            _ => format!("({} != null and {text})", field_name(field)),
         }
     }
 

@@ -24,7 +24,7 @@ pub mod escape {
         pcre_ascii_folded as spl_pcre_ascii_folded, pcre_literal as spl_pcre, quote as spl_string,
         search_field as spl_search_field, where_field as spl_where_field,
     };
-    pub use super::{ascii_classes, term_regex_unicode};
+    pub use super::{ascii_classes, term_regex_around, term_regex_unicode};
     pub use crate::render::{conf_value, yaml_block, yaml_scalar};
 }
 
@@ -277,7 +277,7 @@ pub(crate) trait Dialect: Sync {
             .applied_exclusions()
             .into_iter()
             .map(|x| {
-                let condition = self.not_expr(&self.expr(input, &x.drop_when, notes)?);
+                let condition = self.negated(input, &x.drop_when, notes)?;
                 Ok(serde_json::json!({
                     "name": x.name,
                     "scenario": one_line(&x.scenario),
@@ -290,9 +290,39 @@ pub(crate) trait Dialect: Sync {
     /// A boolean expression, parenthesized wherever precedence could matter, so no
     /// target's precedence rules are relied upon.
     fn expr(&self, input: &LowerInput, e: &Expr, notes: &mut Notes) -> Result<String> {
+        self.expr_in(input, e, notes, false)
+    }
+
+    /// The condition that keeps the events where `e` is false.
+    fn negated(&self, input: &LowerInput, e: &Expr, notes: &mut Notes) -> Result<String> {
+        Ok(self.not_expr(&self.expr_in(input, e, notes, true)?))
+    }
+
+    /// A predicate's text inside a negation, for targets where a comparison on a
+    /// missing field is null rather than false (and `not null` drops the event).
+    fn guard_missing(&self, _field: &str, _p: &Predicate, text: String) -> String {
+        text
+    }
+
+    /// The walk behind [`Dialect::expr`]; `under_not` says whether a `not` encloses it.
+    fn expr_in(
+        &self,
+        input: &LowerInput,
+        e: &Expr,
+        notes: &mut Notes,
+        under_not: bool,
+    ) -> Result<String> {
         Ok(match e {
-            Expr::Match(p) => self.predicate(&input.field(&p.field)?, p, notes),
-            Expr::Not(x) => self.not_expr(&self.expr(input, x, notes)?),
+            Expr::Match(p) => {
+                let field = input.field(&p.field)?;
+                let text = self.predicate(&field, p, notes);
+                if under_not {
+                    self.guard_missing(&field, p, text)
+                } else {
+                    text
+                }
+            }
+            Expr::Not(x) => self.not_expr(&self.expr_in(input, x, notes, true)?),
             Expr::All(xs) | Expr::Any(xs) => {
                 let word = if matches!(e, Expr::All(_)) {
                     self.and_word()
@@ -301,7 +331,7 @@ pub(crate) trait Dialect: Sync {
                 };
                 let parts = xs
                     .iter()
-                    .map(|x| self.expr(input, x, notes))
+                    .map(|x| self.expr_in(input, x, notes, under_not))
                     .collect::<Result<Vec<_>>>()?;
                 match parts.len() {
                     0 => unreachable!("empty groups are rejected by the parser"),
@@ -417,11 +447,17 @@ pub(crate) fn has_non_ascii_cased(values: &[String]) -> bool {
     })
 }
 
-/// Does this predicate fold case over a value with non-ASCII cased letters? Then a
-/// target's native case-insensitive operator (which folds them) is not exact, and
-/// the target spells ASCII folding out as classes instead: `[Kk]rämer`.
-pub(crate) fn needs_ascii_classes(p: &Predicate) -> bool {
-    p.case == Case::Insensitive && p.kind != MatchKind::Regex && has_non_ascii_cased(&p.values)
+/// Must a target spell ASCII case folding out (`[Kk][Rr]ä[Mm][Ee][Rr]`) instead of
+/// using its case-insensitive operator? Yes where that operator folds letters KQL
+/// does not: any non-ASCII letter of the value (`ä` ~ `Ä`), and, in engines that fold
+/// by Unicode simple case folding (`full_unicode_folding`: PCRE `(?i)`, Rust regex,
+/// Sigma engines), `k` and `s` too, which also match the Kelvin sign (U+212A) and
+/// the long s (U+017F).
+pub(crate) fn needs_ascii_classes(p: &Predicate, full_unicode_folding: bool) -> bool {
+    p.case == Case::Insensitive
+        && p.kind != MatchKind::Regex
+        && (has_non_ascii_cased(&p.values)
+            || (full_unicode_folding && p.values.iter().any(|v| v.contains(['k', 'K', 's', 'S']))))
 }
 
 /// The literal with each ASCII letter as a two-letter class and every other
@@ -442,34 +478,46 @@ pub fn ascii_classes(value: &str, escape: impl Fn(&str) -> String) -> String {
     out
 }
 
-/// Record the approximation of folding non-ASCII letters, where a target's
-/// case-insensitive regex flag folds them and KQL does not (a user's own regex).
-pub(crate) fn note_unicode_folding(p: &Predicate, target: Target, notes: &mut Notes) {
-    if p.case == Case::Insensitive && p.kind == MatchKind::Regex && has_non_ascii_cased(&p.values) {
-        notes.approximate(
-            format!("case-insensitive `{}` on `{}`", p.kind.as_str(), p.field),
-            format!(
-                "{target} folds the case of non-ASCII letters ({}); KQL folds ASCII letters only",
-                p.values
-                    .iter()
-                    .filter(|v| has_non_ascii_cased(std::slice::from_ref(v)))
-                    .map(|v| format!("`{v}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-    }
-}
+/// The boundary class of a whole term in flavours with Unicode classes (PCRE, RE2,
+/// Rust regex): anything but a letter or a digit.
+pub const UNICODE_BOUNDARY: &str = r"[^\p{L}\p{N}]";
 
-/// The regex of a whole-term match with Unicode letter/digit boundaries (PCRE, RE2,
-/// Rust regex): `(^|[^\p{L}\p{N}])NEEDLE($|[^\p{L}\p{N}])`.
+/// The regex of a whole-term match with Unicode letter/digit boundaries:
+/// `(^|[^\p{L}\p{N}])NEEDLE($|[^\p{L}\p{N}])`.
 pub fn term_regex_unicode(needle: &str) -> String {
-    term_regex_unicode_body(&regex::escape(needle))
+    term_regex_around(needle, &regex::escape(needle), UNICODE_BOUNDARY)
 }
 
-/// The same around an already-escaped needle pattern.
-pub(crate) fn term_regex_unicode_body(needle_pattern: &str) -> String {
-    format!(r"(^|[^\p{{L}}\p{{N}}]){needle_pattern}($|[^\p{{L}}\p{{N}}])")
+/// A whole-term (partial-match) regex around the needle's pattern `body`. KQL
+/// requires a boundary only where the needle ends in a letter or digit, so that
+/// every term of the needle is whole: `(^|B)` goes before the needle only if it starts
+/// with one, `($|B)` after it only if it ends with one.
+pub fn term_regex_around(needle: &str, body: &str, boundary: &str) -> String {
+    let (before, after) = term_edges(needle);
+    format!(
+        "{}{body}{}",
+        if before {
+            format!("(^|{boundary})")
+        } else {
+            String::new()
+        },
+        if after {
+            format!("($|{boundary})")
+        } else {
+            String::new()
+        },
+    )
+}
+
+/// Does the needle start / end with a letter or digit (and so need a boundary there)?
+pub(crate) fn term_edges(needle: &str) -> (bool, bool) {
+    (
+        needle.chars().next().is_some_and(char::is_alphanumeric),
+        needle
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric),
+    )
 }
 
 /// `"..."` with backslash escapes for `\\` and `"`, and with `controls` also for

@@ -2,12 +2,17 @@
 //! exclusions become `filter_*` selections (`condition: selection and not 1 of
 //! filter_*`); an aggregation becomes an `event_count` correlation rule.
 
-use super::{Dialect, LowerInput, Notes, note_unicode_folding, one_line};
+use super::{Dialect, LowerInput, Notes, one_line};
 use crate::error::Result;
 use crate::ir::{Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::{Value, json};
 
 pub(crate) struct Sigma;
+
+/// The term boundary in Sigma regexes. Python's `re` (pySigma, sigma-cli) has no
+/// `\p{..}` classes; there `[\W_]` is exactly "not a letter or digit". Other
+/// engines read `\w` differently: the approximation is reported.
+pub const SIGMA_BOUNDARY: &str = r"[\W_]";
 
 /// A plain (non-regex) Sigma value: `\`, `*` and `?` escaped with a backslash.
 pub fn escape_value(s: &str) -> String {
@@ -32,7 +37,6 @@ struct Item {
 /// The table from match kind to Sigma modifiers. Returns several items when the
 /// predicate needs more than one selection (empty = missing or "").
 fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
-    note_unicode_folding(p, super::Target::Sigma, notes);
     let cased = if p.case == Case::Sensitive {
         "|cased"
     } else {
@@ -44,7 +48,10 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         ""
     };
     let plain = |v: &String| Value::String(escape_value(v));
-    if super::needs_ascii_classes(p) && p.kind.takes_values() {
+    if p.kind == MatchKind::Term {
+        note_sigma_term(p, notes);
+    }
+    if super::needs_ascii_classes(p, true) && p.kind.takes_values() {
         // Sigma folds non-ASCII letters without |cased: spell ASCII folding out in |re.
         let values = p
             .values
@@ -56,7 +63,7 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
                     MatchKind::Contains => body,
                     MatchKind::Prefix => format!("^{body}"),
                     MatchKind::Suffix => format!("{body}$"),
-                    _ => super::term_regex_unicode_body(&body),
+                    _ => super::term_regex_around(v, &body, SIGMA_BOUNDARY),
                 })
             })
             .collect();
@@ -94,7 +101,13 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
                 values: p
                     .values
                     .iter()
-                    .map(|v| Value::String(super::term_regex_unicode(v)))
+                    .map(|v| {
+                        Value::String(super::term_regex_around(
+                            v,
+                            &regex::escape(v),
+                            SIGMA_BOUNDARY,
+                        ))
+                    })
                     .collect(),
             }];
         }
@@ -118,6 +131,13 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         key: format!("{field}{modifier}{all}{cased}"),
         values,
     }]
+}
+
+fn note_sigma_term(p: &Predicate, notes: &mut Notes) {
+    notes.approximate(
+        format!("whole-term match on `{}`", p.field),
+        "Sigma regexes have no portable Unicode letter class: the boundary is written [\\W_], exact in Python's re (pySigma), but Rust regex counts combining marks and connector punctuation as word characters and RE2 treats every non-ASCII letter as a separator",
+    );
 }
 
 /// Builds named selections and the condition that combines them.

@@ -8,7 +8,7 @@
 //! `earliest=-5d` is inclusive, but `latest` is exclusive, so the search runs to
 //! `latest=+1s` and `where _time<=now()` (the search's start time) ends it exactly.
 
-use super::{Dialect, LowerInput, Notes, note_unicode_folding};
+use super::{Dialect, LowerInput, Notes};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{AggFunction, Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::json;
@@ -76,7 +76,7 @@ pub fn pcre_ascii_folded(kind: MatchKind, value: &str) -> String {
     let body = super::ascii_classes(value, regex::escape);
     match kind {
         MatchKind::Equals => format!(r"^{body}\z"),
-        MatchKind::Term => super::term_regex_unicode_body(&body),
+        MatchKind::Term => super::term_regex_around(value, &body, super::UNICODE_BOUNDARY),
         MatchKind::Contains => body,
         MatchKind::Prefix => format!("^{body}"),
         MatchKind::Suffix => format!(r"{body}\z"),
@@ -149,9 +149,8 @@ impl Spl {
 
 impl Dialect for Spl {
     fn predicate(&self, field: &str, p: &Predicate, notes: &mut Notes) -> String {
-        note_unicode_folding(p, super::Target::Spl, notes);
         let f = where_field(field);
-        let classes = super::needs_ascii_classes(p);
+        let classes = super::needs_ascii_classes(p, true);
         let one = |v: &String| match (p.kind, p.case) {
             (MatchKind::Equals, Case::Sensitive) => format!("{f}=={}", quote(v)),
             (kind, _) if classes => format!("match({f}, {})", quote(&pcre_ascii_folded(kind, v))),
