@@ -1,0 +1,641 @@
+"""Independent-engine oracles of the rmmc conformance suite (run by scripts/conformance).
+
+Reads the bundle written by `cargo test --test conformance_bundle` (every rule with
+fixtures x every target: the compiled query and files, the fixture and generated
+adversarial events mapped by the backends' field maps, and the reference evaluator's
+answers under each semantic variant) and runs:
+
+  KQL    Kusto.Language (npm @kusto/language-service-next): parse + semantic analysis
+         against declared Defender schemas, one node process for all queries;
+         duckdb-kql: the query over the mapped events, now() pinned to the fixture's
+         `now` with duckdb-kql's `query_now` (the query text is not changed). Rows are
+         compared with the evaluator's; a second run without the `summarize`/`extend`
+         lines gives the matched events before aggregation.
+  EQL    eql (Elastic's reference implementation, elasticsearch syntax): parse, then
+         run over the events (dotted names -> nested objects, event_type from the
+         query's category). The window is not in an EQL query: the harness applies the
+         rule file's `from` (now-N .. now, both inclusive) before the engine runs.
+         The eql engine folds case everywhere, so case-sensitive behaviour is not
+         checked by it (events whose outcome depends on case are "not checked").
+  Sigma  sigma check (offline validator config, issues fail) over every emitted file
+         (rule and correlation documents); pySigma -> KQL (kusto backend, table named
+         with set_state query_table) run in duckdb-kql over the events: must give the
+         evaluator's matched events. Sigma has no look-back window: the harness applies
+         the rule's window before running.
+
+It also merges the results of the pure-Rust oracles (SPL subset engine, rsigma,
+escaping property tests) from the results folder, prints one line per
+rule x target x oracle, the matrix, and exits 1 on any disagreement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TARGETS = ["kql", "spl", "eql", "sigma"]
+
+# ---------------------------------------------------------------------------
+# Variants and judging (the same rules as conformance/harness/common.rs)
+
+FOLDS = ["exact", "unicode_fold_documented", "unicode_fold", "fold_everything"]
+
+
+def parse_key(key):
+    parts = key.split("+")
+    return parts[0], "ascii_terms" in parts, "end_exclusive" in parts
+
+
+def judge(events, got, answers, documented, quirk_folds):
+    """Per-event judgement of an engine's matched set (see common.rs judge_matched)."""
+    doc_u, doc_a, doc_w = documented["unicode_fold"], documented["ascii_terms"], documented["end_exclusive"]
+
+    def is_documented(key):
+        fold, a, w = parse_key(key)
+        fold_ok = fold == "exact" or (fold == "unicode_fold_documented" and doc_u)
+        return fold_ok and (not a or doc_a) and (not w or doc_w)
+
+    def is_quirk(key):
+        fold, a, w = parse_key(key)
+        fold_ok = fold == "exact" or (fold == "unicode_fold_documented" and doc_u) or fold in quirk_folds
+        return fold_ok and (not a or doc_a) and (not w or doc_w)
+
+    sets = {k: set(a["matched"]) for k, a in answers.items()}
+    exact = sets["exact"]
+    out = {"documented": [], "oracle_limited": [], "disagreements": [], "same_as": None}
+    for e in events:
+        name = e["name"]
+        m = name in got
+        if m == (name in exact):
+            continue
+        what = "%s (%s; %s): engine %s, evaluator %s" % (
+            name, e["origin"], e["why"], "matches" if m else "does not match", "does not" if m else "does")
+        doc = next((k for k in answers if is_documented(k) and ((name in sets[k]) == m)), None)
+        quirk = next((k for k in answers if is_quirk(k) and ((name in sets[k]) == m)), None)
+        if doc:
+            out["documented"].append("%s [documented: %s]" % (what, doc))
+        elif quirk:
+            out["oracle_limited"].append("%s [oracle quirk: %s]" % (what, quirk))
+        else:
+            out["disagreements"].append(what)
+    for k in sorted(answers, key=lambda k: (k != "exact", k)):
+        if sets[k] == got and (is_documented(k) or is_quirk(k)):
+            out["same_as"] = k
+            break
+    out["verdict"] = ("disagree" if out["disagreements"] else
+                      "approximate-as-documented" if out["documented"] else "agree")
+    return out
+
+
+def scalar_text(v):
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (dt.datetime,)):
+        return rfc3339(v)
+    return str(v) if not isinstance(v, (dict, list)) else json.dumps(v, separators=(",", ":"))
+
+
+def rfc3339(t: dt.datetime) -> str:
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    base = t.strftime("%Y-%m-%dT%H:%M:%S")
+    us = t.microsecond
+    if us == 0:
+        return base + "Z"
+    if us % 1000 == 0:
+        return base + ".%03dZ" % (us // 1000)
+    return base + ".%06dZ" % us
+
+
+def parse_time(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+
+
+def norm_rows(rows, rename):
+    out = []
+    for r in rows:
+        n = {}
+        for k, v in r.items():
+            k = rename.get(k, k)
+            if isinstance(v, list):
+                n[k] = sorted(scalar_text(x) for x in v)
+            else:
+                n[k] = scalar_text(v)
+        out.append(n)
+    return sorted(out, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def in_window(line, e, end_inclusive=True):
+    now = parse_time(line["now"])
+    start = now - dt.timedelta(seconds=line["window_seconds"])
+    ts = e["event"].get(line["field_map"]["@timestamp"])
+    if not isinstance(ts, str):
+        return False
+    t = parse_time(ts)
+    return start <= t and (t <= now if end_inclusive else t < now)
+
+
+# ---------------------------------------------------------------------------
+# duckdb-kql
+
+DUCK_TYPES = {"string": "VARCHAR", "datetime": "TIMESTAMP", "long": "BIGINT", "int": "INTEGER", "bool": "BOOLEAN"}
+
+
+def load_table(con, table, columns, events):
+    """Create the Defender table (every declared column, real types) plus `__name`."""
+    con.execute('DROP TABLE IF EXISTS "%s"' % table)
+    cols = ", ".join('"%s" %s' % (c, DUCK_TYPES[t]) for c, t in columns)
+    con.execute('CREATE TABLE "%s" (%s, "__name" VARCHAR)' % (table, cols))
+    rows = []
+    for e in events:
+        ev = e["event"]
+        row = []
+        for c, t in columns:
+            v = ev.get(c)
+            if t == "string":
+                # KQL strings are never null: a missing value is "".
+                row.append("" if v is None else (v if isinstance(v, str) else json.dumps(v)))
+            elif v is None:
+                row.append(None)
+            elif t == "datetime":
+                row.append(parse_time(v).replace(tzinfo=None))
+            elif t in ("long", "int"):
+                row.append(int(v))
+            elif t == "bool":
+                row.append(bool(v) if not isinstance(v, str) else v.lower() == "true")
+        row.append(e["name"])
+        rows.append(row)
+    if rows:
+        con.executemany('INSERT INTO "%s" VALUES (%s)' % (table, ", ".join("?" * (len(columns) + 1))), rows)
+
+
+def duck_rows(rel):
+    names = rel.columns
+    types = [str(t) for t in rel.types]
+    out = []
+    for r in rel.fetchall():
+        d = {}
+        for n, t, v in zip(names, types, r):
+            if t == "JSON" and isinstance(v, str):
+                v = json.loads(v)
+            if isinstance(v, dt.datetime):
+                v = rfc3339(v)
+            d[n] = v
+        out.append(d)
+    return out
+
+
+def filter_only(query: str) -> str:
+    keep = [l for l in query.splitlines() if not re.match(r"\s*\|\s*(summarize|extend|project)\b", l)]
+    return "\n".join(keep)
+
+
+# ---------------------------------------------------------------------------
+# Oracles
+
+class Results:
+    def __init__(self):
+        self.lines = []  # dicts: rule, target, oracle, verdict, detail, ...
+
+    def add(self, rule, target, oracle, verdict, detail="", **extra):
+        d = {"rule": rule, "target": target, "oracle": oracle, "verdict": verdict, "detail": detail}
+        d.update(extra)
+        self.lines.append(d)
+        return d
+
+
+def kusto_language(lines, schema, oracles_dir, res, extra_queries):
+    queries = [{"id": "%s|kql" % l["rule"], "query": l["query"]} for l in lines if l["target"] == "kql"]
+    queries += extra_queries
+    node_dir = oracles_dir / "node"
+    proc = subprocess.run(["node", str(HERE / "kusto_check.js"), str(node_dir)],
+                          input=json.dumps({"schema": schema, "queries": queries}),
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("kusto_check.js failed: " + proc.stderr[-2000:])
+    out = json.loads(proc.stdout)
+    by_id = {q["id"]: q for q in out["queries"]}
+    for l in lines:
+        if l["target"] != "kql":
+            continue
+        q = by_id["%s|kql" % l["rule"]]
+        table = l["settings"].get("table")
+        declared = dict(schema.get(table, []))
+        # The field map must name real columns of the table (a wrong mapping fails).
+        unknown = sorted(set(v for v in l["field_map"].values() if v not in declared))
+        errs = list(q["errors"]) + (["field map names columns %s that %s does not have" % (unknown, table)] if unknown else [])
+        if errs:
+            res.add(l["rule"], "kql", "Kusto.Language", "disagree", "; ".join(errs))
+        else:
+            cols = ", ".join("%s:%s" % (n, t) for n, t in q["columns"])
+            res.add(l["rule"], "kql", "Kusto.Language", "agree", "parse + semantic analysis clean; result (%s)" % cols)
+    return out["version"], {q["id"]: q for q in out["queries"]}
+
+
+def run_duck_kql(line, query, events, schema, label, documented, quirks, compare_rows):
+    import duckdb_kql
+    table = line["kql_table"]
+    con = duckdb_kql.connect()
+    load_table(con, table, schema[table], events)
+    now = parse_time(line["now"])
+    names_rel = duckdb_kql.kql(con, filter_only(query), query_now=now)
+    got = {r["__name"] for r in duck_rows(names_rel)}
+    j = judge(events, got, line["answers"], documented, quirks)
+    detail = "%d events, %d matched" % (len(events), len(got))
+    if compare_rows and line["aggregation"]:
+        if j["same_as"]:
+            rel = duckdb_kql.kql(con, query, query_now=now)
+            have = norm_rows(duck_rows(rel), {})
+            rename = dict(line["field_map"])
+            want = norm_rows(line["answers"][j["same_as"]]["rows"], rename)
+            if have == want:
+                detail += "; %d rows equal the evaluator's (%s)" % (len(have), j["same_as"])
+            else:
+                j["disagreements"].append("result rows differ:\n      evaluator %s\n      engine    %s" % (
+                    json.dumps(want, ensure_ascii=False), json.dumps(have, ensure_ascii=False)))
+                j["verdict"] = "disagree"
+        else:
+            detail += "; rows not compared (matched events differ)"
+    con.close()
+    return j, detail, got
+
+
+def duck_kql_all(lines, schema, res):
+    for l in lines:
+        if l["target"] != "kql":
+            continue
+        l["kql_table"] = l["settings"]["table"]
+        try:
+            j, detail, _ = run_duck_kql(l, l["query"], l["events"], schema, "duckdb-kql", l["documented"],
+                                        ["unicode_fold"], True)
+        except Exception as e:  # an unsupported construct is a finding, never a pass
+            res.add(l["rule"], "kql", "duckdb-kql", "disagree", "engine error: %s: %s" % (type(e).__name__, e))
+            continue
+        res.add(l["rule"], "kql", "duckdb-kql", j["verdict"], detail, **{k: j[k] for k in ("documented", "oracle_limited", "disagreements")},
+                note="now() pinned with query_now; DuckDB lower()/RE2 (?i) fold Unicode (a duckdb-kql deviation from KQL's ASCII-only folding): events explained only by that are not checked")
+
+
+def nest(flat):
+    out = {}
+    for k, v in flat.items():
+        if k.startswith("@") or "." not in k:
+            out[k] = v
+            continue
+        parts = k.split(".")
+        cur = out
+        for p in parts[:-1]:
+            nxt = cur.get(p)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                cur[p] = nxt
+            cur = nxt
+        cur[parts[-1]] = v
+    return out
+
+
+EQL_CORRECTIONS = ("harness corrections to eql 1.0.1 toward Elastic's documented semantics: `regex`/`regex~` "
+                   "match the whole string (Lucene regexp; eql uses Python re.match, a prefix match), and the "
+                   "`:` wildcard's end anchor is \\Z (eql uses $, which also matches before a final newline); "
+                   "Lucene's literal ^ and $ are escaped for Python; otherwise the regex runs as Python re, not Lucene")
+
+
+def lucene_to_python(pattern: str) -> str:
+    """A Lucene regexp as a Python `re` pattern, for the syntax rmmc emits: Lucene has
+    no anchors, so `^` and `$` outside a class are literals (Python would anchor)."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+            out.append(c)
+        elif c == "[":
+            in_class = True
+            out.append(c)
+            if pattern[i + 1:i + 2] == "^":
+                out.append("^")
+                i += 1
+        elif c in "^$":
+            out.append("\\" + c)
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def patch_eql():
+    """Make eql's regex and wildcard matching whole-string, as Elastic's are, with
+    Lucene's literal `^`/`$`."""
+    import eql.functions as F
+
+    def match_callback(cls, source_ast, *regex_literals):
+        compiled = re.compile("|".join("(?:%s)" % lucene_to_python(r.value) for r in regex_literals),
+                              F.regex_flags())
+
+        def callback(source, *_):
+            if F.is_string(source):
+                return compiled.fullmatch(source) is not None
+        return callback
+
+    def match_run(cls, source, *matches):
+        if isinstance(source, bytes):
+            source = source.decode("utf-8", "ignore")
+        if F.is_string(source):
+            return re.fullmatch("|".join("(?:%s)" % lucene_to_python(m) for m in matches), source,
+                                F.regex_flags()) is not None
+
+    def to_regex(cls, *wildcards):
+        out = []
+        for w in wildcards:
+            pieces = [re.escape(p) for p in F.fold_case(w).split("*")]
+            out.append("^" + ".*?".join(pieces) + r"\Z")
+        return "|".join(out)
+
+    F.Match.get_callback = classmethod(match_callback)
+    F.Match.run = classmethod(match_run)
+    F.Wildcard.to_regex = classmethod(to_regex)
+
+
+def eql_all(lines, res):
+    import eql
+    patch_eql()
+    for l in lines:
+        if l["target"] != "eql":
+            continue
+        rule_json = next((json.loads(t) for p, t in l["files"].items() if p.endswith(".ndjson")), None)
+        frm = (rule_json or {}).get("from", "")
+        m = re.fullmatch(r"now-(\d+)([smhd])", frm)
+        if not m:
+            res.add(l["rule"], "eql", "eql", "disagree", "rule file `from` %r is not now-N<unit>" % frm)
+            continue
+        secs = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        window_note = "window from the rule file's from=%s, applied by the harness (now-%ds .. now, inclusive)" % (frm, secs)
+        if secs != l["window_seconds"]:
+            res.add(l["rule"], "eql", "eql", "disagree", "from=%s is not the rule's window (%ss)" % (frm, l["window_seconds"]))
+            continue
+        query = l["query"].strip()
+        category = query.split()[0]
+        try:
+            with eql.parser.elasticsearch_syntax:
+                q = eql.parse_query(query)
+        except Exception as e:
+            res.add(l["rule"], "eql", "eql", "disagree", "eql does not parse the query: %s" % e)
+            continue
+        events = [e for e in l["events"] if in_window(l, e)]
+        data = []
+        for e in events:
+            d = nest(e["event"])
+            d["event_type"] = category
+            d["__name"] = e["name"]
+            data.append(d)
+        got = set()
+        engine = eql.PythonEngine()
+        engine.add_query(q)
+        engine.add_output_hook(lambda out: got.update(ev.data["__name"] for ev in out.events))
+        engine.stream_events([eql.Event.from_data(d) for d in data])
+        # Events outside the window count as not matched (the window is the rule's).
+        j = judge(l["events"], got, l["answers"], l["documented"], ["fold_everything"])
+        # eql folds by lower-casing values with Python's str.lower(), which turns some
+        # letters into two code points (U+0130 "İ" -> "i̇"): a pattern holding such a
+        # letter can never match in eql, though it does in Elastic. Not checked by eql.
+        by_name = {e["name"]: e for e in l["events"]}
+        keep = []
+        for d in j["disagreements"]:
+            ev = by_name.get(d.split(" ", 1)[0], {}).get("event", {})
+            texts = [v for v in ev.values() if isinstance(v, str)] + re.findall(r'"([^"]*)"', l["query"])
+            if any(len(c.lower()) != 1 for t in texts for c in t):
+                j["oracle_limited"].append(d + " [oracle quirk: eql lower-cases to several code points]")
+            else:
+                keep.append(d)
+        j["disagreements"] = keep
+        if not keep and j["verdict"] == "disagree":
+            j["verdict"] = "approximate-as-documented" if j["documented"] else "agree"
+        detail = "%d events in the window, %d matched; %s" % (len(events), len(got), window_note)
+        if l["aggregation"] and j["verdict"] == "agree":
+            j["verdict"] = "approximate-as-documented"
+            detail += "; aggregation not expressible in EQL (documented): matched events compared, not rows"
+        res.add(l["rule"], "eql", "eql", j["verdict"], detail,
+                **{k: j[k] for k in ("documented", "oracle_limited", "disagreements")},
+                note="the eql engine folds case everywhere (==, in, like, regex too): case-sensitive behaviour is not checked by it; " + EQL_CORRECTIONS)
+
+
+def sigma_check(lines, oracles_dir, res):
+    tmp = Path(tempfile.mkdtemp(prefix="rmmc-sigma-"))
+    owner = {}
+    for l in lines:
+        if l["target"] != "sigma":
+            continue
+        for p, text in l["files"].items():
+            if p.endswith((".yml", ".yaml")):
+                f = tmp / Path(p).name
+                f.write_text(text, encoding="utf-8")
+                owner[str(f)] = l["rule"]
+    sigma = oracles_dir / "venv" / "bin" / "sigma"
+    proc = subprocess.run([str(sigma), "check", "-c", str(HERE / "sigma_validation.yml"), "--fail-on-error",
+                           "--fail-on-issues", str(tmp)], capture_output=True, text=True, check=False)
+    # Per-rule attribution with the same library and configuration in-process (the
+    # CLI does not name the file of a parse error).
+    import yaml
+    from sigma.collection import SigmaCollection
+    from sigma.plugins import InstalledSigmaPlugins
+    from sigma.validation import SigmaValidator
+    validator = SigmaValidator.from_dict(yaml.safe_load((HERE / "sigma_validation.yml").read_text()),
+                                         InstalledSigmaPlugins.autodiscover().validators)
+    problems = defaultdict(list)
+    for f, rule in owner.items():
+        coll = SigmaCollection.from_yaml(Path(f).read_text(encoding="utf-8"), collect_errors=True)
+        for r in coll.rules:
+            problems[rule] += ["error: %s" % e for e in getattr(r, "errors", [])]
+        try:
+            problems[rule] += ["issue: %s" % i for i in validator.validate_rules(coll)]
+        except Exception as e:
+            problems[rule].append("validator failed: %s" % e)
+    for l in lines:
+        if l["target"] != "sigma":
+            continue
+        p = problems.get(l["rule"])
+        if p:
+            res.add(l["rule"], "sigma", "sigma check", "disagree",
+                    " | ".join(" ".join(x.split()) for x in sorted(set(p))[:4]))
+        elif proc.returncode != 0 and not any(problems.values()):
+            res.add(l["rule"], "sigma", "sigma check", "disagree",
+                    "sigma check failed: " + " ".join((proc.stdout + proc.stderr)[-300:].split()))
+        else:
+            res.add(l["rule"], "sigma", "sigma check", "agree", "rule and correlation documents pass (offline validators, issues fail)")
+    return proc.returncode
+
+
+def sigma_kusto(lines, schema, res, by_rule):
+    from sigma.backends.kusto import KustoBackend
+    from sigma.collection import SigmaCollection
+    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+    from sigma.processing.transformations import SetStateTransformation
+    from sigma.rule import SigmaRule
+    for l in lines:
+        if l["target"] != "sigma":
+            continue
+        kql_line = by_rule[l["rule"]]["kql"]
+        table = kql_line["settings"]["table"]
+        text = next(t for p, t in l["files"].items() if p.endswith((".yml", ".yaml")))
+        try:
+            coll = SigmaCollection.from_yaml(text, collect_errors=True)
+            errors = [str(e) for r in coll.rules for e in getattr(r, "errors", [])]
+            if errors:
+                raise ValueError("pySigma rejects the rule: " + "; ".join(errors))
+            rules = [r for r in coll.rules if isinstance(r, SigmaRule)]
+            # A rule referenced by a correlation is marked "no output" by pySigma; the
+            # base rule's own query is what is checked here.
+            for r in rules:
+                r._output = True
+            pipeline = ProcessingPipeline(items=[ProcessingItem(SetStateTransformation("query_table", table))])
+            backend = KustoBackend(processing_pipeline=pipeline)
+            queries = backend.convert(SigmaCollection(rules))
+            query = queries[0]
+            # pySigma's Kusto backend emits only the condition unless its own category
+            # map names a table: put the rule's table in front, as a user would.
+            if not query.lstrip().startswith(table):
+                query = "%s\n| where %s" % (table, query)
+        except Exception as e:
+            res.add(l["rule"], "sigma", "pySigma->kusto->duckdb-kql", "disagree", "conversion failed: %s" % e)
+            continue
+        # No look-back window in Sigma: apply the rule's window to the events first.
+        events = [e for e in l["events"] if in_window(l, e)]
+        l["kql_table"] = table
+        try:
+            _, detail, got = run_duck_kql(l, query, events, schema, "pysigma", l["documented"],
+                                          ["unicode_fold"], False)
+            # Events outside the window count as not matched.
+            j = judge(l["events"], got, l["answers"], l["documented"], ["unicode_fold"])
+        except Exception as e:
+            res.add(l["rule"], "sigma", "pySigma->kusto->duckdb-kql", "disagree", "engine error on %r: %s" % (query, e))
+            continue
+        res.add(l["rule"], "sigma", "pySigma->kusto->duckdb-kql", j["verdict"],
+                "%s; window applied by the harness (Sigma has none); query: %s" % (detail, " ".join(query.split())[:300]),
+                **{k: j[k] for k in ("documented", "oracle_limited", "disagreements")})
+
+
+def rust_results(results_dir, res):
+    versions = {}
+    for name, oracle in [("spl.json", "spl-subset-engine"), ("sigma.json", None)]:
+        p = results_dir / name
+        if not p.exists():
+            continue
+        for d in json.loads(p.read_text()):
+            res.add(d["rule"], d["target"], d.get("oracle", oracle), d["verdict"], d.get("rows", d.get("detail", "")),
+                    **{k: d.get(k, []) for k in ("documented", "oracle_limited", "disagreements")},
+                    note=d.get("note", ""))
+    return versions
+
+
+# ---------------------------------------------------------------------------
+# Output
+
+ORDER = {"disagree": 0, "approximate-as-documented": 1, "agree": 2, "not checked": 3}
+
+
+def cell(results, rule, target):
+    rs = [r for r in results if r["rule"] == rule and r["target"] == target]
+    if not rs:
+        return "not checked"
+    return min((r["verdict"] for r in rs), key=lambda v: ORDER.get(v, 0))
+
+
+def print_matrix(res, rules):
+    width = max([len(r) for r in rules] + [4])
+    cw = 26
+    print("\n== matrix (rules x targets) ==")
+    print("%-*s  %s" % (width, "rule", "  ".join("%-*s" % (cw, t) for t in TARGETS)))
+    for r in rules:
+        print("%-*s  %s" % (width, r, "  ".join("%-*s" % (cw, cell(res.lines, r, t)) for t in TARGETS)))
+    counts = defaultdict(int)
+    for r in rules:
+        for t in TARGETS:
+            counts[cell(res.lines, r, t)] += 1
+    print("cells: " + ", ".join("%s %d" % (k, v) for k, v in sorted(counts.items())))
+    return counts
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bundle", required=True, type=Path)
+    ap.add_argument("--results", required=True, type=Path)
+    ap.add_argument("--oracles", required=True, type=Path)
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+    t0 = time.time()
+    lines = [json.loads(l) for l in args.bundle.read_text(encoding="utf-8").splitlines() if l.strip()]
+    schema = {k: v for k, v in json.loads((HERE / "defender_schema.json").read_text()).items() if not k.startswith("_")}
+    by_rule = defaultdict(dict)
+    for l in lines:
+        by_rule[l["rule"]][l["target"]] = l
+    rules = sorted(by_rule)
+    res = Results()
+    import duckdb
+    import duckdb_kql
+    import eql
+    from importlib.metadata import version
+    versions = {
+        "@kusto/language-service-next": None,
+        "duckdb-kql": version("duckdb-kql"), "duckdb": duckdb.__version__, "eql": eql.__version__,
+        "pySigma": version("pySigma"), "sigma-cli": version("sigma-cli"),
+        "pySigma-backend-kusto": version("pySigma-backend-kusto"),
+    }
+    timings = {}
+    t = time.time(); versions["@kusto/language-service-next"], _ = kusto_language(lines, schema, args.oracles, res, []); timings["Kusto.Language"] = time.time() - t
+    t = time.time(); duck_kql_all(lines, schema, res); timings["duckdb-kql"] = time.time() - t
+    t = time.time(); eql_all(lines, res); timings["eql"] = time.time() - t
+    t = time.time(); sigma_check(lines, args.oracles, res); timings["sigma check"] = time.time() - t
+    t = time.time(); sigma_kusto(lines, schema, res, by_rule); timings["pySigma->kusto"] = time.time() - t
+    rust_results(args.results, res)
+
+    print("== oracle versions ==")
+    for k, v in versions.items():
+        print("  %s %s" % (k, v))
+    print("== per rule x target x oracle ==")
+    for r in sorted(res.lines, key=lambda r: (r["rule"], TARGETS.index(r["target"]), r["oracle"])):
+        n_doc, n_lim, n_dis = len(r.get("documented", [])), len(r.get("oracle_limited", [])), len(r.get("disagreements", []))
+        print("%-40s %-6s %-28s %-26s %s%s" % (r["rule"], r["target"], r["oracle"], r["verdict"], r["detail"],
+              "" if not (n_doc or n_lim) else " [%d documented, %d not checked by this oracle]" % (n_doc, n_lim)))
+        show = r.get("disagreements", [])[: (50 if args.verbose else 3)]
+        for d in show:
+            print("      DISAGREE: " + d)
+        if len(r.get("disagreements", [])) > len(show):
+            print("      ... %d more" % (len(r["disagreements"]) - len(show)))
+        if args.verbose:
+            for d in r.get("documented", []) + r.get("oracle_limited", []):
+                print("      note: " + d)
+    notes = sorted({r["note"] for r in res.lines if r.get("note")})
+    print("== notes ==")
+    for n in notes:
+        print("  - " + n)
+    counts = print_matrix(res, rules)
+    events = sum(len(by_rule[r]["kql"]["events"]) for r in rules)
+    fixture = sum(sum(1 for e in by_rule[r]["kql"]["events"] if e["origin"] == "fixture") for r in rules)
+    print("rules %d, fixture events %d, generated adversarial events %d" % (len(rules), fixture, events - fixture))
+    print("oracle time: " + ", ".join("%s %.1fs" % (k, v) for k, v in timings.items()) + "; total %.1fs" % (time.time() - t0))
+    summary = {"versions": versions, "counts": dict(counts), "rules": len(rules), "fixture_events": fixture,
+               "generated_events": events - fixture, "lines": res.lines}
+    (args.results / "oracles.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+    return 1 if counts.get("disagree") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
