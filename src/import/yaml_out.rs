@@ -3,9 +3,7 @@
 //! scalar, so `Servably, Inc.`, `PDQ.com`, `XLAB D.O.O.`, `DWSNET OÜ` or a value that
 //! looks like a number or a boolean always reads back as the same string.
 
-use crate::ir::{
-    AggFunction, Case, Expr, MatchKind, Predicate, Quantifier, Rule, Severity, Status,
-};
+use crate::ir::{AggFunction, Case, Expr, Predicate, Quantifier, Rule, Severity, Status};
 
 /// A double-quoted YAML scalar. Escapes `\`, `"`, control characters and the
 /// characters YAML treats as line breaks or byte-order marks; keeps every other
@@ -89,19 +87,6 @@ fn flow_list(items: &[String]) -> String {
     )
 }
 
-fn kind_key(kind: MatchKind) -> &'static str {
-    match kind {
-        MatchKind::Equals => "equals",
-        MatchKind::Term => "has",
-        MatchKind::Contains => "contains",
-        MatchKind::Prefix => "prefix",
-        MatchKind::Suffix => "suffix",
-        MatchKind::Regex => "regex",
-        MatchKind::Empty => "empty",
-        MatchKind::NotEmpty => "not_empty",
-    }
-}
-
 /// The lines of one detection node, unindented; nested nodes are indented under it.
 fn expr_lines(e: &Expr) -> Vec<String> {
     match e {
@@ -134,7 +119,7 @@ fn expr_lines(e: &Expr) -> Vec<String> {
 
 fn predicate_lines(p: &Predicate) -> Vec<String> {
     let mut out = vec![format!("field: {}", scalar(&p.field))];
-    let key = kind_key(p.kind);
+    let key = p.kind.as_str();
     if !p.kind.takes_values() {
         out.push(format!("{key}: true"));
     } else if p.values.len() == 1 {

@@ -17,14 +17,7 @@ pub fn quote(s: &str) -> String {
 
 /// A field name, in backticks unless it is a plain dotted name.
 pub fn field_name(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-    if plain {
+    if super::is_plain_name(name, ".") {
         name.to_string()
     } else {
         format!("`{}`", name.replace('`', "``"))

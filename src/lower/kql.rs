@@ -16,12 +16,7 @@ pub fn quote(s: &str) -> String {
 
 /// A column name, bracketed when it is not a plain identifier (`['my col']`).
 pub fn column(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if plain {
+    if super::is_plain_name(name, "") {
         name.to_string()
     } else {
         format!("[{}]", quote(name))

@@ -520,6 +520,17 @@ pub(crate) fn term_edges(needle: &str) -> (bool, bool) {
     )
 }
 
+/// An identifier that needs no quoting: an ASCII letter or `_`, then ASCII letters,
+/// digits, `_` and any of `extra` (EQL allows `.` in dotted names).
+pub(crate) fn is_plain_name(name: &str, extra: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(c))
+}
+
 /// `"..."` with backslash escapes for `\\` and `"`, and with `controls` also for
 /// `\n`, `\r`, `\t`: the string literal of KQL and EQL (with controls) and SPL.
 pub(crate) fn backslash_quoted(s: &str, controls: bool) -> String {

@@ -22,18 +22,11 @@ pub fn quote(s: &str) -> String {
 
 /// A field name inside `where`/`eval`: single-quoted unless it is a plain name.
 pub fn where_field(name: &str) -> String {
-    if is_plain(name) {
+    if super::is_plain_name(name, "") {
         name.to_string()
     } else {
         format!("'{}'", name.replace('\\', r"\\").replace('\'', r"\'"))
     }
-}
-
-fn is_plain(name: &str) -> bool {
-    name.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A field name in `search`, `fillnull` and `stats`. These commands have no quoting
