@@ -681,6 +681,52 @@ pub struct Judgement {
     pub same_as: Option<String>,
 }
 
+impl Judgement {
+    /// Set the verdict from the findings: any disagreement, else any documented
+    /// approximation, else agreement.
+    pub fn settle(&mut self) {
+        self.verdict = if !self.disagreements.is_empty() {
+            Verdict::Disagree
+        } else if !self.documented.is_empty() {
+            Verdict::Approximate
+        } else {
+            Verdict::Agree
+        };
+    }
+}
+
+/// Run one oracle over every rule with fixtures: `check` gives each rule's result
+/// line, verdict and printed text. Prints one line per rule (prefixed `label`), writes
+/// the lines to `results` for the matrix, and fails on any disagreement, except
+/// under `RMMC_CONFORMANCE_REPORT_ONLY` (set by `scripts/conformance`, which
+/// gathers every engine's lines into its matrix before it fails).
+pub fn run_oracle(
+    label: &str,
+    results: &str,
+    check: impl Fn(&rmmc::Compiler, &RuleCase) -> (serde_json::Value, Verdict, String),
+) {
+    let compiler = compiler();
+    let cases = discover();
+    assert!(!cases.is_empty(), "no rule with fixtures found");
+    let mut lines = Vec::new();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let (line, verdict, text) = check(&compiler, case);
+        println!("{label}  {text}");
+        if verdict == Verdict::Disagree {
+            failures.push(case.stem.clone());
+        }
+        lines.push(line);
+    }
+    write_results(results, &serde_json::json!(lines));
+    if std::env::var_os("RMMC_CONFORMANCE_REPORT_ONLY").is_none() {
+        assert!(
+            failures.is_empty(),
+            "{label} disagrees with the reference evaluator on: {failures:?}"
+        );
+    }
+}
+
 pub fn judge_matched(
     events: &[CaseEvent],
     got: &BTreeSet<String>,
@@ -755,13 +801,7 @@ pub fn judge_matched(
             break;
         }
     }
-    j.verdict = if !j.disagreements.is_empty() {
-        Verdict::Disagree
-    } else if !j.documented.is_empty() {
-        Verdict::Approximate
-    } else {
-        Verdict::Agree
-    };
+    j.settle();
     j
 }
 
