@@ -901,19 +901,6 @@ fn finish(
     }
 }
 
-/// Positions inside a KQL error message (`the ( at line 7, column 9`) count from
-/// the query's first line; rewrite them as positions in the file.
-fn remap_message(message: &str, at: impl Fn(usize, usize) -> (usize, usize)) -> String {
-    let re = regex::Regex::new(r"line (\d+), column (\d+)").expect("valid regex");
-    re.replace_all(message, |c: &regex::Captures| {
-        let l: usize = c[1].parse().unwrap_or(1);
-        let col: usize = c[2].parse().unwrap_or(1);
-        let (l, col) = at(l, col);
-        format!("line {l}, column {col}")
-    })
-    .into_owned()
-}
-
 /// The defect behind a KQL error, in words, for the summary.
 fn explain_failure(message: &str, query: &str) -> Option<String> {
     let join = regex::Regex::new(r"\bin~?\s*\(\s*[A-Za-z_]\w*\s*\)").expect("valid regex");
@@ -977,18 +964,10 @@ fn import_yaml(path: &Path, backends: &Backends) -> Item {
     let parsed = match parse_rule(path, &text, backends) {
         Ok(p) => p,
         Err(e) => {
-            let Some((query, first, indent)) = &block else {
+            // The Sentinel reader already gives positions in the file, in the
+            // location and inside the message.
+            let Some((query, _, _)) = &block else {
                 return item.fail(e);
-            };
-            let e = if e.kind() == ErrorKind::UnsupportedKql {
-                let msg = remap_message(e.message(), |l, c| (first + l - 1, c + indent));
-                let fresh = Error::new(e.kind(), msg).in_file(path);
-                match e.location() {
-                    Some(loc) => fresh.at(loc.line, loc.column),
-                    None => fresh,
-                }
-            } else {
-                e
             };
             return with_why(item.fail(e), query);
         }
@@ -1112,16 +1091,21 @@ fn import_md(path: &Path, yamls: &[PathBuf], backends: &Backends) -> Vec<Item> {
         let parsed = match parse_rule(path, &synth, backends) {
             Ok(p) => p,
             Err(e) => {
+                // Positions in the synthesized hunting query → positions in the md
+                // file (its query lines sit at `first`, indented by 2).
+                let body_line = q.body_line;
+                let in_md = |l: usize, c: usize| {
+                    (
+                        body_line + l.saturating_sub(first),
+                        c.saturating_sub(2).max(1),
+                    )
+                };
                 let (line, col) = match e.location() {
-                    Some(loc) if loc.line >= first => (
-                        q.body_line + loc.line - first,
-                        loc.column.saturating_sub(2).max(1),
-                    ),
+                    Some(loc) if loc.line >= first => in_md(loc.line, loc.column),
                     _ => (q.fence_line, 1),
                 };
-                let body_line = q.body_line;
                 let msg = if e.kind() == ErrorKind::UnsupportedKql {
-                    remap_message(e.message(), |l, c| (body_line + l - 1, c))
+                    crate::parse::sentinel::remap_positions(e.message(), in_md)
                 } else {
                     e.message().to_string()
                 };

@@ -392,6 +392,14 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 )
                 .in_file(&rule)
             })?;
+            if rule.extension().is_some_and(|e| e == "md") {
+                return Err(rmmc::Error::new(
+                    rmmc::ErrorKind::Schema,
+                    "a Markdown file is not a rule: `rmmc import sentinel FILE.md` reads the KQL blocks of RMM_AHQ_*.md files into rules",
+                )
+                .in_file(&rule)
+                .into());
+            }
             let compiler = rmmc::Compiler::with_backends(backends)?;
             let parsed = rmmc::parse::parse_rule(&rule, &text, compiler.backends())?;
             for w in &parsed.warnings {

@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 fn rmmc(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rmmc"))
+        // Blessing the goldens of this crate must not bless the scratch copies.
+        .env_remove("RMMC_BLESS")
         .args(args)
         .current_dir(cwd)
         .output()
@@ -282,6 +284,23 @@ fn test_command_fails_when_expected_rows_are_missing() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("1 passed, 0 failed, 2 skipped"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn explain_points_markdown_files_to_the_importer() {
+    let ws = workspace("markdown");
+    std::fs::write(
+        ws.join("RMM_AHQ_X.md"),
+        "# x\n```\nDeviceProcessEvents\n```\n",
+    )
+    .unwrap();
+    let o = rmmc(&["explain", "RMM_AHQ_X.md"], &ws);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("`rmmc import sentinel FILE.md`"),
         "{}",
         text(&o)
     );

@@ -114,11 +114,35 @@ fn query_block_start(text: &str) -> Option<(usize, usize)> {
 }
 
 fn kql_error(path: &Path, text: &str, e: &KqlError) -> Error {
-    let err = Error::new(ErrorKind::UnsupportedKql, e.message.clone()).in_file(path);
     match query_block_start(text) {
-        Some((line, indent)) => err.at(line + e.line - 1, e.column + indent),
-        None => err.at(e.line, e.column),
+        Some((line, indent)) => {
+            let in_file = |l: usize, c: usize| (line + l - 1, c + indent);
+            let message = remap_positions(&e.message, in_file);
+            let (l, c) = in_file(e.line, e.column);
+            Error::new(ErrorKind::UnsupportedKql, message)
+                .in_file(path)
+                .at(l, c)
+        }
+        None => Error::new(ErrorKind::UnsupportedKql, e.message.clone())
+            .in_file(path)
+            .at(e.line, e.column),
     }
+}
+
+/// Positions quoted inside a KQL error message (`the ( at line 7, column 9`) count
+/// from the query's first line; `at` turns one into a position in the file.
+pub(crate) fn remap_positions(
+    message: &str,
+    at: impl Fn(usize, usize) -> (usize, usize),
+) -> String {
+    let re = regex::Regex::new(r"line (\d+), column (\d+)").expect("valid regex");
+    re.replace_all(message, |c: &regex::Captures| {
+        let l: usize = c[1].parse().unwrap_or(1);
+        let col: usize = c[2].parse().unwrap_or(1);
+        let (l, col) = at(l, col);
+        format!("line {l}, column {col}")
+    })
+    .into_owned()
 }
 
 /// The tool name in "Remote Management and Monitoring tool - NetSupport - File Signature".
