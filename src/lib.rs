@@ -106,7 +106,7 @@ pub mod vocabulary;
 pub use backends::Backends;
 pub use error::{Error, ErrorKind, Errors, Result};
 pub use ir::Rule;
-pub use lower::{Approximation, Fidelity, Target};
+pub use lower::{ApproxCategory, ApproxKind, Approximation, Fidelity, Target};
 pub use parse::Parsed;
 pub use render::Rendered;
 

@@ -435,7 +435,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                         say!("-- fidelity: {}", verdict(&r.fidelity));
                         if let Fidelity::Approximate(list) = &r.fidelity {
                             for a in list {
-                                say!("--   {}: {}", a.construct, a.reason);
+                                say!("--   {}: {}", a.construct, a.reason());
                             }
                         }
                     }
@@ -503,10 +503,10 @@ fn report(build: &pack::Build, verbose: bool) {
                             r.source_file.display(),
                             r.target,
                             a.construct,
-                            a.reason
+                            a.reason()
                         );
                     }
-                    *reasons.entry((r.target, a.reason.clone())).or_default() += 1;
+                    *reasons.entry((r.target, a.reason())).or_default() += 1;
                 }
             }
         }

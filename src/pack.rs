@@ -210,7 +210,8 @@ pub fn build(
                                     ErrorKind::Approximation,
                                     format!(
                                         "--strict: {target} can only approximate {}: {}",
-                                        a.construct, a.reason
+                                        a.construct,
+                                        a.reason()
                                     ),
                                 )
                                 .in_file(&source.path),
@@ -267,7 +268,7 @@ fn add_index_files(build: &mut Build, renderer: &Renderer, target: Target) -> Re
             Fidelity::Approximate(list) => (
                 "approximate".to_string(),
                 list.iter()
-                    .map(|a| format!("{}: {}", a.construct, a.reason))
+                    .map(|a| format!("{}: {}", a.construct, a.reason()))
                     .collect::<Vec<_>>()
                     .join("<br>"),
             ),

@@ -152,9 +152,9 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
                 "event_count correlation groups differ:\n      evaluator {want:?}\n      rsigma    {counts:?}"
             );
             let window_documented = match &compiled.fidelity {
-                rmmc::Fidelity::Approximate(list) => {
-                    list.iter().any(|a| a.construct == "time window")
-                }
+                rmmc::Fidelity::Approximate(list) => list
+                    .iter()
+                    .any(|a| a.kind.category() == rmmc::ApproxCategory::Window),
                 rmmc::Fidelity::Exact => false,
             };
             if window_documented && counts.keys().eq(want.keys()) {

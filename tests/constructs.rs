@@ -76,7 +76,7 @@ fn every_construct_on_every_target() {
         ));
         for target in Target::ALL {
             let (text, approx) = predicate_text(target, "signer", pred);
-            let notes: Vec<String> = approx.iter().map(|a| a.reason.clone()).collect();
+            let notes: Vec<String> = approx.iter().map(|a| a.reason()).collect();
             doc.push_str(&format!(
                 "| {target} | `{}` | {} |\n",
                 text.replace('|', "\\|"),

@@ -13,7 +13,8 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use rmmc::eval::{self, Event};
 use rmmc::fixtures::{self, FixtureFile};
 use rmmc::ir::{Case, Expr, MatchKind, Predicate, Quantifier, Rule, TIMESTAMP_FIELD};
-use rmmc::{Backends, Compiler, Fidelity, Target};
+use rmmc::text::has_non_ascii_cased;
+use rmmc::{ApproxCategory, Backends, Compiler, Fidelity, Target};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -484,13 +485,6 @@ impl Variant {
     }
 }
 
-fn has_non_ascii_cased(values: &[String]) -> bool {
-    values.iter().flat_map(|v| v.chars()).any(|c| {
-        !c.is_ascii()
-            && (c.to_lowercase().ne(std::iter::once(c)) || c.to_uppercase().ne(std::iter::once(c)))
-    })
-}
-
 /// The predicate rewritten for a variant, as a regex predicate where needed (the
 /// evaluator's `regex` is the `regex` crate, whose `(?i)` folds Unicode).
 fn variant_predicate(p: &Predicate, v: Variant) -> Expr {
@@ -621,28 +615,19 @@ pub fn answers(case: &RuleCase, events: &[CaseEvent]) -> BTreeMap<String, Answer
 // What a target's fidelity verdict documents, and how results are judged
 
 /// The variant flags a target's verdict documents: `(unicode folding, ASCII term
-/// bounds, exclusive window end)`.
+/// bounds, exclusive window end)`, decided by approximation kind, never by its words.
+/// A term-edges approximation documents that term boundaries differ for non-ASCII
+/// letters. No target approximates case folding or the window end (KQL's ASCII folding
+/// is spelled out, the window is inclusive everywhere), so no kind documents those.
 pub fn documented(fidelity: &Fidelity) -> (bool, bool, bool) {
     let list = match fidelity {
         Fidelity::Exact => return (false, false, false),
         Fidelity::Approximate(list) => list,
     };
-    let mut out = (false, false, false);
-    for a in list {
-        let text = format!("{} {}", a.construct, a.reason).to_lowercase();
-        if a.construct.starts_with("case-insensitive")
-            || text.contains("folds the case of non-ascii")
-        {
-            out.0 = true;
-        }
-        if a.construct.starts_with("whole-term match") && text.contains("non-ascii") {
-            out.1 = true;
-        }
-        if a.construct == "time window end" {
-            out.2 = true;
-        }
-    }
-    out
+    let term_edges = list
+        .iter()
+        .any(|a| a.kind.category() == ApproxCategory::TermEdges);
+    (false, term_edges, false)
 }
 
 /// The verdict of one engine on one rule.

@@ -144,18 +144,18 @@ pub fn markdown(build: &Build, rules: &[(RuleSource, Parsed)]) -> String {
     s.push_str("Each construct a target can only approximate, the number of rules it affects, and why.\n\n");
     s.push_str("| target | construct | rules | reason |\n|---|---|---|---|\n");
     for t in &targets {
-        let mut constructs: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let mut constructs: BTreeMap<(&str, String), usize> = BTreeMap::new();
         for r in rows.values() {
             if let Some(Fidelity::Approximate(list)) = r.3.get(t) {
                 for a in list {
                     *constructs
-                        .entry((a.construct.as_str(), a.reason.as_str()))
+                        .entry((a.construct.as_str(), a.reason()))
                         .or_default() += 1;
                 }
             }
         }
         for ((c, reason), n) in constructs {
-            s.push_str(&format!("| {t} | {} | {n} | {} |\n", esc(c), esc(reason)));
+            s.push_str(&format!("| {t} | {} | {n} | {} |\n", esc(c), esc(&reason)));
         }
     }
     s

@@ -3,7 +3,7 @@
 //! `:` prefilter plus an anchored Lucene `regex`/`regex~`. EQL has no aggregation and
 //! no time range: the rule file carries the window (`from`) and alert suppression.
 
-use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
+use super::{ApproxKind, Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
 use crate::error::Result;
 use crate::ir::{Case, MatchKind, Predicate, Quantifier};
 use serde_json::json;
@@ -114,13 +114,13 @@ impl Dialect for Eql {
         if p.kind == MatchKind::Term {
             notes.approximate(
                 format!("whole-term match on `{}`", p.field),
-                "Lucene regexp has no Unicode letter/digit classes: a non-ASCII letter or digit next to the term counts as a separator in EQL, not in KQL",
+                ApproxKind::LuceneTermEdges,
             );
         }
         if p.kind == MatchKind::Regex {
             notes.approximate(
                 format!("regex on `{}`", p.field),
-                "the RE2 pattern is wrapped in .*( ).* for Lucene's whole-string regexp; anchors, \\d, \\w, \\b and other RE2 syntax differ in Lucene",
+                ApproxKind::LuceneRegex,
             );
         }
         let one = |v: &String| -> String {
@@ -228,10 +228,9 @@ impl Dialect for Eql {
                 let outputs: Vec<&str> = agg.outputs.iter().map(|o| o.name.as_str()).collect();
                 notes.approximate(
                     "aggregation",
-                    format!(
-                        "EQL cannot return {}: the rule raises one alert per event, suppressed per group for the window",
-                        outputs.join("/")
-                    ),
+                    ApproxKind::AlertPerEvent {
+                        outputs: outputs.iter().map(|o| o.to_string()).collect(),
+                    },
                 );
                 let by = agg
                     .group_by
@@ -244,7 +243,7 @@ impl Dialect for Eql {
         if !rule.constants.is_empty() {
             notes.approximate(
                 "constant columns",
-                "an EQL query cannot add constant fields to its results",
+                ApproxKind::EqlConstantColumns,
             );
         }
         let (amount, unit) = window_parts(rule.window.seconds);

@@ -2,7 +2,7 @@
 //! semantics are KQL's, so every construct is native and exact, except `dcount`,
 //! which KQL estimates.
 
-use super::{Dialect, LowerInput, Notes, RuleFile, TargetSpec};
+use super::{ApproxKind, Dialect, LowerInput, Notes, RuleFile, TargetSpec};
 use crate::attack::tactic;
 use crate::error::Result;
 use crate::ir::{AggFunction, Case, MatchKind, Predicate, Quantifier};
@@ -129,7 +129,7 @@ impl Dialect for Kql {
         {
             notes.approximate(
                 format!("output `{}` (dcount)", o.name),
-                "KQL's dcount() is an estimate (HyperLogLog); the IR counts exactly",
+                ApproxKind::EstimatedCount,
             );
         }
         let summarize = super::aggregation_parts(

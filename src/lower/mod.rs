@@ -64,13 +64,211 @@ use crate::profile::Profile;
 pub(crate) use crate::text::{backslash_quoted, has_non_ascii_cased, one_line};
 use crate::vocabulary;
 use serde::Serialize;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// One construct a target can only approximate, and why.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approximation {
+    /// The construct, as a reader finds it in the rule: `regex on `process.name``.
     pub construct: String,
-    pub reason: String,
+    /// Why the target cannot say it exactly; the prose is [`Approximation::reason`].
+    pub kind: ApproxKind,
+}
+
+impl Approximation {
+    /// The reason in words, generated from [`Approximation::kind`].
+    pub fn reason(&self) -> String {
+        self.kind.to_string()
+    }
+}
+
+impl PartialOrd for Approximation {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// By construct, then by the reason's words: the order of `FIDELITY.md` rows.
+impl Ord for Approximation {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.construct, self.reason()).cmp(&(&other.construct, other.reason()))
+    }
+}
+
+/// Serialized as `{construct, kind, category, reason}`: the kind and category as
+/// stable snake_case codes for programs, the reason for people.
+impl Serialize for Approximation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("Approximation", 4)?;
+        st.serialize_field("construct", &self.construct)?;
+        st.serialize_field("kind", self.kind.code())?;
+        st.serialize_field("category", self.kind.category().code())?;
+        st.serialize_field("reason", &self.reason())?;
+        st.end()
+    }
+}
+
+/// Why a target can only approximate a construct, as data: programs (the conformance
+/// suite, `--strict`, reports) branch on it, and the prose is generated from it.
+/// Each kind belongs to one [`ApproxCategory`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ApproxKind {
+    /// EQL: Lucene regexp has no Unicode letter/digit classes for term boundaries.
+    LuceneTermEdges,
+    /// Sigma: the term boundary is `[\W_]`, whose meaning differs between engines.
+    SigmaTermEdges,
+    /// EQL: an RE2 pattern run as a Lucene whole-string regexp.
+    LuceneRegex,
+    /// SPL: an RE2 pattern run as PCRE.
+    PcreRegex,
+    /// Sigma: an RE2 pattern in `|re`, a PCRE subset with unspecified anchoring.
+    SigmaRegex,
+    /// KQL: `dcount()` estimates.
+    EstimatedCount,
+    /// EQL: aggregation outputs a rule cannot return; one alert per event instead.
+    AlertPerEvent {
+        /// The outputs that are lost.
+        outputs: Vec<String>,
+    },
+    /// Sigma: a correlation counts events only.
+    CorrelationCountsOnly {
+        /// The outputs that are not counts.
+        outputs: Vec<String>,
+    },
+    /// EQL: a query cannot add constant fields.
+    EqlConstantColumns,
+    /// Sigma: a rule cannot add constant fields.
+    SigmaConstantColumns,
+    /// Sigma: a rule has no look-back window.
+    SigmaNoLookBack {
+        /// The rule's window, `5d`.
+        window: String,
+    },
+    /// Sigma: a correlation timespan is not a look-back window.
+    CorrelationTimespan {
+        /// The rule's window, `5d`.
+        window: String,
+    },
+}
+
+/// What kind of difference an approximation is, across targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ApproxCategory {
+    /// Where a whole-term match may start and end.
+    TermEdges,
+    /// The regex dialect a pattern runs in.
+    RegexFlavour,
+    /// A count that is estimated.
+    EstimatedCount,
+    /// Aggregation outputs the target cannot produce.
+    Aggregation,
+    /// Constant result columns.
+    ConstantColumns,
+    /// The time window.
+    Window,
+}
+
+impl ApproxCategory {
+    /// A stable snake_case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ApproxCategory::TermEdges => "term_edges",
+            ApproxCategory::RegexFlavour => "regex_flavour",
+            ApproxCategory::EstimatedCount => "estimated_count",
+            ApproxCategory::Aggregation => "aggregation",
+            ApproxCategory::ConstantColumns => "constant_columns",
+            ApproxCategory::Window => "window",
+        }
+    }
+}
+
+impl ApproxKind {
+    /// The category the kind belongs to.
+    pub fn category(&self) -> ApproxCategory {
+        match self {
+            ApproxKind::LuceneTermEdges | ApproxKind::SigmaTermEdges => ApproxCategory::TermEdges,
+            ApproxKind::LuceneRegex | ApproxKind::PcreRegex | ApproxKind::SigmaRegex => {
+                ApproxCategory::RegexFlavour
+            }
+            ApproxKind::EstimatedCount => ApproxCategory::EstimatedCount,
+            ApproxKind::AlertPerEvent { .. } | ApproxKind::CorrelationCountsOnly { .. } => {
+                ApproxCategory::Aggregation
+            }
+            ApproxKind::EqlConstantColumns | ApproxKind::SigmaConstantColumns => {
+                ApproxCategory::ConstantColumns
+            }
+            ApproxKind::SigmaNoLookBack { .. } | ApproxKind::CorrelationTimespan { .. } => {
+                ApproxCategory::Window
+            }
+        }
+    }
+
+    /// A stable snake_case code of the kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApproxKind::LuceneTermEdges => "lucene_term_edges",
+            ApproxKind::SigmaTermEdges => "sigma_term_edges",
+            ApproxKind::LuceneRegex => "lucene_regex",
+            ApproxKind::PcreRegex => "pcre_regex",
+            ApproxKind::SigmaRegex => "sigma_regex",
+            ApproxKind::EstimatedCount => "estimated_count",
+            ApproxKind::AlertPerEvent { .. } => "alert_per_event",
+            ApproxKind::CorrelationCountsOnly { .. } => "correlation_counts_only",
+            ApproxKind::EqlConstantColumns => "eql_constant_columns",
+            ApproxKind::SigmaConstantColumns => "sigma_constant_columns",
+            ApproxKind::SigmaNoLookBack { .. } => "sigma_no_look_back",
+            ApproxKind::CorrelationTimespan { .. } => "correlation_timespan",
+        }
+    }
+}
+
+impl fmt::Display for ApproxKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApproxKind::LuceneTermEdges => f.write_str(
+                "Lucene regexp has no Unicode letter/digit classes: a non-ASCII letter or digit next to the term counts as a separator in EQL, not in KQL",
+            ),
+            ApproxKind::SigmaTermEdges => f.write_str(
+                "Sigma regexes have no portable Unicode letter class: the boundary is written [\\W_], exact in Python's re (pySigma), but Rust regex counts combining marks and connector punctuation as word characters and RE2 treats every non-ASCII letter as a separator",
+            ),
+            ApproxKind::LuceneRegex => f.write_str(
+                "the RE2 pattern is wrapped in .*( ).* for Lucene's whole-string regexp; anchors, \\d, \\w, \\b and other RE2 syntax differ in Lucene",
+            ),
+            ApproxKind::PcreRegex => f.write_str(
+                "the RE2 pattern runs as PCRE in Splunk: the same for common syntax, but PCRE's `$` also matches before a final newline",
+            ),
+            ApproxKind::SigmaRegex => f.write_str(
+                "Sigma's |re is a PCRE subset and leaves anchoring unspecified; the rule's pattern is RE2 with partial matching",
+            ),
+            ApproxKind::EstimatedCount => {
+                f.write_str("KQL's dcount() is an estimate (HyperLogLog); the IR counts exactly")
+            }
+            ApproxKind::AlertPerEvent { outputs } => write!(
+                f,
+                "EQL cannot return {}: the rule raises one alert per event, suppressed per group for the window",
+                outputs.join("/")
+            ),
+            ApproxKind::CorrelationCountsOnly { outputs } => write!(
+                f,
+                "a Sigma correlation counts events only: {} have no Sigma form (their source fields are listed in `fields`)",
+                outputs.join("/")
+            ),
+            ApproxKind::EqlConstantColumns => {
+                f.write_str("an EQL query cannot add constant fields to its results")
+            }
+            ApproxKind::SigmaConstantColumns => f.write_str("a Sigma rule cannot add constant fields"),
+            ApproxKind::SigmaNoLookBack { window } => write!(
+                f,
+                "a Sigma rule has no look-back window: run the converted query over the last {window}"
+            ),
+            ApproxKind::CorrelationTimespan { window } => write!(
+                f,
+                "the correlation timespan {window} groups events that lie within {window} of each other; it is not a look-back ending now"
+            ),
+        }
+    }
 }
 
 /// The verdict of one rule on one target.
@@ -182,10 +380,11 @@ pub struct Notes {
 }
 
 impl Notes {
-    pub fn approximate(&mut self, construct: impl Into<String>, reason: impl Into<String>) {
+    /// Record that `construct` can only be approximated, and why.
+    pub fn approximate(&mut self, construct: impl Into<String>, kind: ApproxKind) {
         let a = Approximation {
             construct: construct.into(),
-            reason: reason.into(),
+            kind,
         };
         if !self.approximations.contains(&a) {
             self.approximations.push(a);
@@ -194,7 +393,7 @@ impl Notes {
 
     pub fn absorb(&mut self, other: Notes) {
         for a in other.approximations {
-            self.approximate(a.construct, a.reason);
+            self.approximate(a.construct, a.kind);
         }
     }
 
