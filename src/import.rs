@@ -40,7 +40,8 @@ pub mod yaml_out;
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{DataSource, Expr, MatchKind, Quantifier, Rule};
-use crate::parse::{Format, detect_format, parse_rule};
+use crate::parse::kql::{KqlErrorKind, parse_kql};
+use crate::parse::{Format, Warning, detect_format, parse_rule};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -107,6 +108,16 @@ impl Repair {
             Repair::DataTypesIndent => "dataTypes indentation",
             Repair::ScalarTactics => "scalar tactics/techniques",
             Repair::AccountUpn => "AccountUpn on DeviceNetworkEvents",
+        }
+    }
+}
+
+/// Each parser warning is a repair of an upstream defect.
+impl From<Warning> for Repair {
+    fn from(w: Warning) -> Repair {
+        match w {
+            Warning::DataTypesIndent => Repair::DataTypesIndent,
+            Warning::AccountUpnOnNetworkEvents => Repair::AccountUpn,
         }
     }
 }
@@ -901,11 +912,15 @@ fn finish(
     }
 }
 
-/// The defect behind a KQL error, in words, for the summary.
-fn explain_failure(message: &str, query: &str) -> Option<String> {
+/// The defect behind a failed query, in words, for the summary: decided by the
+/// query's shape and the kind of its KQL error, if it has one.
+fn explain_failure(query: &str) -> Option<String> {
+    let kind = parse_kql(&query.replace("\r\n", "\n"))
+        .err()
+        .map(|e| e.kind);
     let join = regex::Regex::new(r"\bin~?\s*\(\s*[A-Za-z_]\w*\s*\)").expect("valid regex");
     if let Some(m) = join.find(query) {
-        let missing_where = if message.contains("after `|`, found") {
+        let missing_where = if kind == Some(KqlErrorKind::UnsupportedOperator) {
             "the `where` after `|` is missing (and the column is SHA1, not Sha1); even repaired, "
         } else {
             ""
@@ -915,23 +930,21 @@ fn explain_failure(message: &str, query: &str) -> Option<String> {
             m.as_str()
         ));
     }
-    if message.contains("after `has_all`, found `has_any`") {
-        return Some(
+    match kind? {
+        KqlErrorKind::ListOperatorTwice => Some(
             "two list operators in a row (`has_all has_any (`): a syntax error".to_string(),
-        );
+        ),
+        KqlErrorKind::MissingListComma => {
+            Some("two list items with no comma between them: a syntax error".to_string())
+        }
+        KqlErrorKind::UnclosedParenthesis => Some("an opening parenthesis is never closed: a syntax error, and where it should close is a judgement".to_string()),
+        KqlErrorKind::Unexpected | KqlErrorKind::UnclosedList | KqlErrorKind::UnsupportedOperator => None,
     }
-    if message.contains("list opened at") && message.contains("found string") {
-        return Some("two list items with no comma between them: a syntax error".to_string());
-    }
-    if message.contains("to close the `(`") {
-        return Some("an opening parenthesis is never closed: a syntax error, and where it should close is a judgement".to_string());
-    }
-    None
 }
 
 fn with_why(mut item: Item, query: &str) -> Item {
-    if let Outcome::Failed { error, why, .. } = &mut item.outcome {
-        *why = explain_failure(error.message(), query);
+    if let Outcome::Failed { why, .. } = &mut item.outcome {
+        *why = explain_failure(query);
     }
     item
 }
@@ -990,13 +1003,7 @@ fn import_yaml(path: &Path, backends: &Backends) -> Item {
         return item.fail(Error::new(ErrorKind::Conflict, msg).in_file(path));
     }
     for w in &parsed.warnings {
-        if w.contains("dataTypes") {
-            item.repairs.push(Repair::DataTypesIndent);
-        } else if w.contains("AccountUpn") {
-            item.repairs.push(Repair::AccountUpn);
-        } else {
-            item.flags.push(w.clone());
-        }
+        item.repairs.push(Repair::from(*w));
     }
     if has_scalar_tactics(&text) {
         item.repairs.push(Repair::ScalarTactics);
@@ -1104,10 +1111,13 @@ fn import_md(path: &Path, yamls: &[PathBuf], backends: &Backends) -> Vec<Item> {
                     Some(loc) if loc.line >= first => in_md(loc.line, loc.column),
                     _ => (q.fence_line, 1),
                 };
-                let msg = if e.kind() == ErrorKind::UnsupportedKql {
-                    crate::parse::sentinel::remap_positions(e.message(), in_md)
-                } else {
-                    e.message().to_string()
+                // A KQL syntax error names positions inside its message (the `(` a list
+                // opened at): written again from the query's own error, in md lines.
+                let msg = match (e.kind(), parse_kql(&q.body)) {
+                    (ErrorKind::UnsupportedKql, Err(k)) => {
+                        k.message_at(|l, c| (body_line + l - 1, c))
+                    }
+                    _ => e.message().to_string(),
                 };
                 let err = Error::new(e.kind(), msg).in_file(path).at(line, col);
                 out.push(with_why(item.fail(err), &q.body));
@@ -1132,11 +1142,7 @@ fn import_md(path: &Path, yamls: &[PathBuf], backends: &Backends) -> Vec<Item> {
             continue;
         }
         for w in &parsed.warnings {
-            if w.contains("AccountUpn") {
-                item.repairs.push(Repair::AccountUpn);
-            } else {
-                item.flags.push(w.clone());
-            }
+            item.repairs.push(Repair::from(*w));
         }
         item.repairs.dedup();
         let body_line = q.body_line;

@@ -95,6 +95,7 @@ pub mod eval;
 pub mod fixtures;
 pub mod import;
 pub mod ir;
+pub mod kql_operators;
 pub mod lower;
 pub mod pack;
 pub mod parse;

@@ -187,7 +187,7 @@ pub fn build(
     }
     for (source, parsed) in &rules {
         for w in &parsed.warnings {
-            out.warnings.push((source.path.clone(), w.clone()));
+            out.warnings.push((source.path.clone(), w.to_string()));
         }
         let mut exclusion_warnings_done = false;
         for (target, profile) in &profiles {

@@ -5,6 +5,7 @@
 use super::{ApproxKind, Dialect, LowerInput, Notes, RuleFile, TargetSpec};
 use crate::attack::tactic;
 use crate::error::Result;
+use crate::kql_operators;
 use crate::ir::{AggFunction, Case, MatchKind, Predicate, Quantifier};
 use serde_json::json;
 
@@ -52,21 +53,12 @@ fn list(values: &[String]) -> String {
         .join(", ")
 }
 
-/// The KQL operator of a single-value comparison.
+/// The KQL operator of a single-value comparison, from the table the Sentinel
+/// reader reads with.
 fn operator(kind: MatchKind, case: Case) -> &'static str {
-    match (kind, case) {
-        (MatchKind::Equals, Case::Sensitive) => "==",
-        (MatchKind::Equals, Case::Insensitive) => "=~",
-        (MatchKind::Term, Case::Sensitive) => "has_cs",
-        (MatchKind::Term, Case::Insensitive) => "has",
-        (MatchKind::Contains, Case::Sensitive) => "contains_cs",
-        (MatchKind::Contains, Case::Insensitive) => "contains",
-        (MatchKind::Prefix, Case::Sensitive) => "startswith_cs",
-        (MatchKind::Prefix, Case::Insensitive) => "startswith",
-        (MatchKind::Suffix, Case::Sensitive) => "endswith_cs",
-        (MatchKind::Suffix, Case::Insensitive) => "endswith",
-        (MatchKind::Regex, _) => "matches regex",
-        (MatchKind::Empty | MatchKind::NotEmpty, _) => unreachable!("no operator"),
+    match kind {
+        MatchKind::Regex => "matches regex",
+        _ => kql_operators::single(kind, case).expect("every comparison has an operator"),
     }
 }
 
@@ -78,17 +70,9 @@ impl Dialect for Kql {
             (MatchKind::Empty, _, _) => format!("isempty({col})"),
             (MatchKind::NotEmpty, _, _) => format!("isnotempty({col})"),
             // The list operators KQL has natively.
-            (MatchKind::Equals, Case::Sensitive, Quantifier::Any) if many => {
-                format!("{col} in ({})", list(&p.values))
-            }
-            (MatchKind::Equals, Case::Insensitive, Quantifier::Any) if many => {
-                format!("{col} in~ ({})", list(&p.values))
-            }
-            (MatchKind::Term, Case::Insensitive, Quantifier::Any) if many => {
-                format!("{col} has_any ({})", list(&p.values))
-            }
-            (MatchKind::Term, Case::Insensitive, Quantifier::All) if many => {
-                format!("{col} has_all ({})", list(&p.values))
+            (kind, case, q) if many && kql_operators::list_of(kind, case, q).is_some() => {
+                let name = kql_operators::list_of(kind, case, q).expect("checked");
+                format!("{col} {name} ({})", list(&p.values))
             }
             (kind, case, quantifier) => {
                 let one = |v: &String| {

@@ -17,7 +17,32 @@ use std::path::Path;
 pub struct Parsed {
     pub rule: Rule,
     /// Repairs and substitutions made while reading, e.g. of upstream defects.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
+}
+
+/// A repair or substitution the parser made while reading a rule: a kind programs
+/// branch on (the importer counts repairs by it); `Display` gives the sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Warning {
+    /// Sentinel YAML with `dataTypes:` indented at the column of `- connectorId:`
+    /// (invalid YAML), read as a key of the list item.
+    DataTypesIndent,
+    /// Column `AccountUpn` on DeviceNetworkEvents, which has only
+    /// `InitiatingProcessAccountUpn`, read as that column (`user.upn`).
+    AccountUpnOnNetworkEvents,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Warning::DataTypesIndent => {
+                "repaired invalid YAML: `dataTypes:` was indented at the column of `- connectorId:`"
+            }
+            Warning::AccountUpnOnNetworkEvents => {
+                "column `AccountUpn` does not exist in DeviceNetworkEvents: read as InitiatingProcessAccountUpn (user.upn)"
+            }
+        })
+    }
 }
 
 /// Which format a rule file is in.
