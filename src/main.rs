@@ -62,25 +62,25 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum TargetArg {
-    Kql,
-    Spl,
-    Eql,
-    Sigma,
-    All,
-}
+/// A `--target` value: one registered target, or `all` of them.
+#[derive(Clone)]
+struct TargetArg(Vec<Target>);
 
 impl TargetArg {
-    fn targets(self) -> Vec<Target> {
-        match self {
-            TargetArg::Kql => vec![Target::Kql],
-            TargetArg::Spl => vec![Target::Spl],
-            TargetArg::Eql => vec![Target::Eql],
-            TargetArg::Sigma => vec![Target::Sigma],
-            TargetArg::All => Target::ALL.to_vec(),
-        }
+    fn targets(&self) -> Vec<Target> {
+        self.0.clone()
     }
+}
+
+/// The `--target` parser: the registry's names and `all`, listed in `--help`.
+fn target_arg() -> impl clap::builder::TypedValueParser<Value = TargetArg> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Target::all().map(Target::as_str).chain(["all"])).map(
+        |name| match name.parse::<Target>() {
+            Ok(target) => TargetArg(vec![target]),
+            Err(_) => TargetArg(Target::all().collect()),
+        },
+    )
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,7 +112,7 @@ enum Command {
   rmmc build --check             compare with out/, print diffs, exit 3 if stale")]
     Build {
         /// Target language.
-        #[arg(long, value_enum, default_value = "all")]
+        #[arg(long, value_parser = target_arg(), default_value = "all")]
         target: TargetArg,
         /// Rule files, folders or glob patterns.
         #[arg(default_value = "rules")]
@@ -161,7 +161,7 @@ enum Command {
     /// Print a rule's IR, or with --target its query and fidelity verdict.
     Explain {
         rule: PathBuf,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = target_arg())]
         target: Option<TargetArg>,
         #[arg(long)]
         profile: Option<String>,
@@ -180,7 +180,7 @@ enum Command {
     Fixtures {
         #[arg(default_value = "rules")]
         rules: Vec<String>,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = target_arg())]
         target: TargetArg,
         #[arg(long)]
         profile: Option<String>,
@@ -311,7 +311,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
         } => {
             let sources = pack::discover(&rules)?;
             let options = BuildOptions {
-                targets: Target::ALL.to_vec(),
+                targets: Target::all().collect(),
                 profile,
                 strict,
             };
@@ -340,7 +340,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 let sources = pack::discover(&rules)?;
                 let loaded = pack::load_rules(&sources, &backends)?;
                 let options = BuildOptions {
-                    targets: Target::ALL.to_vec(),
+                    targets: Target::all().collect(),
                     profile: None,
                     strict: false,
                 };
@@ -350,14 +350,18 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             }
             match what {
                 ListWhat::Targets => {
-                    for t in Target::ALL {
+                    for t in Target::all() {
                         say!("{:<6} {}", t.as_str(), t.describe());
                     }
                 }
                 ListWhat::Profiles => {
-                    for t in Target::ALL {
+                    for t in Target::all() {
                         for p in backends.profiles(t) {
-                            let default = if p.default { " (default)" } else { "" };
+                            let default = if p.name == t.spec().default_profile {
+                                " (default)"
+                            } else {
+                                ""
+                            };
                             say!(
                                 "{:<6} {}{default}: {}",
                                 t.as_str(),
