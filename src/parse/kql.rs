@@ -63,7 +63,7 @@ pub struct KqlError {
     /// The other place the message names, e.g. the `(` an unclosed list opened at.
     pub related: Option<Related>,
     /// The message around the related position, to write it in another frame.
-    around_related: Option<(String, String)>,
+    around_related: Option<Box<(String, String)>>,
 }
 
 /// What kind of KQL error: the cases a reader of upstream queries explains apart.
@@ -100,7 +100,8 @@ impl KqlError {
     /// query: `(line, column) -> (line, column)`.
     pub fn message_at(&self, at: impl Fn(usize, usize) -> (usize, usize)) -> String {
         match (&self.related, &self.around_related) {
-            (Some(r), Some((before, after))) => {
+            (Some(r), Some(around)) => {
+                let (before, after) = around.as_ref();
                 let (line, column) = at(r.line, r.column);
                 format!("{before}line {line}, column {column}{after}")
             }
@@ -650,7 +651,7 @@ impl<'a> Parser<'a> {
             line: at.line,
             column: at.column,
         });
-        e.around_related = Some((before, after));
+        e.around_related = Some(Box::new((before, after)));
         e
     }
 
