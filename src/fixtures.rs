@@ -6,11 +6,14 @@
 //! it maps the events with [`map_event`] (the backends' field maps), runs each
 //! target's engine, and compares with the expected rows.
 
-use crate::backends::Profile;
+pub mod generate;
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::eval::{self, Evaluation, Event};
 use crate::ir::Rule;
 use crate::lower::missing_exclusion_fields;
+use crate::profile::Profile;
+use crate::render::Rendered;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -148,4 +151,154 @@ pub fn map_event(event: &Event, rule: &Rule, profile: &Profile) -> Result<Event>
         out.insert(name.clone(), v.clone());
     }
     Ok(out)
+}
+
+/// The keys every fixture-bundle line shares: one rule compiled for one target with
+/// the profile's field map and settings, and `events` already mapped into the
+/// target's schema. The data an independent engine or a SIEM replays; `rmmc fixtures`
+/// and the conformance suite each add their own keys (expected rows, answers).
+pub fn bundle_line(
+    stem: &str,
+    rule_file: &Path,
+    rule: &Rule,
+    profile: &Profile,
+    rendered: &Rendered,
+    events: Vec<serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let map = profile.source(rule.source)?;
+    let files: std::collections::BTreeMap<String, &String> = rendered
+        .files
+        .iter()
+        .map(|(path, text)| (path.to_string_lossy().to_string(), text))
+        .collect();
+    let line = serde_json::json!({
+        "rule": stem,
+        "rule_file": rule_file.to_string_lossy(),
+        "id": rule.meta.id,
+        "source": rule.source,
+        "target": rendered.target,
+        "profile": profile.name,
+        "settings": map.settings,
+        "field_map": map.fields,
+        "query": rendered.query,
+        "files": files,
+        "fidelity": rendered.fidelity,
+        "aggregation": rule.aggregation,
+        "events": events,
+    });
+    match line {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => unreachable!("json! of an object literal is an object"),
+    }
+}
+
+/// The result of checking one rule's fixtures ([`check_rule`]).
+#[derive(Debug, Clone)]
+pub enum RuleTest {
+    /// The rule has no fixture file.
+    NoFixtures {
+        /// The fixture file that would hold them.
+        fixture: PathBuf,
+    },
+    /// Every event agrees with its `expect` and the rows with the expectation file
+    /// (or the expectation file was rewritten: [`crate::golden::bless_requested`]).
+    Passed {
+        /// How many fixture events there are.
+        events: usize,
+        /// How many the rule matched.
+        matched: usize,
+        /// How many result rows it produced.
+        rows: usize,
+    },
+    /// What disagrees.
+    Failed {
+        /// One sentence (with a diff where rows differ) per problem.
+        problems: Vec<String>,
+    },
+}
+
+/// Run one rule's fixtures through the reference evaluator and compare the result
+/// rows with `RULE.expected.json`, or write that file when blessing.
+pub fn check_rule(rule: &Rule, rule_file: &Path) -> Result<RuleTest> {
+    let fixture = fixture_path(rule_file);
+    if !fixture.exists() {
+        return Ok(RuleTest::NoFixtures { fixture });
+    }
+    let file = load(&fixture)?;
+    let outcome = run(rule, &file, &fixture)?;
+    let expected_file = expected_path(rule_file);
+    let mut problems = outcome.mismatches.clone();
+    let rendered = serde_json::to_string_pretty(&outcome.expected).expect("serializes") + "\n";
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    };
+    if crate::golden::bless_requested() {
+        std::fs::write(&expected_file, &rendered)
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()).in_file(&expected_file))?;
+    } else {
+        match std::fs::read_to_string(&expected_file) {
+            Ok(existing) if existing == rendered => {}
+            Ok(existing) => problems.push(format!(
+                "result rows differ from {} (RMMC_BLESS=1 rmmc test rewrites it after review):\n{}",
+                name(&expected_file),
+                crate::golden::unified_diff(&existing, &rendered, &expected_file)
+            )),
+            Err(_) => problems.push(format!(
+                "{} is missing: run RMMC_BLESS=1 rmmc test and review it",
+                name(&expected_file)
+            )),
+        }
+    }
+    Ok(if problems.is_empty() {
+        RuleTest::Passed {
+            events: file.events.len(),
+            matched: outcome.evaluation.matched.len(),
+            rows: outcome.evaluation.rows.len(),
+        }
+    } else {
+        RuleTest::Failed { problems }
+    })
+}
+
+/// The bundle lines (`rmmc fixtures`) of one rule with fixtures, one per target:
+/// [`bundle_line`] with the fixture's `now` and the expected rows. A rule without
+/// fixtures has none.
+pub fn export_rule(
+    compiler: &crate::Compiler,
+    rule: &Rule,
+    rule_file: &Path,
+    stem: &Path,
+    targets: &[crate::Target],
+    profile: Option<&str>,
+) -> Result<Vec<serde_json::Value>> {
+    let fixture = fixture_path(rule_file);
+    if !fixture.exists() {
+        return Ok(Vec::new());
+    }
+    let file = load(&fixture)?;
+    let outcome = run(rule, &file, &fixture)?;
+    let mut lines = Vec::new();
+    for &target in targets {
+        let p = compiler.backends().profile(target, profile)?;
+        let rendered = compiler.compile_file(rule, rule_file, target, Some(&p.name))?;
+        let events = file
+            .events
+            .iter()
+            .map(|e| {
+                Ok(serde_json::json!({
+                    "name": e.name,
+                    "expect": e.expect,
+                    "event": map_event(&e.event, rule, p)?,
+                }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let stem = stem.to_string_lossy().replace('\\', "/");
+        let mut line = bundle_line(&stem, rule_file, rule, p, &rendered, events)?;
+        line.insert("now".into(), serde_json::json!(file.now));
+        line.insert("expected".into(), serde_json::json!(outcome.expected));
+        lines.push(serde_json::Value::Object(line));
+    }
+    Ok(lines)
 }

@@ -30,8 +30,6 @@
 //! Files are never overwritten unless `force` is set, and then only files that still
 //! start with [`GENERATED_MARK`]: hand-written and hand-corrected rules are kept.
 
-pub mod coverage;
-pub mod fixtures_gen;
 pub mod lolrmm;
 pub mod md;
 pub mod precedence;

@@ -1,9 +1,9 @@
 //! The `rmmc` command line: a thin layer over the library.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use rmmc::fixtures;
+use rmmc::fixtures::{self, RuleTest};
 use rmmc::pack::{self, BuildOptions, Stale};
-use rmmc::{Backends, Errors, Fidelity, Target};
+use rmmc::{Backends, Fidelity, Target};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -227,21 +227,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(errors) => {
-            eprintln!("{errors}");
+        // Library errors print as `file:line:col: error[kind]: message`, one a line.
+        Err(error) => {
+            eprintln!("{error}");
             ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
-fn backends(dir: &Option<PathBuf>) -> Result<Backends, Errors> {
+fn backends(dir: &Option<PathBuf>) -> anyhow::Result<Backends> {
     Ok(match dir {
         Some(d) => Backends::from_dir(d)?,
         None => Backends::embedded()?,
     })
 }
 
-fn run(cli: Cli) -> Result<u8, Errors> {
+fn run(cli: Cli) -> anyhow::Result<u8> {
     let backends = backends(&cli.backends)?;
     match cli.command {
         Command::Build {
@@ -345,7 +346,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                     strict: false,
                 };
                 let build = pack::build(&sources, &backends, &options)?;
-                say_raw!("{}", rmmc::import::coverage::markdown(&build, &loaded));
+                say_raw!("{}", rmmc::coverage::markdown(&build, &loaded));
                 return Ok(0);
             }
             match what {
@@ -486,7 +487,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 failed = summary.failed() > 0;
             }
             if fixtures {
-                let report = rmmc::import::fixtures_gen::write_all(&into, &backends)?;
+                let report = rmmc::fixtures::generate::write_all(&into, &backends)?;
                 say_raw!("{report}");
             }
             Ok(if failed { EXIT_ERROR } else { 0 })
@@ -498,109 +499,39 @@ fn verdict(f: &Fidelity) -> &'static str {
     if f.is_exact() { "exact" } else { "approximate" }
 }
 
-/// Print warnings and the fidelity summary to stderr; each rule's approximations
-/// with `--verbose`.
+/// Print the build's warnings and fidelity summary to stderr.
 fn report(build: &pack::Build, verbose: bool) {
-    for (file, w) in &build.warnings {
-        eprintln!("{}: warning: {w}", file.display());
-    }
-    let mut reasons: std::collections::BTreeMap<(Target, String), usize> = Default::default();
-    let mut totals: std::collections::BTreeMap<Target, (usize, usize)> = Default::default();
-    for r in &build.rendered {
-        let t = totals.entry(r.target).or_default();
-        match &r.fidelity {
-            Fidelity::Exact => t.0 += 1,
-            Fidelity::Approximate(list) => {
-                t.1 += 1;
-                for a in list {
-                    if verbose {
-                        eprintln!(
-                            "{}: approximate [{}]: {}: {}",
-                            r.source_file.display(),
-                            r.target,
-                            a.construct,
-                            a.reason()
-                        );
-                    }
-                    *reasons.entry((r.target, a.reason())).or_default() += 1;
-                }
-            }
-        }
-    }
-    for ((target, reason), n) in &reasons {
-        eprintln!("approximate [{target}] x{n}: {reason}");
-    }
-    let line: Vec<String> = totals
-        .iter()
-        .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
-        .collect();
-    if !line.is_empty() {
-        eprintln!(
-            "fidelity: {}{}",
-            line.join(", "),
-            if verbose {
-                ""
-            } else {
-                " (--verbose lists each rule)"
-            }
-        );
+    for line in build.report(verbose) {
+        eprintln!("{line}");
     }
 }
 
-fn run_tests(rules: &[String], backends: &Backends) -> Result<u8, Errors> {
+fn run_tests(rules: &[String], backends: &Backends) -> anyhow::Result<u8> {
     let sources = pack::discover(rules)?;
     let loaded = pack::load_rules(&sources, backends)?;
-    let bless = std::env::var_os("RMMC_BLESS").is_some_and(|v| !v.is_empty() && v != "0");
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (source, parsed) in &loaded {
-        let fixture = fixtures::fixture_path(&source.path);
-        if !fixture.exists() {
-            say!(
-                "skip  {} (no {})",
-                source.path.display(),
-                file_name(&fixture)
-            );
-            skipped += 1;
-            continue;
-        }
-        let file = fixtures::load(&fixture)?;
-        let outcome = fixtures::run(&parsed.rule, &file, &fixture)?;
-        let expected_file = fixtures::expected_path(&source.path);
-        let mut problems = outcome.mismatches.clone();
-        let rendered = serde_json::to_string_pretty(&outcome.expected).expect("serializes") + "\n";
-        if bless {
-            std::fs::write(&expected_file, &rendered).map_err(|e| {
-                rmmc::Error::new(rmmc::ErrorKind::Io, e.to_string()).in_file(&expected_file)
-            })?;
-        } else {
-            match std::fs::read_to_string(&expected_file) {
-                Ok(existing) if existing == rendered => {}
-                Ok(existing) => problems.push(format!(
-                    "result rows differ from {} (RMMC_BLESS=1 rmmc test rewrites it after review):\n{}",
-                    file_name(&expected_file),
-                    pack::unified_diff(&existing, &rendered, &expected_file)
-                )),
-                Err(_) => problems.push(format!(
-                    "{} is missing: run RMMC_BLESS=1 rmmc test and review it",
-                    file_name(&expected_file)
-                )),
+        let shown = source.path.display();
+        match fixtures::check_rule(&parsed.rule, &source.path)? {
+            RuleTest::NoFixtures { fixture } => {
+                say!("skip  {shown} (no {})", file_name(&fixture));
+                skipped += 1;
             }
-        }
-        if problems.is_empty() {
-            say!(
-                "ok    {} ({} events, {} matched, {} rows)",
-                source.path.display(),
-                file.events.len(),
-                outcome.evaluation.matched.len(),
-                outcome.evaluation.rows.len()
-            );
-            passed += 1;
-        } else {
-            say!("FAIL  {}", source.path.display());
-            for p in problems {
-                say!("      {p}");
+            RuleTest::Passed {
+                events,
+                matched,
+                rows,
+            } => {
+                say!("ok    {shown} ({events} events, {matched} matched, {rows} rows)");
+                passed += 1;
             }
-            failed += 1;
+            RuleTest::Failed { problems } => {
+                say!("FAIL  {shown}");
+                for p in problems {
+                    say!("      {p}");
+                }
+                failed += 1;
+            }
         }
     }
     say!("{passed} passed, {failed} failed, {skipped} skipped");
@@ -618,46 +549,20 @@ fn export_fixtures(
     targets: &[Target],
     profile: Option<&str>,
     backends: Backends,
-) -> Result<u8, Errors> {
+) -> anyhow::Result<u8> {
     let sources = pack::discover(rules)?;
     let loaded = pack::load_rules(&sources, &backends)?;
     let compiler = rmmc::Compiler::with_backends(backends)?;
     for (source, parsed) in &loaded {
-        let fixture = fixtures::fixture_path(&source.path);
-        if !fixture.exists() {
-            continue;
-        }
-        let file = fixtures::load(&fixture)?;
-        let outcome = fixtures::run(&parsed.rule, &file, &fixture)?;
-        for &target in targets {
-            let p = compiler.backends().profile(target, profile)?;
-            let rendered =
-                compiler.compile_file(&parsed.rule, &source.path, target, Some(&p.name))?;
-            let mut events = Vec::new();
-            for e in &file.events {
-                events.push(serde_json::json!({
-                    "name": e.name,
-                    "expect": e.expect,
-                    "event": fixtures::map_event(&e.event, &parsed.rule, p)?,
-                }));
-            }
-            let line = serde_json::json!({
-                "rule": source.stem.to_string_lossy().replace('\\', "/"),
-                "rule_file": source.path.to_string_lossy(),
-                "id": parsed.rule.meta.id,
-                "source": parsed.rule.source,
-                "target": target,
-                "profile": p.name,
-                "settings": p.source(parsed.rule.source)?.settings,
-                "field_map": p.source(parsed.rule.source)?.fields,
-                "query": rendered.query,
-                "files": rendered.files.iter().map(|(path, text)| (path.to_string_lossy().to_string(), text.clone())).collect::<std::collections::BTreeMap<_, _>>(),
-                "fidelity": rendered.fidelity,
-                "aggregation": parsed.rule.aggregation,
-                "now": file.now,
-                "events": events,
-                "expected": outcome.expected,
-            });
+        let lines = fixtures::export_rule(
+            &compiler,
+            &parsed.rule,
+            &source.path,
+            &source.stem,
+            targets,
+            profile,
+        )?;
+        for line in lines {
             say!("{line}");
         }
     }

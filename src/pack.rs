@@ -2,10 +2,12 @@
 //! memory, writing `out/<target>/` atomically, and `--check` against what is there.
 
 use crate::backends::Backends;
+use crate::compiler::Compiler;
 use crate::error::{Error, ErrorKind, Errors, Result};
-use crate::lower::{Fidelity, Target, lower, output_stem};
+pub use crate::golden::unified_diff;
+use crate::lower::{Fidelity, Target, output_stem};
 use crate::parse::{Parsed, parse_rule};
-use crate::render::{Rendered, Renderer};
+use crate::render::Rendered;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -123,6 +125,61 @@ pub struct Build {
     pub targets: Vec<Target>,
 }
 
+impl Build {
+    /// What `rmmc build` tells the user: every warning (`file: warning: ...`), each
+    /// approximation reason with its count per target, each rule's approximations
+    /// with `verbose`, and one line of totals.
+    pub fn report(&self, verbose: bool) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .warnings
+            .iter()
+            .map(|(file, w)| format!("{}: warning: {w}", file.display()))
+            .collect();
+        let mut reasons: BTreeMap<(Target, String), usize> = BTreeMap::new();
+        let mut totals: BTreeMap<Target, (usize, usize)> = BTreeMap::new();
+        for r in &self.rendered {
+            let t = totals.entry(r.target).or_default();
+            match &r.fidelity {
+                Fidelity::Exact => t.0 += 1,
+                Fidelity::Approximate(list) => {
+                    t.1 += 1;
+                    for a in list {
+                        if verbose {
+                            lines.push(format!(
+                                "{}: approximate [{}]: {}: {}",
+                                r.source_file.display(),
+                                r.target,
+                                a.construct,
+                                a.reason()
+                            ));
+                        }
+                        *reasons.entry((r.target, a.reason())).or_default() += 1;
+                    }
+                }
+            }
+        }
+        for ((target, reason), n) in &reasons {
+            lines.push(format!("approximate [{target}] x{n}: {reason}"));
+        }
+        let totals: Vec<String> = totals
+            .iter()
+            .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
+            .collect();
+        if !totals.is_empty() {
+            lines.push(format!(
+                "fidelity: {}{}",
+                totals.join(", "),
+                if verbose {
+                    ""
+                } else {
+                    " (--verbose lists each rule)"
+                }
+            ));
+        }
+        lines
+    }
+}
+
 /// Read and parse every rule, reporting every bad one.
 pub fn load_rules(
     sources: &[RuleSource],
@@ -168,8 +225,21 @@ pub fn build(
     backends: &Backends,
     options: &BuildOptions,
 ) -> Result<Build, Errors> {
+    build_with(
+        &Compiler::with_backends(backends.clone())?,
+        sources,
+        options,
+    )
+}
+
+/// [`build`] with a compiler already set up.
+pub fn build_with(
+    compiler: &Compiler,
+    sources: &[RuleSource],
+    options: &BuildOptions,
+) -> Result<Build, Errors> {
+    let backends = compiler.backends();
     let rules = load_rules(sources, backends)?;
-    let renderer = Renderer::new(backends)?;
     let mut errors = Vec::new();
     let mut out = Build {
         targets: options.targets.clone(),
@@ -191,8 +261,13 @@ pub fn build(
         }
         let mut exclusion_warnings_done = false;
         for (target, profile) in &profiles {
-            let result = lower(&parsed.rule, &source.path, *target, profile)
-                .and_then(|l| renderer.render_rule(&parsed.rule, &l, &source.path, &source.stem));
+            let result = compiler.compile_to(
+                &parsed.rule,
+                &source.path,
+                &source.stem,
+                *target,
+                Some(&profile.name),
+            );
             match result {
                 Ok(r) => {
                     if !exclusion_warnings_done {
@@ -240,21 +315,21 @@ pub fn build(
         return Err(Errors(errors));
     }
     for &target in &options.targets {
-        add_index_files(&mut out, &renderer, target)?;
+        add_index_files(&mut out, compiler, target)?;
     }
     Ok(out)
 }
 
 /// Per-target files that gather all rules (the registry's gathered files, e.g.
 /// savedsearches.conf and rules.ndjson) and the fidelity table.
-fn add_index_files(build: &mut Build, renderer: &Renderer, target: Target) -> Result<()> {
+fn add_index_files(build: &mut Build, compiler: &Compiler, target: Target) -> Result<()> {
     let mut rendered: Vec<&Rendered> = build
         .rendered
         .iter()
         .filter(|r| r.target == target)
         .collect();
     rendered.sort_by(|a, b| a.stem.cmp(&b.stem));
-    for (rel, text) in renderer.render_gathered(target, &rendered)? {
+    for (rel, text) in compiler.render_gathered(target, &rendered)? {
         build
             .files
             .insert(Path::new(target.as_str()).join(rel), text);
@@ -371,16 +446,4 @@ pub fn check(build: &Build, out_dir: &Path) -> Result<Vec<Stale>> {
         }
     }
     Ok(stale)
-}
-
-/// A unified diff from `old` to `new`, labelled with the path.
-pub fn unified_diff(old: &str, new: &str, path: &Path) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(
-            &format!("{} (in out/)", path.display()),
-            &format!("{} (rebuilt)", path.display()),
-        )
-        .to_string()
 }

@@ -13,7 +13,8 @@
 //! * rules/<tool>/<kind>.yaml holds exactly what the importer writes (unless the file
 //!   is hand-written or hand-corrected).
 
-use rmmc::import::{self, Item, Outcome, fixtures_gen};
+use rmmc::fixtures::generate as fixtures_gen;
+use rmmc::import::{self, Item, Outcome};
 use rmmc::parse::parse_rule;
 use rmmc::{Backends, Compiler, Rule, Target};
 use std::path::{Path, PathBuf};

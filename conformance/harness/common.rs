@@ -794,6 +794,8 @@ pub fn judge_matched(
 // Compiled rule per target
 
 pub struct Compiled {
+    pub rendered: rmmc::Rendered,
+    pub profile_data: rmmc::backends::Profile,
     pub target: Target,
     pub profile: String,
     pub query: String,
@@ -815,9 +817,11 @@ pub fn compile(compiler: &Compiler, case: &RuleCase, target: Target) -> Compiled
     Compiled {
         target,
         profile: profile.name.clone(),
-        query: rendered.query,
-        files: rendered.files,
-        fidelity: rendered.fidelity,
+        profile_data: profile.clone(),
+        query: rendered.query.clone(),
+        files: rendered.files.clone(),
+        fidelity: rendered.fidelity.clone(),
+        rendered,
         field_map: source.fields.clone(),
         settings: source.settings.clone(),
     }
@@ -842,42 +846,52 @@ pub fn bundle_line(
     events: &[CaseEvent],
     answers: &BTreeMap<String, Answer>,
 ) -> Value {
-    let files: BTreeMap<String, String> = compiled
-        .files
-        .iter()
-        .map(|(p, t)| (p.to_string_lossy().to_string(), t.clone()))
-        .collect();
-    let fidelity = serde_json::to_value(&compiled.fidelity).expect("fidelity serializes");
     let documented = documented(&compiled.fidelity);
-    json!({
-        "rule": case.stem,
-        "rule_file": case.rule_file.to_string_lossy(),
-        "id": case.rule.meta.id,
-        "source": case.rule.source,
-        "target": compiled.target,
-        "profile": compiled.profile,
-        "settings": compiled.settings,
-        "field_map": compiled.field_map,
-        "query": compiled.query,
-        "files": files,
-        "fidelity": fidelity,
-        "documented": {"unicode_fold": documented.0, "ascii_terms": documented.1, "end_exclusive": documented.2},
-        "aggregation": case.rule.aggregation,
-        "constants": case.rule.constants,
-        "window_seconds": case.rule.window.seconds,
-        "now": case.fixtures.now,
-        "events": events.iter().map(|e| json!({
-            "name": e.name,
-            "origin": e.origin,
-            "why": e.why,
-            "event": map_event(compiled, &e.event),
-        })).collect::<Vec<_>>(),
-        // Rows only where they are not the matched events themselves.
-        "answers": answers.iter().map(|(k, a)| {
-            let rows = if case.rule.aggregation.is_some() { json!(a.rows) } else { json!([]) };
-            (k.clone(), json!({"matched": a.matched, "rows": rows}))
-        }).collect::<BTreeMap<_, _>>(),
-    })
+    let events = events
+        .iter()
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "origin": e.origin,
+                "why": e.why,
+                "event": map_event(compiled, &e.event),
+            })
+        })
+        .collect();
+    let mut line = rmmc::fixtures::bundle_line(
+        &case.stem,
+        &case.rule_file,
+        &case.rule,
+        &compiled.profile_data,
+        &compiled.rendered,
+        events,
+    )
+    .expect("the profile maps the rule's source");
+    line.insert(
+        "documented".into(),
+        json!({"unicode_fold": documented.0, "ascii_terms": documented.1, "end_exclusive": documented.2}),
+    );
+    line.insert("constants".into(), json!(case.rule.constants));
+    line.insert("window_seconds".into(), json!(case.rule.window.seconds));
+    line.insert("now".into(), json!(case.fixtures.now));
+    // Rows only where they are not the matched events themselves.
+    line.insert(
+        "answers".into(),
+        json!(
+            answers
+                .iter()
+                .map(|(k, a)| {
+                    let rows = if case.rule.aggregation.is_some() {
+                        json!(a.rows)
+                    } else {
+                        json!([])
+                    };
+                    (k.clone(), json!({"matched": a.matched, "rows": rows}))
+                })
+                .collect::<BTreeMap<_, _>>()
+        ),
+    );
+    Value::Object(line)
 }
 
 /// Where a test writes its machine-readable results for `scripts/conformance`.

@@ -11,11 +11,11 @@ use std::path::Path;
 /// Where a rule file comes from, read from its first line.
 pub fn origin(text: &str) -> &'static str {
     let first = text.lines().next().unwrap_or("");
-    if first.starts_with(super::lolrmm::GENERATED_MARK) {
+    if first.starts_with(crate::import::lolrmm::GENERATED_MARK) {
         "lolrmm"
-    } else if first.starts_with(super::GENERATED_MARK) {
+    } else if first.starts_with(crate::import::GENERATED_MARK) {
         "imported"
-    } else if first.starts_with(super::HAND_CORRECTED_MARK) {
+    } else if first.starts_with(crate::import::HAND_CORRECTED_MARK) {
         "hand-corrected"
     } else {
         "hand-written"
