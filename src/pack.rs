@@ -4,7 +4,7 @@
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Errors, Result};
 use crate::lower::{Fidelity, Target, lower, output_stem};
-use crate::parse::{Parsed, parse_rule};
+use crate::parse::{Parsed, parse_rule, read_rule_text};
 use crate::render::{Rendered, Renderer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,9 +33,8 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
     for input in inputs {
         let path = Path::new(input);
         if path.is_dir() {
-            let pattern = format!("{}/**/*", input.trim_end_matches('/'));
-            for p in glob_paths(&pattern)? {
-                if p.is_file() && is_rule_file(&p) {
+            for p in walk_files(path)? {
+                if is_rule_file(&p) {
                     let stem = output_stem(&p, path);
                     found.push(RuleSource { path: p, stem });
                 }
@@ -66,6 +65,10 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
     }
     found.sort();
     found.dedup();
+    // The same file named twice (`rules/a.yaml ./rules/a.yaml`, a folder and a file
+    // in it, a symlink) is one rule, not a rule whose id is used by itself.
+    let mut seen = std::collections::BTreeSet::new();
+    found.retain(|s| seen.insert(s.path.canonicalize().unwrap_or_else(|_| s.path.clone())));
     if found.is_empty() {
         return Err(Error::new(
             ErrorKind::EmptyRuleSet,
@@ -80,6 +83,44 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
         ));
     }
     Ok(found)
+}
+
+/// Every file below `dir`, following symbolic links but never into a folder that
+/// contains the link (a loop), which is an error naming the link.
+fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, ancestors: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .map(|e| e.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
+            .collect::<Result<_>>()?;
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                let real = p.canonicalize().map_err(|e| Error::io(&p, e))?;
+                if ancestors.contains(&real) {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "symbolic link loop: `{}` leads back to `{}`, which contains it",
+                            p.display(),
+                            real.display()
+                        ),
+                    )
+                    .in_file(&p));
+                }
+                ancestors.push(real);
+                walk(&p, ancestors, out)?;
+                ancestors.pop();
+            } else if p.is_file() {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut ancestors = vec![dir.canonicalize().map_err(|e| Error::io(dir, e))?];
+    let mut out = Vec::new();
+    walk(dir, &mut ancestors, &mut out)?;
+    Ok(out)
 }
 
 fn glob_paths(pattern: &str) -> Result<Vec<PathBuf>> {
@@ -131,10 +172,7 @@ pub fn load_rules(
     let mut errors = Vec::new();
     let mut rules = Vec::new();
     for s in sources {
-        match std::fs::read_to_string(&s.path)
-            .map_err(|e| Error::io(&s.path, e))
-            .and_then(|text| parse_rule(&s.path, &text, backends))
-        {
+        match read_rule_text(&s.path).and_then(|text| parse_rule(&s.path, &text, backends)) {
             Ok(parsed) => rules.push((s.clone(), parsed)),
             Err(e) => errors.push(e),
         }
@@ -288,13 +326,13 @@ fn add_index_files(build: &mut Build, renderer: &Renderer, target: Target) -> Re
 /// Write the packs under `out_dir`, replacing each target's folder whole. Every file
 /// is first written to a staging folder, so a failure leaves the old packs in place.
 pub fn write(build: &Build, out_dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io_write(out_dir, e))?;
     let pid = std::process::id();
     let mut staged = Vec::new();
     for &target in &build.targets {
         let staging = out_dir.join(format!(".rmmc-staging-{target}-{pid}"));
         if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+            std::fs::remove_dir_all(&staging).map_err(|e| Error::io_write(&staging, e))?;
         }
         let result = (|| {
             for (rel, text) in &build.files {
@@ -303,9 +341,9 @@ pub fn write(build: &Build, out_dir: &Path) -> Result<()> {
                 };
                 let dest = staging.join(inner);
                 if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io_write(parent, e))?;
                 }
-                std::fs::write(&dest, text).map_err(|e| Error::io(&dest, e))?;
+                std::fs::write(&dest, text).map_err(|e| Error::io_write(&dest, e))?;
             }
             Ok(())
         })();
@@ -322,11 +360,11 @@ pub fn write(build: &Build, out_dir: &Path) -> Result<()> {
         let dest = out_dir.join(target.as_str());
         let old = out_dir.join(format!(".rmmc-old-{target}-{pid}"));
         if dest.exists() {
-            std::fs::rename(&dest, &old).map_err(|e| Error::io(&dest, e))?;
+            std::fs::rename(&dest, &old).map_err(|e| Error::io_write(&dest, e))?;
         }
-        std::fs::rename(&staging, &dest).map_err(|e| Error::io(&staging, e))?;
+        std::fs::rename(&staging, &dest).map_err(|e| Error::io_write(&staging, e))?;
         if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io_write(&old, e))?;
         }
     }
     Ok(())
