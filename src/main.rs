@@ -275,10 +275,11 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 profile,
                 strict,
             };
-            let build = pack::build(&sources, &backends, &options)?;
-            report(&build, verbose);
+            let mut reporter = Reporter::new(verbose);
             if check {
-                let stale = pack::check(&build, &out)?;
+                let stale =
+                    pack::check_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                reporter.finish();
                 for s in &stale {
                     match s {
                         Stale::Missing(p) => say!("missing: {}", p.display()),
@@ -308,10 +309,12 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                     Ok(EXIT_STALE)
                 }
             } else {
-                pack::write(&build, &out)?;
+                let summary =
+                    pack::write_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                reporter.finish();
                 say!(
                     "wrote {} file(s) for {} rule(s) x {} target(s) to {}",
-                    build.files.len(),
+                    summary.files,
                     sources.len(),
                     options.targets.len(),
                     out.display()
@@ -331,8 +334,11 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 profile,
                 strict,
             };
-            let build = pack::build(&sources, &backends, &options)?;
-            report(&build, verbose);
+            let mut reporter = Reporter::new(verbose);
+            pack::stream(&sources, &backends, &options, &mut pack::DiscardSink, |r| {
+                reporter.rule(r)
+            })?;
+            reporter.finish();
             say!(
                 "ok: {} rule(s) x {} target(s)",
                 sources.len(),
@@ -532,52 +538,71 @@ fn verdict(f: &Fidelity) -> &'static str {
     if f.is_exact() { "exact" } else { "approximate" }
 }
 
-/// Print warnings and the fidelity summary to stderr; each rule's approximations
-/// with `--verbose`.
-fn report(build: &pack::Build, verbose: bool) {
-    for (file, w) in &build.warnings {
-        eprintln!("{}", warning_line(file, w));
+/// Prints a streaming build's warnings as rules arrive and, at the end, the totals:
+/// each approximation reason once with its count, and the verdicts per target.
+struct Reporter {
+    verbose: bool,
+    reasons: std::collections::BTreeMap<(Target, String), usize>,
+    totals: std::collections::BTreeMap<Target, (usize, usize)>,
+}
+
+impl Reporter {
+    fn new(verbose: bool) -> Reporter {
+        Reporter {
+            verbose,
+            reasons: Default::default(),
+            totals: Default::default(),
+        }
     }
-    let mut reasons: std::collections::BTreeMap<(Target, String), usize> = Default::default();
-    let mut totals: std::collections::BTreeMap<Target, (usize, usize)> = Default::default();
-    for r in &build.rendered {
-        let t = totals.entry(r.target).or_default();
-        match &r.fidelity {
-            Fidelity::Exact => t.0 += 1,
-            Fidelity::Approximate(list) => {
-                t.1 += 1;
-                for a in list {
-                    if verbose {
-                        eprintln!(
-                            "{}: approximate [{}]: {}: {}",
-                            r.source_file.display(),
-                            r.target,
-                            a.construct,
-                            a.reason
-                        );
+
+    fn rule(&mut self, report: &pack::RuleReport) {
+        for w in report.warnings {
+            eprintln!("{}", warning_line(&report.source.path, w));
+        }
+        let file = report.source.path.display();
+        for r in report.rendered {
+            let t = self.totals.entry(r.target).or_default();
+            match &r.fidelity {
+                Fidelity::Exact => t.0 += 1,
+                Fidelity::Approximate(list) => {
+                    t.1 += 1;
+                    for a in list {
+                        if self.verbose {
+                            eprintln!(
+                                "{file}: approximate [{}]: {}: {}",
+                                r.target, a.construct, a.reason
+                            );
+                        }
+                        *self
+                            .reasons
+                            .entry((r.target, a.reason.clone()))
+                            .or_default() += 1;
                     }
-                    *reasons.entry((r.target, a.reason.clone())).or_default() += 1;
                 }
             }
         }
     }
-    for ((target, reason), n) in &reasons {
-        eprintln!("approximate [{target}] x{n}: {reason}");
-    }
-    let line: Vec<String> = totals
-        .iter()
-        .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
-        .collect();
-    if !line.is_empty() {
-        eprintln!(
-            "fidelity: {}{}",
-            line.join(", "),
-            if verbose {
-                ""
-            } else {
-                " (--verbose lists each rule)"
-            }
-        );
+
+    fn finish(&self) {
+        for ((target, reason), n) in &self.reasons {
+            eprintln!("approximate [{target}] x{n}: {reason}");
+        }
+        let line: Vec<String> = self
+            .totals
+            .iter()
+            .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
+            .collect();
+        if !line.is_empty() {
+            eprintln!(
+                "fidelity: {}{}",
+                line.join(", "),
+                if self.verbose {
+                    ""
+                } else {
+                    " (--verbose lists each rule)"
+                }
+            );
+        }
     }
 }
 
