@@ -69,12 +69,13 @@ impl Compiler {
         self.renderer.render_rule(rule, &lowered, rule_file, stem)
     }
 
-    /// A target's gathered files from its rendered rules (see [`render::Renderer::render_gathered`]).
-    pub fn render_gathered(
+    /// A target's gathered files that are rendered from all its rules at once
+    /// (see [`render::Renderer::render_gathered_templates`]).
+    pub fn render_gathered_templates(
         &self,
         target: Target,
         rendered: &[&Rendered],
     ) -> Result<Vec<(std::path::PathBuf, String)>> {
-        self.renderer.render_gathered(target, rendered)
+        self.renderer.render_gathered_templates(target, rendered)
     }
 }

@@ -14,6 +14,7 @@ use crate::ir::Rule;
 use crate::lower::missing_exclusion_fields;
 use crate::profile::Profile;
 use crate::render::Rendered;
+use crate::vocabulary;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -88,6 +89,62 @@ pub fn applied(rule: &Rule) -> Rule {
     r
 }
 
+/// Every field of every event is in the vocabulary of the rule's data source: a
+/// misspelled field would read as missing and let the fixture pass vacuously.
+pub fn check_fields(rule: &Rule, fixtures: &FixtureFile, path: &Path) -> Result<()> {
+    for e in &fixtures.events {
+        let Some(field) = e
+            .event
+            .keys()
+            .find(|k| !vocabulary::has_field(rule.source, k))
+        else {
+            continue;
+        };
+        let known: Vec<&str> = vocabulary::fields(rule.source)
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        let err = Error::new(
+            ErrorKind::UnknownField,
+            format!(
+                "event `{}` has field `{field}`, which data source `{}` does not have: expected one of {}",
+                e.name,
+                rule.source,
+                known.join(", ")
+            ),
+        )
+        .in_file(path);
+        return Err(match locate_field(path, &e.name, field) {
+            Some((line, column)) => err.at(line, column),
+            None => err,
+        });
+    }
+    Ok(())
+}
+
+/// Where `field:` is written inside the event named `event` (read again only to
+/// report an error).
+fn locate_field(path: &Path, event: &str, field: &str) -> Option<(usize, usize)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let start = [
+        format!("name: {event}"),
+        format!("name: \"{event}\""),
+        format!("name: '{event}'"),
+    ]
+    .iter()
+    .find_map(|n| text.find(n.as_str()))
+    .unwrap_or(0);
+    let offset = [
+        format!("{field}:"),
+        format!("\"{field}\":"),
+        format!("'{field}':"),
+    ]
+    .iter()
+    .filter_map(|needle| text[start..].find(needle.as_str()))
+    .min()?;
+    Some(crate::parse::rule_yaml::line_col(&text, start + offset))
+}
+
 /// The outcome of one rule's fixtures.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -99,6 +156,7 @@ pub struct Outcome {
 
 /// Run the fixtures through the reference evaluator.
 pub fn run(rule: &Rule, fixtures: &FixtureFile, path: &Path) -> Result<Outcome> {
+    check_fields(rule, fixtures, path)?;
     let now = parse_now(&fixtures.now, path)?;
     let events: Vec<Event> = fixtures.events.iter().map(|e| e.event.clone()).collect();
     let evaluation = eval::evaluate(&applied(rule), &events, now)
@@ -200,19 +258,19 @@ pub enum RuleTest {
         /// The fixture file that would hold them.
         fixture: PathBuf,
     },
-    /// Every event agrees with its `expect` and the rows with the expectation file
-    /// (or the expectation file was rewritten: [`crate::golden::bless_requested`]).
-    Passed {
+    /// The fixtures ran.
+    Ran {
         /// How many fixture events there are.
         events: usize,
         /// How many the rule matched.
         matched: usize,
         /// How many result rows it produced.
         rows: usize,
-    },
-    /// What disagrees.
-    Failed {
-        /// One sentence (with a diff where rows differ) per problem.
+        /// The expectation file written because blessing was asked for
+        /// ([`crate::golden::bless_requested`]) and its text changed.
+        wrote: Option<PathBuf>,
+        /// What disagrees, one sentence (with a diff where rows differ) each; empty
+        /// when the rule passes.
         problems: Vec<String>,
     },
 }
@@ -228,6 +286,7 @@ pub fn check_rule(rule: &Rule, rule_file: &Path) -> Result<RuleTest> {
     let outcome = run(rule, &file, &fixture)?;
     let expected_file = expected_path(rule_file);
     let mut problems = outcome.mismatches.clone();
+    let mut wrote = None;
     let rendered = serde_json::to_string_pretty(&outcome.expected).expect("serializes") + "\n";
     let name = |p: &Path| {
         p.file_name()
@@ -235,8 +294,12 @@ pub fn check_rule(rule: &Rule, rule_file: &Path) -> Result<RuleTest> {
             .unwrap_or_default()
     };
     if crate::golden::bless_requested() {
-        std::fs::write(&expected_file, &rendered)
-            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()).in_file(&expected_file))?;
+        let unchanged = std::fs::read_to_string(&expected_file).is_ok_and(|t| t == rendered);
+        if !unchanged {
+            std::fs::write(&expected_file, &rendered)
+                .map_err(|e| Error::new(ErrorKind::Io, e.to_string()).in_file(&expected_file))?;
+            wrote = Some(expected_file);
+        }
     } else {
         match std::fs::read_to_string(&expected_file) {
             Ok(existing) if existing == rendered => {}
@@ -251,14 +314,12 @@ pub fn check_rule(rule: &Rule, rule_file: &Path) -> Result<RuleTest> {
             )),
         }
     }
-    Ok(if problems.is_empty() {
-        RuleTest::Passed {
-            events: file.events.len(),
-            matched: outcome.evaluation.matched.len(),
-            rows: outcome.evaluation.rows.len(),
-        }
-    } else {
-        RuleTest::Failed { problems }
+    Ok(RuleTest::Ran {
+        events: file.events.len(),
+        matched: outcome.evaluation.matched.len(),
+        rows: outcome.evaluation.rows.len(),
+        wrote,
+        problems,
     })
 }
 

@@ -111,12 +111,13 @@ impl Repair {
     }
 }
 
-/// Each parser warning is a repair of an upstream defect.
-impl From<Warning> for Repair {
-    fn from(w: Warning) -> Repair {
+impl Repair {
+    /// The repair a parser warning reports, if it reports one (a lint is a flag).
+    pub fn of_warning(w: &Warning) -> Option<Repair> {
         match w {
-            Warning::DataTypesIndent => Repair::DataTypesIndent,
-            Warning::AccountUpnOnNetworkEvents => Repair::AccountUpn,
+            Warning::DataTypesIndent => Some(Repair::DataTypesIndent),
+            Warning::AccountUpnOnNetworkEvents => Some(Repair::AccountUpn),
+            Warning::Lint { .. } => None,
         }
     }
 }
@@ -549,11 +550,11 @@ pub fn import_sentinel_with(
 
 pub(crate) fn write_file(dest: &Path, text: &str) -> Result<()> {
     if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io_write(dir, e))?;
     }
     let tmp = dest.with_extension(format!("yaml.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))
+    std::fs::write(&tmp, text).map_err(|e| Error::io_write(&tmp, e))?;
+    std::fs::rename(&tmp, dest).map_err(|e| Error::io_write(dest, e))
 }
 
 /// Convert every query under `paths` in memory: the items, with their rule and rule
@@ -1002,7 +1003,10 @@ fn import_yaml(path: &Path, backends: &Backends) -> Item {
         return item.fail(Error::new(ErrorKind::Conflict, msg).in_file(path));
     }
     for w in &parsed.warnings {
-        item.repairs.push(Repair::from(*w));
+        match Repair::of_warning(w) {
+            Some(r) => item.repairs.push(r),
+            None => item.flags.push(w.to_string()),
+        }
     }
     if has_scalar_tactics(&text) {
         item.repairs.push(Repair::ScalarTactics);
@@ -1141,7 +1145,10 @@ fn import_md(path: &Path, yamls: &[PathBuf], backends: &Backends) -> Vec<Item> {
             continue;
         }
         for w in &parsed.warnings {
-            item.repairs.push(Repair::from(*w));
+            match Repair::of_warning(w) {
+                Some(r) => item.repairs.push(r),
+                None => item.flags.push(w.to_string()),
+            }
         }
         item.repairs.dedup();
         let body_line = q.body_line;

@@ -99,11 +99,13 @@ pub mod golden;
 pub mod import;
 pub mod ir;
 pub mod kql_operators;
+pub mod lint;
 pub mod lower;
 pub mod pack;
 pub mod parse;
 pub mod profile;
 pub mod render;
+pub mod scaffold;
 pub mod text;
 pub mod vocabulary;
 

@@ -221,6 +221,22 @@ or any catalogue file was malformed (the other tools are still imported).")]
         #[arg(long)]
         fixtures: bool,
     },
+    /// Write a commented skeleton rule and its fixtures file to edit:
+    /// RULES/<tool>/<kind>.yaml and <kind>.fixtures.yaml.
+    #[command(after_help = "Examples:
+  rmmc new FooRemote createproc      writes rules/fooremote/createproc.yaml and .fixtures.yaml
+  rmmc new \"Zoho Assist\" netconn --into /tmp/rules")]
+    New {
+        /// The tool's name as it appears in rule names (`tool:`).
+        tool: String,
+        /// What the rule looks at: filesig (file signatures), createproc (process
+        /// creation) or netconn (network connections).
+        #[arg(value_parser = rmmc::scaffold::KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>())]
+        kind: String,
+        /// The rules folder to write into.
+        #[arg(long, default_value = "rules")]
+        into: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -260,10 +276,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 profile,
                 strict,
             };
-            let build = pack::build(&sources, &backends, &options)?;
-            report(&build, verbose);
+            let mut reporter = Reporter::new(verbose);
             if check {
-                let stale = pack::check(&build, &out)?;
+                let stale =
+                    pack::check_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                reporter.finish();
                 for s in &stale {
                     match s {
                         Stale::Missing(p) => say!("missing: {}", p.display()),
@@ -293,10 +310,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     Ok(EXIT_STALE)
                 }
             } else {
-                pack::write(&build, &out)?;
+                let summary =
+                    pack::write_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                reporter.finish();
                 say!(
                     "wrote {} file(s) for {} rule(s) x {} target(s) to {}",
-                    build.files.len(),
+                    summary.files,
                     sources.len(),
                     options.targets.len(),
                     out.display()
@@ -316,8 +335,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 profile,
                 strict,
             };
-            let build = pack::build(&sources, &backends, &options)?;
-            report(&build, verbose);
+            let mut reporter = Reporter::new(verbose);
+            pack::stream(&sources, &backends, &options, &mut pack::DiscardSink, |r| {
+                reporter.rule(r)
+            })?;
+            reporter.finish();
             say!(
                 "ok: {} rule(s) x {} target(s)",
                 sources.len(),
@@ -395,13 +417,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             profile,
             format,
         } => {
-            let text = std::fs::read_to_string(&rule).map_err(|e| {
-                rmmc::Error::new(
-                    rmmc::ErrorKind::Io,
-                    format!("cannot read `{}`: {e}", rule.display()),
-                )
-                .in_file(&rule)
-            })?;
+            let text = rmmc::parse::read_rule_text(&rule)?;
             if rule.extension().is_some_and(|e| e == "md") {
                 return Err(rmmc::Error::new(
                     rmmc::ErrorKind::Schema,
@@ -413,7 +429,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let compiler = rmmc::Compiler::with_backends(backends)?;
             let parsed = rmmc::parse::parse_rule(&rule, &text, compiler.backends())?;
             for w in &parsed.warnings {
-                eprintln!("{}: warning: {w}", rule.display());
+                eprintln!("{}", warning_line(&rule, &w.to_string()));
             }
             match target {
                 None => {
@@ -450,6 +466,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Test { rules } => run_tests(&rules, &backends),
+        Command::New { tool, kind, into } => {
+            for file in rmmc::scaffold::new_rule(&into, &tool, &kind)? {
+                say!("wrote {}", file.display());
+            }
+            let folder = into.join(rmmc::scaffold::tool_folder(&tool));
+            say!(
+                "next: edit both files, then `RMMC_BLESS=1 rmmc test {}`, `rmmc build` and `rmmc list rules --format markdown > {}`",
+                folder.display(),
+                into.join("README.md").display()
+            );
+            Ok(0)
+        }
         Command::Fixtures {
             rules,
             target,
@@ -495,14 +523,86 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// `file:line:col: warning: ...` for warnings located in the file (they start with
+/// `line:col: `), else `file: warning: ...`.
+fn warning_line(file: &Path, warning: &str) -> String {
+    let located = warning.split_once(": ").filter(|(at, _)| {
+        at.split(':').count() == 2 && at.split(':').all(|n| n.parse::<usize>().is_ok())
+    });
+    match located {
+        Some((at, rest)) => format!("{}:{at}: warning: {rest}", file.display()),
+        None => format!("{}: warning: {warning}", file.display()),
+    }
+}
+
 fn verdict(f: &Fidelity) -> &'static str {
     if f.is_exact() { "exact" } else { "approximate" }
 }
 
-/// Print the build's warnings and fidelity summary to stderr.
-fn report(build: &pack::Build, verbose: bool) {
-    for line in build.report(verbose) {
-        eprintln!("{line}");
+/// Prints a streaming build's warnings as rules arrive and, at the end, the totals:
+/// each approximation reason once with its count, and the verdicts per target.
+struct Reporter {
+    verbose: bool,
+    reasons: std::collections::BTreeMap<(Target, String), usize>,
+    totals: std::collections::BTreeMap<Target, (usize, usize)>,
+}
+
+impl Reporter {
+    fn new(verbose: bool) -> Reporter {
+        Reporter {
+            verbose,
+            reasons: Default::default(),
+            totals: Default::default(),
+        }
+    }
+
+    fn rule(&mut self, report: &pack::RuleReport) {
+        for w in report.warnings {
+            eprintln!("{}", warning_line(&report.source.path, w));
+        }
+        let file = report.source.path.display();
+        for r in report.rendered {
+            let t = self.totals.entry(r.target).or_default();
+            match &r.fidelity {
+                Fidelity::Exact => t.0 += 1,
+                Fidelity::Approximate(list) => {
+                    t.1 += 1;
+                    for a in list {
+                        if self.verbose {
+                            eprintln!(
+                                "{file}: approximate [{}]: {}: {}",
+                                r.target,
+                                a.construct,
+                                a.reason()
+                            );
+                        }
+                        *self.reasons.entry((r.target, a.reason())).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        for ((target, reason), n) in &self.reasons {
+            eprintln!("approximate [{target}] x{n}: {reason}");
+        }
+        let line: Vec<String> = self
+            .totals
+            .iter()
+            .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
+            .collect();
+        if !line.is_empty() {
+            eprintln!(
+                "fidelity: {}{}",
+                line.join(", "),
+                if self.verbose {
+                    ""
+                } else {
+                    " (--verbose lists each rule)"
+                }
+            );
+        }
     }
 }
 
@@ -517,20 +617,26 @@ fn run_tests(rules: &[String], backends: &Backends) -> anyhow::Result<u8> {
                 say!("skip  {shown} (no {})", file_name(&fixture));
                 skipped += 1;
             }
-            RuleTest::Passed {
+            RuleTest::Ran {
                 events,
                 matched,
                 rows,
+                wrote,
+                problems,
             } => {
-                say!("ok    {shown} ({events} events, {matched} matched, {rows} rows)");
-                passed += 1;
-            }
-            RuleTest::Failed { problems } => {
-                say!("FAIL  {shown}");
-                for p in problems {
-                    say!("      {p}");
+                if let Some(written) = wrote {
+                    say!("wrote {} (review it)", written.display());
                 }
-                failed += 1;
+                if problems.is_empty() {
+                    say!("ok    {shown} ({events} events, {matched} matched, {rows} rows)");
+                    passed += 1;
+                } else {
+                    say!("FAIL  {shown}");
+                    for p in problems {
+                        say!("      {p}");
+                    }
+                    failed += 1;
+                }
             }
         }
     }
