@@ -37,6 +37,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind's stable name, as printed in `error[kind]`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Io => "io",
@@ -59,8 +60,11 @@ impl ErrorKind {
 /// A position in an input file; line and column count from 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
+    /// The file the position is in.
     pub file: PathBuf,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, counted in characters.
     pub column: usize,
 }
 
@@ -73,9 +77,11 @@ pub struct Error {
     position: Option<(usize, usize)>,
 }
 
+/// The result type of the library: [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error of `kind` with a message that says what was expected.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
@@ -101,18 +107,22 @@ impl Error {
         self
     }
 
+    /// What went wrong, as a category to branch on.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// The message, without file and position.
     pub fn message(&self) -> &str {
         &self.message
     }
 
+    /// The file the error is about, if known.
     pub fn file(&self) -> Option<&Path> {
         self.file.as_deref()
     }
 
+    /// File, line and column, when both file and position are known.
     pub fn location(&self) -> Option<Location> {
         let file = self.file.clone()?;
         let (line, column) = self.position?;

@@ -45,13 +45,18 @@ pub struct Evaluation {
 pub enum EvalError {
     /// The event has no `@timestamp`, or it is `null`.
     #[error("event {index}: missing @timestamp")]
-    MissingTimestamp { index: usize },
+    MissingTimestamp {
+        /// Which event (0-based).
+        index: usize,
+    },
     /// The event's `@timestamp` is not an RFC 3339 string.
     #[error("event {index}: @timestamp {value} is not an RFC 3339 time: {reason}")]
     BadTimestamp {
+        /// Which event (0-based).
         index: usize,
         /// The offending value, as JSON text.
         value: String,
+        /// What is wrong with it.
         reason: String,
     },
     /// A regex predicate's pattern does not compile.
@@ -59,9 +64,11 @@ pub enum EvalError {
     InvalidRegex {
         /// `detection` or `exclusion '<name>'`.
         context: String,
+        /// The predicate's field.
         field: String,
         /// The pattern as written in the rule (without the `(?i)` added for case).
         pattern: String,
+        /// The regex crate's error.
         #[source]
         source: regex::Error,
     },

@@ -19,37 +19,49 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// A fixture file (`RULE.fixtures.yaml`): events to run a rule over, and when.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixtureFile {
     /// The query time: the window ends here.
     pub now: String,
+    /// The events, each with the expected verdict.
     pub events: Vec<FixtureEvent>,
 }
 
+/// One fixture event.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixtureEvent {
+    /// A name unique in the file, used in reports and expectations.
     pub name: String,
+    /// Whether the rule should match it.
     pub expect: Expect,
     /// What the event shows, for the reader.
     #[serde(default)]
     pub why: Option<String>,
+    /// The event's fields, by canonical name.
     pub event: Event,
 }
 
+/// What a fixture event expects of the rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Expect {
+    /// The rule matches the event.
     Match,
+    /// The rule does not match the event.
     NoMatch,
 }
 
 /// The checked-in expectation: which events match, and the result rows.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Expected {
+    /// The fixture file's `now`.
     pub now: String,
+    /// The names of the matched events, in event order.
     pub matched: Vec<String>,
+    /// The result rows (aggregated rules: one per group).
     pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -63,11 +75,13 @@ pub fn expected_path(rule_file: &Path) -> PathBuf {
     rule_file.with_extension("expected.json")
 }
 
+/// Read and parse a fixture file.
 pub fn load(path: &Path) -> Result<FixtureFile> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_yaml::from_str(&text).map_err(|e| crate::error::yaml_error(path, &e))
 }
 
+/// Parse a fixture file's `now` (RFC 3339), naming the file on error.
 pub fn parse_now(now: &str, path: &Path) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(now)
         .map(|t| t.with_timezone(&Utc))
@@ -148,7 +162,9 @@ fn locate_field(path: &Path, event: &str, field: &str) -> Option<(usize, usize)>
 /// The outcome of one rule's fixtures.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// What the reference evaluator returned.
     pub evaluation: Evaluation,
+    /// The expectation file's content for this run.
     pub expected: Expected,
     /// Events whose `expect` disagrees with the evaluator.
     pub mismatches: Vec<String>,

@@ -82,12 +82,14 @@ pub enum Repair {
 }
 
 impl Repair {
+    /// Every repair, in report order.
     pub const ALL: [Repair; 3] = [
         Repair::DataTypesIndent,
         Repair::ScalarTactics,
         Repair::AccountUpn,
     ];
 
+    /// The repair in a sentence, for the import summary.
     pub fn describe(self) -> &'static str {
         match self {
             Repair::DataTypesIndent => {
@@ -102,6 +104,7 @@ impl Repair {
         }
     }
 
+    /// A short name of the repair, for tables.
     pub fn short(self) -> &'static str {
         match self {
             Repair::DataTypesIndent => "dataTypes indentation",
@@ -138,9 +141,11 @@ pub enum Outcome {
     /// Not imported: the error (file, line, column) and, when a rule file for the
     /// query exists anyway (hand-corrected), its path.
     Failed {
+        /// Why it failed.
         error: Error,
         /// What the defect is, in words.
         why: Option<String>,
+        /// The rule file that already covers the query, if one does.
         covered_by: Option<PathBuf>,
     },
     /// Not a query: an empty or prose md section, an md file without sections.
@@ -172,6 +177,7 @@ pub struct Item {
     pub rule: Option<Rule>,
     /// The rule file text.
     pub text: Option<String>,
+    /// What happened to it.
     pub outcome: Outcome,
 }
 
@@ -198,14 +204,17 @@ impl Item {
             .then(|| Path::new(&self.tool_dir).join(format!("{}.yaml", self.kind)))
     }
 
+    /// Was a rule written or planned?
     pub fn imported(&self) -> bool {
         self.rule.is_some() && !matches!(self.outcome, Outcome::Failed { .. })
     }
 
+    /// Did the import fail?
     pub fn failed(&self) -> bool {
         matches!(self.outcome, Outcome::Failed { .. })
     }
 
+    /// Was the query skipped?
     pub fn skipped(&self) -> bool {
         matches!(self.outcome, Outcome::Skipped(_))
     }
@@ -233,10 +242,12 @@ impl Item {
 /// What an import did, per upstream query.
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
+    /// Every upstream query, in input order.
     pub items: Vec<Item>,
 }
 
 impl Summary {
+    /// How many queries became rules.
     pub fn imported(&self) -> usize {
         self.items.iter().filter(|i| i.imported()).count()
     }
@@ -249,6 +260,7 @@ impl Summary {
             .count()
     }
 
+    /// How many imported rules carry flags for review.
     pub fn flagged(&self) -> usize {
         self.items
             .iter()
@@ -256,10 +268,12 @@ impl Summary {
             .count()
     }
 
+    /// How many queries failed.
     pub fn failed(&self) -> usize {
         self.items.iter().filter(|i| i.failed()).count()
     }
 
+    /// How many queries were skipped.
     pub fn skipped(&self) -> usize {
         self.items.iter().filter(|i| i.skipped()).count()
     }

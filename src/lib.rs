@@ -88,6 +88,8 @@
 //! Every fallible function returns [`Error`], whose [`ErrorKind`] says what went
 //! wrong and whose `Display` is `file:line:col: error[kind]: message`.
 
+#![warn(missing_docs)]
+
 pub mod attack;
 pub mod backends;
 pub mod compiler;

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 /// A rule file and where its pack files go (`netsupport/filesig`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RuleSource {
+    /// The rule file.
     pub path: PathBuf,
+    /// Its pack files' path below `out/<target>/`, without extension.
     pub stem: PathBuf,
 }
 
@@ -581,8 +583,16 @@ pub fn write(build: &Build, out_dir: &Path) -> Result<()> {
 /// One difference between the packs a build would write and what `out/` holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stale {
+    /// A file the build produces that `out/` lacks.
     Missing(PathBuf),
-    Changed { path: PathBuf, diff: String },
+    /// A file whose text differs.
+    Changed {
+        /// The file in `out/`.
+        path: PathBuf,
+        /// A unified diff from what is there to what the build produces.
+        diff: String,
+    },
+    /// A file in `out/<target>/` no rule produces.
     Extra(PathBuf),
 }
 

@@ -17,14 +17,23 @@ use std::path::{Path, PathBuf};
 /// One rule's files for one target, paths relative to `out/<target>/`.
 #[derive(Debug, Clone)]
 pub struct Rendered {
+    /// The target rendered for.
     pub target: Target,
+    /// The rule's id.
     pub rule_id: String,
+    /// The rule's name.
     pub rule_name: String,
+    /// The rule file.
     pub source_file: PathBuf,
+    /// Where the pack files go, below `out/<target>/`, without extension.
     pub stem: PathBuf,
+    /// The query (the first per-rule file's text).
     pub query: String,
+    /// Every per-rule file, path relative to `out/<target>/`, and its text.
     pub files: Vec<(PathBuf, String)>,
+    /// Exact, or what is approximated and why.
     pub fidelity: Fidelity,
+    /// Remarks about the rule on any target, e.g. an exclusion that cannot apply.
     pub warnings: Vec<String>,
 }
 
@@ -34,6 +43,7 @@ pub struct Renderer {
 }
 
 impl Renderer {
+    /// Load and check every registered target's templates.
     pub fn new(backends: &Backends) -> Result<Renderer> {
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![]);

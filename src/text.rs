@@ -42,7 +42,9 @@ pub fn backslash_quoted(s: &str, controls: bool) -> String {
 /// (descriptions and scenarios, which may hold line feeds and tabs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextKind {
+    /// Text that must stay on one line (names, comments).
     OneLine,
+    /// Text that may span lines (descriptions).
     Multiline,
 }
 

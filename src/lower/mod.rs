@@ -275,11 +275,14 @@ impl fmt::Display for ApproxKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "verdict", content = "approximations")]
 pub enum Fidelity {
+    /// The target says the rule exactly.
     Exact,
+    /// The target can only approximate these constructs.
     Approximate(Vec<Approximation>),
 }
 
 impl Fidelity {
+    /// Is the verdict exact?
     pub fn is_exact(&self) -> bool {
         matches!(self, Fidelity::Exact)
     }
@@ -288,10 +291,13 @@ impl Fidelity {
 /// A rule lowered for one target: the template context and the verdict.
 #[derive(Debug, Clone)]
 pub struct Lowered {
+    /// The target lowered for.
     pub target: Target,
+    /// The profile's name.
     pub profile: String,
     /// Everything the target's templates read.
     pub context: serde_json::Value,
+    /// Exact, or what is approximated and why.
     pub fidelity: Fidelity,
     /// Target-independent remarks, e.g. an exclusion that cannot be applied.
     pub warnings: Vec<String>,
@@ -299,9 +305,13 @@ pub struct Lowered {
 
 /// What a lowering reads: the rule, where it came from, and the chosen profile.
 pub struct LowerInput<'a> {
+    /// The rule.
     pub rule: &'a Rule,
+    /// Its file, for error messages.
     pub rule_file: &'a Path,
+    /// The field map to write with.
     pub profile: &'a Profile,
+    /// The target lowered for.
     pub target: Target,
 }
 
@@ -326,6 +336,7 @@ impl LowerInput<'_> {
         })
     }
 
+    /// A setting of the rule's data source in the profile (`table`, `index`, ...).
     pub fn setting(&self, key: &str) -> Result<&str> {
         self.profile.setting(self.rule.source, key)
     }
@@ -391,6 +402,7 @@ impl Notes {
         }
     }
 
+    /// Take over another collection's approximations.
     pub fn absorb(&mut self, other: Notes) {
         for a in other.approximations {
             self.approximate(a.construct, a.kind);

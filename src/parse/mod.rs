@@ -17,6 +17,7 @@ use std::path::Path;
 /// A parsed rule and what the parser had to say about it.
 #[derive(Debug, Clone)]
 pub struct Parsed {
+    /// The rule.
     pub rule: Rule,
     /// Repairs and substitutions made while reading, e.g. of upstream defects.
     pub warnings: Vec<Warning>,
@@ -64,7 +65,9 @@ impl std::fmt::Display for Warning {
 /// Which format a rule file is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// rmmc's rule format.
     Rmmc,
+    /// A Microsoft Sentinel hunting query.
     Sentinel,
 }
 

@@ -556,6 +556,7 @@ pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     Some(line_col(text, offset))
 }
 
+/// The 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
