@@ -13,6 +13,36 @@
 //! * The window is `now - seconds <= @timestamp <= now`, inclusive at both ends.
 //! * Every exclusion in `rule.exclusions` is applied (see [`evaluate`]).
 //! * An aggregation groups the matched events and produces one row per group.
+//!
+//! ```
+//! use rmmc::{Compiler, eval};
+//!
+//! let rule_text = "id: 6f1c7a52-0b7e-4d33-9a4e-1f0c2d3e4b5a
+//! name: Example - NetSupport signer
+//! description: Files signed by NetSupport.
+//! tool: NetSupport
+//! tactics: [CommandAndControl]
+//! techniques: [T1219]
+//! source: file_signature
+//! window: 5d
+//! detection:
+//!   field: file.code_signature.subject_name
+//!   has: netsupport
+//! ";
+//! let rule = Compiler::embedded()?.load_rule("x.yaml", rule_text)?.rule;
+//! let event = |signer: &str| match serde_json::json!({
+//!     "@timestamp": "2026-01-01T00:00:00Z",
+//!     "file.code_signature.subject_name": signer,
+//! }) {
+//!     serde_json::Value::Object(map) => map,
+//!     _ => unreachable!(),
+//! };
+//! let events = [event("NetSupport Ltd"), event("NetSupportive Ltd")];
+//! let now = "2026-01-02T00:00:00Z".parse().unwrap();
+//! let result = eval::evaluate(&rule, &events, now).unwrap();
+//! assert_eq!(result.matched, vec![0]); // `has` is a whole term
+//! # Ok::<(), rmmc::Error>(())
+//! ```
 
 use crate::ir::{
     AggFunction, Aggregation, Case, Expr, MatchKind, Predicate, Quantifier, Rule, TIMESTAMP_FIELD,

@@ -1,6 +1,36 @@
 //! Pack writing: rule discovery, compiling a rule set for the chosen targets rule by
 //! rule into a [`Sink`] (memory, a staging folder, or nowhere), replacing
 //! `out/<target>/` atomically, and `--check` against what is there.
+//!
+//! Building a rule folder in memory, for every registered target:
+//!
+//! ```
+//! use rmmc::pack::{self, BuildOptions};
+//! use rmmc::{Backends, Target};
+//!
+//! let dir = std::env::temp_dir().join(format!("rmmc-doc-pack-{}", std::process::id()));
+//! std::fs::create_dir_all(dir.join("netsupport"))?;
+//! let rule_text = "id: 6f1c7a52-0b7e-4d33-9a4e-1f0c2d3e4b5a
+//! name: Example - NetSupport signer
+//! description: Files signed by NetSupport.
+//! tool: NetSupport
+//! tactics: [CommandAndControl]
+//! techniques: [T1219]
+//! source: file_signature
+//! window: 5d
+//! detection:
+//!   field: file.code_signature.subject_name
+//!   has: netsupport
+//! ";
+//! std::fs::write(dir.join("netsupport/filesig.yaml"), rule_text)?;
+//! let sources = pack::discover(&[dir.display().to_string()])?;
+//! let options = BuildOptions { targets: Target::all().collect(), profile: None, strict: false };
+//! let build = pack::build(&sources, &Backends::embedded()?, &options)?;
+//! assert!(build.files.contains_key(std::path::Path::new("kql/netsupport/filesig.kql")));
+//! assert!(build.files.contains_key(std::path::Path::new("spl/savedsearches.conf")));
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod sink;
 mod swap;

@@ -4,6 +4,27 @@
 //! have defaults, so a target overrides only what differs: the predicate table (one
 //! arm per [`MatchKind`]), the boolean syntax, and the template context. Whatever a
 //! target cannot say exactly goes into the [`Fidelity`] verdict, never silently.
+//!
+//! One predicate on every target, with what each can only approximate:
+//!
+//! ```
+//! use rmmc::ir::{Case, MatchKind, Predicate, Quantifier};
+//! use rmmc::lower::{predicate_text, Target};
+//! use rmmc::ApproxCategory;
+//!
+//! let p = Predicate {
+//!     field: "file.code_signature.subject_name".into(),
+//!     kind: MatchKind::Term,
+//!     case: Case::Insensitive,
+//!     values: vec!["netsupport".into()],
+//!     quantifier: Quantifier::Any,
+//! };
+//! let (kql, exact) = predicate_text(Target::Kql, "Signer", &p);
+//! assert_eq!(kql, r#"Signer has "netsupport""#);
+//! assert!(exact.is_empty());
+//! let (_, eql) = predicate_text(Target::Eql, "Signer", &p);
+//! assert_eq!(eql[0].kind.category(), ApproxCategory::TermEdges);
+//! ```
 
 mod registry;
 

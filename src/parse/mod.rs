@@ -1,5 +1,30 @@
 //! Rule parsing: rmmc YAML or Sentinel hunting-query YAML → the IR, validated
 //! against the canonical vocabulary of the rule's data source.
+//!
+//! ```
+//! use rmmc::{Backends, ir::{DataSource, Expr, MatchKind}};
+//! use std::path::Path;
+//!
+//! let rule_text = "id: 6f1c7a52-0b7e-4d33-9a4e-1f0c2d3e4b5a
+//! name: Example - NetSupport signer
+//! description: Files signed by NetSupport.
+//! tool: NetSupport
+//! tactics: [CommandAndControl]
+//! techniques: [T1219]
+//! source: file_signature
+//! window: 5d
+//! detection:
+//!   field: file.code_signature.subject_name
+//!   has: netsupport
+//! ";
+//! let parsed = rmmc::parse::parse_rule(Path::new("x.yaml"), rule_text, &Backends::embedded()?)?;
+//! assert_eq!(parsed.rule.source, DataSource::FileSignature);
+//! assert!(matches!(&parsed.rule.detection, Expr::Match(p) if p.kind == MatchKind::Term));
+//! // A mistake is an error with file, line and column, never a panic.
+//! let err = rmmc::parse::parse_rule(Path::new("x.yaml"), "id: 1\n", &Backends::embedded()?).unwrap_err();
+//! assert!(err.to_string().starts_with("x.yaml:"), "{err}");
+//! # Ok::<(), rmmc::Error>(())
+//! ```
 
 pub mod kql;
 pub mod rule_yaml;
