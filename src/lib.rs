@@ -35,15 +35,17 @@
 //! closes a cycle):
 //!
 //! ```text
-//!  import, fixtures                    importers, fixture runs      (top)
-//!  pack                                discovery, build, write, --check
+//!  fixtures, coverage, scaffold        fixture runs and generation, reports, new rules  (top)
+//!  import                              Sentinel and LOLRMM importers
+//!  pack                                discovery, streaming build, write, --check
+//!  compiler                            parse -> lower -> render, the one compile path
 //!  render                              tera over lowered rules
 //!  parse                               rule text -> ir (reads the KQL profile for Sentinel columns)
 //!  backends                            templates and profiles of each registered target
 //!  lower                               the target registry and each target's lowering
 //!  eval                                reference evaluator
-//!  profile, vocabulary                 field maps, canonical fields
-//!  ir, error, text, attack             plain data and leaf helpers  (bottom)
+//!  profile, vocabulary, kql_operators, lint    field maps, canonical fields, KQL operators, lints
+//!  ir, error, text, attack, golden     plain data and leaf helpers  (bottom)
 //! ```
 //!
 //! ## Using the library
