@@ -177,7 +177,7 @@ pub fn build(
     };
     let mut profiles = Vec::new();
     for &target in &options.targets {
-        match backends.profile(target, options.profile.as_deref()) {
+        match backends.profile_choice(target, options.profile.as_deref()) {
             Ok(p) => profiles.push((target, p)),
             Err(e) => errors.push(e),
         }
@@ -204,7 +204,10 @@ pub fn build(
                     if options.strict
                         && let Fidelity::Approximate(list) = &r.fidelity
                     {
-                        for a in list {
+                        let unacknowledged = list.iter().filter(|a| {
+                            !crate::lint::acknowledges_approximation(&parsed.rule, *target, a)
+                        });
+                        for a in unacknowledged {
                             errors.push(
                                 Error::new(
                                     ErrorKind::Approximation,
