@@ -566,29 +566,32 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 say_raw!("{}", query_text(&build.rendered[0].query));
                 return Ok(0);
             }
-            let build = pack::build(&sources, &backends, &options)?;
-            let stale = if check {
-                pack::check(&build, &out)?
+            let mut reporter = Reporter::new(verbose, format);
+            let (stale, files) = if check {
+                let stale =
+                    pack::check_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                (stale, None)
             } else {
-                pack::write(&build, &out)?;
-                Vec::new()
+                let summary =
+                    pack::write_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                (Vec::new(), Some(summary.files))
             };
+            reporter.finish();
             if format == DiagFormat::Json {
                 print_json(&serde_json::json!({
                     "ok": stale.is_empty(),
-                    "diagnostics": warning_diagnostics(&build),
+                    "diagnostics": reporter.diagnostics,
                     "rules": sources.len(),
                     "targets": options.targets,
-                    "files": build.files.len(),
+                    "files": files,
                     "stale": stale.iter().map(stale_json).collect::<Vec<_>>(),
                 }));
                 return Ok(if stale.is_empty() { 0 } else { EXIT_STALE });
             }
-            report(&build, verbose);
-            if !check {
+            if let Some(files) = files {
                 note!(
                     "wrote {} file(s) for {} rule(s) x {} target(s) to {}",
-                    build.files.len(),
+                    files,
                     sources.len(),
                     options.targets.len(),
                     out.display()
@@ -640,17 +643,20 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 profile: profile_choice(&profile)?,
                 strict,
             };
-            let build = pack::build(&sources, &backends, &options)?;
+            let mut reporter = Reporter::new(verbose, format);
+            pack::stream(&sources, &backends, &options, &mut pack::DiscardSink, |r| {
+                reporter.rule(r)
+            })?;
+            reporter.finish();
             match format {
                 DiagFormat::Json => print_json(&serde_json::json!({
                     "ok": true,
-                    "diagnostics": warning_diagnostics(&build),
+                    "diagnostics": reporter.diagnostics,
                     "rules": sources.len(),
                     "targets": options.targets,
                 })),
-                DiagFormat::Sarif => print_json(&diagnostics::sarif(&warning_diagnostics(&build))),
+                DiagFormat::Sarif => print_json(&diagnostics::sarif(&reporter.diagnostics)),
                 _ => {
-                    report(&build, verbose);
                     if !quiet() {
                         say!(
                             "ok: {} rule(s) x {} target(s)",
@@ -979,50 +985,89 @@ fn verdict(f: &Fidelity) -> &'static str {
     if f.is_exact() { "exact" } else { "approximate" }
 }
 
-/// Print warnings and the fidelity summary to stderr; each rule's approximations
-/// with `--verbose`.
-fn report(build: &pack::Build, verbose: bool) {
-    print_warnings(build, DiagFormat::Text);
-    let mut reasons: std::collections::BTreeMap<(Target, String), usize> = Default::default();
-    let mut totals: std::collections::BTreeMap<Target, (usize, usize)> = Default::default();
-    for r in &build.rendered {
-        let t = totals.entry(r.target).or_default();
-        match &r.fidelity {
-            Fidelity::Exact => t.0 += 1,
-            Fidelity::Approximate(list) => {
-                t.1 += 1;
-                for a in list {
-                    if verbose {
-                        note!(
-                            "{}: approximate [{}]: {}: {}",
-                            r.source_file.display(),
-                            r.target,
-                            a.construct,
-                            a.reason
-                        );
+/// Prints a streaming build's warnings as rules arrive (text format, unless quiet) and
+/// keeps them as diagnostics; at the end, the totals: each approximation reason once
+/// with its count, and the verdicts per target.
+struct Reporter {
+    verbose: bool,
+    format: DiagFormat,
+    diagnostics: Vec<Diagnostic>,
+    reasons: std::collections::BTreeMap<(Target, String), usize>,
+    totals: std::collections::BTreeMap<Target, (usize, usize)>,
+}
+
+impl Reporter {
+    fn new(verbose: bool, format: DiagFormat) -> Reporter {
+        Reporter {
+            verbose,
+            format,
+            diagnostics: Vec::new(),
+            reasons: Default::default(),
+            totals: Default::default(),
+        }
+    }
+
+    fn text(&self) -> bool {
+        self.format == DiagFormat::Text
+    }
+
+    fn rule(&mut self, report: &pack::RuleReport) {
+        for w in report.warnings {
+            let d = Diagnostic::from_warning(&report.source.path, w);
+            if self.text() {
+                note!("{}", d.text());
+            }
+            self.diagnostics.push(d);
+        }
+        let file = report.source.path.display();
+        for r in report.rendered {
+            let t = self.totals.entry(r.target).or_default();
+            match &r.fidelity {
+                Fidelity::Exact => t.0 += 1,
+                Fidelity::Approximate(list) => {
+                    t.1 += 1;
+                    for a in list {
+                        if self.verbose && self.text() {
+                            note!(
+                                "{file}: approximate [{}]: {}: {}",
+                                r.target,
+                                a.construct,
+                                a.reason
+                            );
+                        }
+                        *self
+                            .reasons
+                            .entry((r.target, a.reason.clone()))
+                            .or_default() += 1;
                     }
-                    *reasons.entry((r.target, a.reason.clone())).or_default() += 1;
                 }
             }
         }
     }
-    for ((target, reason), n) in &reasons {
-        note!("approximate [{target}] x{n}: {reason}");
-    }
-    let line: Vec<String> = totals
-        .iter()
-        .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
-        .collect();
-    if !line.is_empty() {
-        note!(
-            "fidelity: {}{}",
-            line.join(", "),
-            if verbose {
-                ""
-            } else {
-                " (--verbose lists each rule)"
-            }
-        );
+
+    fn finish(&self) {
+        if !self.text() {
+            return;
+        }
+        for ((target, reason), n) in &self.reasons {
+            note!("approximate [{target}] x{n}: {reason}");
+        }
+        let line: Vec<String> = self
+            .totals
+            .iter()
+            .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
+            .collect();
+        if !line.is_empty() {
+            note!(
+                "fidelity: {}{}",
+                line.join(", "),
+                if self.verbose {
+                    ""
+                } else {
+                    " (--verbose lists each rule)"
+                }
+            );
+        }
     }
 }
 
