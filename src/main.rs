@@ -394,6 +394,10 @@ or any catalogue file was malformed (the other tools are still imported).")]
         /// How to print warnings and errors: text (stderr) or json (stdout).
         #[arg(long = "diagnostics", value_enum, default_value = "text")]
         diagnostics: DiagFormat,
+        /// sentinel: every query is for this tool (`tool:` and the folder under --into),
+        /// instead of the name its file, folder or rule name suggests.
+        #[arg(long, value_name = "NAME")]
+        tool: Option<String>,
     },
     /// Write a commented skeleton rule and its fixtures file to edit:
     /// INTO/<tool>/<kind>.yaml and <kind>.fixtures.yaml.
@@ -730,6 +734,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             force,
             fixtures,
             diagnostics: diag,
+            tool,
         } => {
             let mut failed = false;
             let mut warnings: Vec<String> = Vec::new();
@@ -747,6 +752,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 let options = rmmc::import::ImportOptions {
                     into: into.clone(),
                     force,
+                    tool: tool.clone(),
                 };
                 let summary = rmmc::import::import_sentinel_with(&paths, &options, &backends)?;
                 warnings.extend(summary.warnings().iter().map(|w| w.to_string()));
