@@ -1567,7 +1567,7 @@ mod tests {
     fn errors() {
         // (query, line, column, fragment of the message)
         let cases: Vec<(&str, usize, usize, &str)> = vec![
-            ("T\n| where A has 'x'\n| Sha1 in ('a')", 3, 3, "expected `where`, `summarize` or `extend` after `|`, found `Sha1`"),
+            ("T\n| where A has 'x'\n| Sha1 in ('a')", 3, 3, "expected `where`, `summarize`, `extend`, `project` or `project-away` after `|`, found `Sha1`"),
             ("T | where A has_all has_any ('x')", 1, 21, "expected `(` after `has_all`, found `has_any`"),
             ("T | where A has_any (\n  'x'\n  'y',\n)", 3, 3, "expected `,` or `)` in the `has_any` list opened at line 1, column 21, found string 'y'"),
             ("T | where (A has 'x'\n  or B has 'y'\n| summarize N=count()", 3, 1, "expected `)` to close the `(` at line 1, column 11, found `|`"),
@@ -1620,7 +1620,7 @@ mod tests {
             ("let S = now(-5d) T", 1, 18, "expected `;` after the value of `let S`"),
             ("let x = T | where A has 'x' x", 1, 29, "expected `and`, `or`, `|`, `;` or end of query after the condition, found `x`"),
             ("let x = T | where A has 'x'", 1, 28, "expected `;` after the tabular expression of `let x`"),
-            ("let x = T | distinct A; x", 1, 13, "expected `where`, `summarize` or `extend` after `|`, found `distinct`"),
+            ("let x = T | distinct A; x", 1, 13, "expected `where`, `summarize`, `extend`, `project` or `project-away` after `|`, found `distinct`"),
             ("let unused = U | distinct A; T", 1, 18, "found `distinct`"),
             ("let where = T; where", 1, 5, "expected a name after `let`, found `where`"),
             ("", 1, 1, "expected a table name, found end of query"),
