@@ -565,6 +565,28 @@ mod regressions {
     }
 
     #[test]
+    fn exclusions_that_sanitize_alike_keep_their_own_sigma_filters() {
+        let c = Compiler::embedded().unwrap();
+        let mut rule = base_rule(&c);
+        let names = ["a b", "a_b", "\u{2028}", "a_b_2", "a b"];
+        for (x, name) in rule.exclusions.iter_mut().zip(names) {
+            x.name = name.to_string();
+        }
+        let sigma = compile(&c, &rule, Target::Sigma);
+        let doc = serde_yaml::Deserializer::from_str(&sigma.files[0].1)
+            .next()
+            .unwrap();
+        let doc: Yaml = Yaml::deserialize(doc).unwrap();
+        let filters = doc["detection"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter(|k| k.as_str().unwrap().starts_with("filter_"))
+            .count();
+        assert_eq!(filters, rule.exclusions.len(), "{}", sigma.files[0].1);
+    }
+
+    #[test]
     fn a_rule_file_name_cannot_inject_into_generated_by_comments() {
         let c = Compiler::embedded().unwrap();
         let base = base_rule(&c);
@@ -663,6 +685,70 @@ mod paths {
         assert!(!o.status.success(), "{}", text(&o));
         assert!(text(&o).contains("cannot write"), "{}", text(&o));
         assert!(!text(&o).contains("cannot read"), "{}", text(&o));
+    }
+
+    /// Rule text with another id and name, from the NetSupport file-signature rule.
+    fn variant(id: &str, name: &str) -> String {
+        std::fs::read_to_string("rules/netsupport/filesig.yaml")
+            .unwrap()
+            .lines()
+            .map(|l| {
+                if l.starts_with("id:") {
+                    format!("id: {id}")
+                } else if l.starts_with("name:") {
+                    format!("name: {name:?}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    }
+
+    #[test]
+    fn two_rules_that_become_one_stanza_are_an_error_naming_both() {
+        let ws = workspace("stanza");
+        let dir = ws.join("rules/netsupport");
+        std::fs::write(
+            dir.join("a.yaml"),
+            variant("11111111-1111-4111-8111-111111111111", "Same name"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("b.yaml"),
+            variant("22222222-2222-4222-8222-222222222222", "[Same name]"),
+        )
+        .unwrap();
+        let o = rmmc(&["check", "rules"], &ws);
+        let t = text(&o);
+        assert!(!o.status.success(), "{t}");
+        assert!(t.contains("savedsearches.conf stanza `Same name`"), "{t}");
+        assert!(
+            t.contains("rules/netsupport/a.yaml") && t.contains("rules/netsupport/b.yaml"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn two_rules_of_one_tool_and_source_have_distinct_sigma_names() {
+        let ws = workspace("sigma-name");
+        std::fs::write(
+            ws.join("rules/netsupport/second.yaml"),
+            variant("33333333-3333-4333-8333-333333333333", "Second rule"),
+        )
+        .unwrap();
+        let o = rmmc(&["build", "--target", "sigma", "rules"], &ws);
+        assert!(o.status.success(), "{}", text(&o));
+        let name = |f: &str| {
+            std::fs::read_to_string(ws.join("out/sigma/netsupport").join(f))
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("name: "))
+                .unwrap()
+                .to_string()
+        };
+        assert_ne!(name("filesig.yml"), name("second.yml"));
     }
 
     #[test]
