@@ -1248,6 +1248,7 @@ mod tests {
         let options = ImportOptions {
             into: into.clone(),
             force: false,
+            tool: None,
         };
         let s = import_sentinel_with(&[dir.join("RMM")], &options, &backends).unwrap();
         let rel = s.items[0].rel_dest().expect("imported");
