@@ -109,7 +109,13 @@ enum Command {
   rmmc build
   rmmc build --target kql --out packs 'rules/**/filesig.yaml'
   rmmc build --strict            approximations become errors
-  rmmc build --check             compare with out/, print diffs, exit 3 if stale")]
+  rmmc build --check             compare with out/, print diffs, exit 3 if stale
+  rmmc build rules/netsupport    replace only NetSupport's files (and the gathered ones)
+
+A build of the whole rules root (the default) replaces each out/<target>/ whole; a
+build of some rules (files, globs, folders inside rules/) replaces exactly those
+rules' files, keeps every other rule's files byte for byte and rebuilds the gathered
+files from the whole rules root; --check of some rules checks only their files.")]
     Build {
         /// Target language.
         #[arg(long, value_parser = target_arg(), default_value = "all")]
@@ -129,6 +135,10 @@ enum Command {
         /// Write nothing: compare with OUT and exit 3 if anything differs.
         #[arg(long)]
         check: bool,
+        /// Replace each out/<target>/ whole even when building some rules only
+        /// (removes the files of every rule not built).
+        #[arg(long)]
+        clean: bool,
         /// List every approximation of every rule.
         #[arg(long, short)]
         verbose: bool,
@@ -267,9 +277,29 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             profile,
             strict,
             check,
+            clean,
             verbose,
         } => {
-            let sources = pack::discover(&rules)?;
+            let layout = pack::Layout {
+                exclude: vec![out.clone()],
+                ..pack::Layout::default()
+            };
+            let found = pack::discover_in(&rules, &layout)?;
+            let selected = found.sources.len();
+            // Some rules only: compile the whole rules root for the gathered files,
+            // replace only the chosen rules' own files.
+            let subset = (!found.whole && !clean).then(|| pack::Selection::of(&found.sources));
+            let sources = match &subset {
+                Some(_) if layout.root.is_dir() => {
+                    let mut all =
+                        pack::discover_in(&[layout.root.display().to_string()], &layout)?.sources;
+                    all.extend(found.sources);
+                    all.sort_by(|a, b| a.stem.cmp(&b.stem).then(a.path.cmp(&b.path)));
+                    all.dedup_by(|a, b| a.stem == b.stem && a.name == b.name);
+                    all
+                }
+                _ => found.sources,
+            };
             let options = BuildOptions {
                 targets: target.targets(),
                 profile,
@@ -278,7 +308,9 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             let mut reporter = Reporter::new(verbose);
             if check {
                 let stale =
-                    pack::check_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                    pack::check_packs(&sources, &backends, &options, &out, subset.as_ref(), |r| {
+                        reporter.rule(r)
+                    })?;
                 reporter.finish();
                 for s in &stale {
                     match s {
@@ -296,7 +328,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                     say!(
                         "{} is up to date: {} rule(s) x {} target(s)",
                         out.display(),
-                        sources.len(),
+                        selected,
                         options.targets.len()
                     );
                     Ok(0)
@@ -310,15 +342,26 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 }
             } else {
                 let summary =
-                    pack::write_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                    pack::write_packs(&sources, &backends, &options, &out, subset.as_ref(), |r| {
+                        reporter.rule(r)
+                    })?;
                 reporter.finish();
-                say!(
-                    "wrote {} file(s) for {} rule(s) x {} target(s) to {}",
-                    summary.files,
-                    sources.len(),
-                    options.targets.len(),
-                    out.display()
-                );
+                if subset.is_some() {
+                    say!(
+                        "replaced the files of {selected} rule(s) x {} target(s) in {}; kept the other rules' files; rebuilt the gathered files from {} rule(s)",
+                        options.targets.len(),
+                        out.display(),
+                        sources.len()
+                    );
+                } else {
+                    say!(
+                        "wrote {} file(s) for {} rule(s) x {} target(s) to {}",
+                        summary.files,
+                        sources.len(),
+                        options.targets.len(),
+                        out.display()
+                    );
+                }
                 Ok(0)
             }
         }
