@@ -459,13 +459,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             profile,
             format,
         } => {
-            let text = std::fs::read_to_string(&rule).map_err(|e| {
-                rmmc::Error::new(
-                    rmmc::ErrorKind::Io,
-                    format!("cannot read `{}`: {e}", rule.display()),
-                )
-                .in_file(&rule)
-            })?;
+            let text = rmmc::parse::read_rule_text(&rule)?;
             if rule.extension().is_some_and(|e| e == "md") {
                 return Err(rmmc::Error::new(
                     rmmc::ErrorKind::Schema,

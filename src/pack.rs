@@ -10,7 +10,7 @@ pub use sink::{DirSink, DiscardSink, MemorySink, Sink};
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Errors, Result};
 use crate::lower::{Fidelity, Gathered, Target, lower};
-use crate::parse::{Parsed, parse_rule};
+use crate::parse::{Parsed, parse_rule, read_rule_text};
 use crate::render::{Rendered, Renderer};
 use sink::cannot_write;
 use std::collections::{BTreeMap, HashMap};
@@ -77,8 +77,8 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
     Ok(discover_in(inputs, &Layout::default())?.sources)
 }
 
-/// The rules named by files, folders (searched recursively, never following a link
-/// to a folder, so a link loop cannot hang discovery) and glob patterns.
+/// The rules named by files, folders (searched recursively; a link loop is an error,
+/// not a hang) and glob patterns.
 pub fn discover_in(inputs: &[String], layout: &Layout) -> Result<Discovery> {
     let root = Root::new(&layout.root);
     let exclude: Vec<PathBuf> = layout
@@ -114,11 +114,11 @@ pub fn discover_in(inputs: &[String], layout: &Layout) -> Result<Discovery> {
                     abs: Some(abs.clone()),
                 },
             };
-            let mut files = Vec::new();
-            walk(path, &exclude, &mut files)?;
-            for p in files {
-                let placed = base.place(&p);
-                add(p, placed);
+            for p in walk_files(path, &exclude)? {
+                if is_rule_file(&p) {
+                    let placed = base.place(&p);
+                    add(p, placed);
+                }
             }
         } else if path.is_file() {
             whole = false;
@@ -155,27 +155,6 @@ pub fn discover_in(inputs: &[String], layout: &Layout) -> Result<Discovery> {
     let mut sources: Vec<RuleSource> = found.into_values().collect();
     sources.sort();
     Ok(Discovery { sources, whole })
-}
-
-/// The rule files under `dir`, recursively, in no particular order. Links to folders
-/// are not followed; excluded folders and hidden ones (`.git`) are skipped.
-fn walk(dir: &Path, exclude: &[PathBuf], out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        if kind.is_dir() {
-            let excluded = path.canonicalize().is_ok_and(|abs| exclude.contains(&abs));
-            if !hidden && !excluded {
-                walk(&path, exclude, out)?;
-            }
-        } else if (kind.is_file() || (kind.is_symlink() && path.is_file())) && is_rule_file(&path) {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// A rules root: where it is, and the name it has in headers.
@@ -223,6 +202,56 @@ impl Root {
             .unwrap_or_default();
         (parent.join(&name).with_extension(""), parent.join(name))
     }
+}
+
+/// Every file below `dir`, following symbolic links but never into a folder that
+/// contains the link (a loop), which is an error naming the link. Excluded folders
+/// (the output folder) and hidden ones (`.git`) are skipped.
+fn walk_files(dir: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(
+        dir: &Path,
+        exclude: &[PathBuf],
+        ancestors: &mut Vec<PathBuf>,
+        out: &mut Vec<PathBuf>,
+    ) -> Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .map(|e| e.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
+            .collect::<Result<_>>()?;
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                let real = p.canonicalize().map_err(|e| Error::io(&p, e))?;
+                let hidden = p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                if hidden || exclude.contains(&real) {
+                    continue;
+                }
+                if ancestors.contains(&real) {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "symbolic link loop: `{}` leads back to `{}`, which contains it",
+                            p.display(),
+                            real.display()
+                        ),
+                    )
+                    .in_file(&p));
+                }
+                ancestors.push(real);
+                walk(&p, exclude, ancestors, out)?;
+                ancestors.pop();
+            } else if p.is_file() {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut ancestors = vec![dir.canonicalize().map_err(|e| Error::io(dir, e))?];
+    let mut out = Vec::new();
+    walk(dir, exclude, &mut ancestors, &mut out)?;
+    Ok(out)
 }
 
 fn glob_paths(pattern: &str) -> Result<Vec<PathBuf>> {
@@ -307,7 +336,7 @@ pub fn load_rules(
 }
 
 fn read_rule(source: &RuleSource, backends: &Backends) -> Result<Parsed> {
-    let text = std::fs::read_to_string(&source.path).map_err(|e| Error::io(&source.path, e))?;
+    let text = read_rule_text(&source.path)?;
     parse_rule(&source.path, &text, backends)
 }
 
