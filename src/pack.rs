@@ -9,6 +9,7 @@ pub use sink::{DirSink, DiscardSink, MemorySink, Sink};
 
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Errors, Result};
+use crate::ir::Rule;
 use crate::lower::{Fidelity, Gathered, Target, lower};
 use crate::parse::{Parsed, parse_rule, read_rule_text};
 use crate::render::{Rendered, Renderer};
@@ -413,7 +414,7 @@ pub fn stream(
     let mut errors = Vec::new();
     let mut profiles = Vec::new();
     for &target in &options.targets {
-        match backends.profile(target, options.profile.as_deref()) {
+        match backends.profile_choice(target, options.profile.as_deref()) {
             Ok(p) => profiles.push((target, p)),
             Err(e) => errors.push(e),
         }
@@ -456,7 +457,7 @@ pub fn stream(
                         warnings.extend(r.warnings.iter().cloned());
                     }
                     if options.strict {
-                        errors.extend(strict_errors(&r, *target, &source.path));
+                        errors.extend(strict_errors(&parsed.rule, &r, *target, &source.path));
                     }
                     rendered.push(r);
                 }
@@ -503,11 +504,13 @@ fn is_streamed(g: &Gathered) -> bool {
     matches!(g, Gathered::Concat { .. })
 }
 
-fn strict_errors(r: &Rendered, target: Target, rule_file: &Path) -> Vec<Error> {
+/// `--strict`: every approximation the rule does not acknowledge is an error.
+fn strict_errors(rule: &Rule, r: &Rendered, target: Target, rule_file: &Path) -> Vec<Error> {
     match &r.fidelity {
         Fidelity::Exact => Vec::new(),
         Fidelity::Approximate(list) => list
             .iter()
+            .filter(|a| !crate::lint::acknowledges_approximation(rule, target, a))
             .map(|a| {
                 Error::new(
                     ErrorKind::Approximation,
