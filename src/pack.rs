@@ -347,6 +347,8 @@ fn read_rule(source: &RuleSource, backends: &Backends) -> Result<Parsed> {
 struct ConflictKeys {
     ids: HashMap<String, PathBuf>,
     stems: HashMap<PathBuf, PathBuf>,
+    /// [`crate::lower::rule_set_names`]: (what, name) -> the rule file.
+    names: HashMap<(&'static str, String), PathBuf>,
 }
 
 impl ConflictKeys {
@@ -367,6 +369,19 @@ impl ConflictKeys {
                 parsed.rule.meta.id,
                 first.display()
             ));
+        }
+        let names = crate::lower::rule_set_names(&parsed.rule);
+        for (what, name) in &names {
+            if let Some(first) = self.names.get(&(*what, name.clone())) {
+                return conflict(format!(
+                    "{} and {} both become {what} `{name}`: rename one of them",
+                    first.display(),
+                    source.path.display(),
+                ));
+            }
+        }
+        for key in names {
+            self.names.insert(key, source.path.clone());
         }
         self.stems.insert(source.stem.clone(), source.path.clone());
         self.ids
