@@ -51,22 +51,31 @@ impl Compiler {
         target: Target,
         profile: Option<&str>,
     ) -> Result<Rendered> {
-        self.compile_to(rule, rule_file, Path::new(&rule.meta.id), target, profile)
+        self.compile_to(
+            rule,
+            rule_file,
+            rule_file,
+            Path::new(&rule.meta.id),
+            target,
+            profile,
+        )
     }
 
-    /// The same, with the pack files named after `stem` (`netsupport/filesig`), as
+    /// The same, with the pack files named after `stem` (`netsupport/filesig`) and
+    /// generated headers naming the rule as `name` (its path under the rules root), as
     /// [`crate::pack::build`] writes them.
     pub fn compile_to(
         &self,
         rule: &Rule,
         rule_file: &Path,
+        name: &Path,
         stem: &Path,
         target: Target,
         profile: Option<&str>,
     ) -> Result<Rendered> {
-        let profile = self.backends.profile(target, profile)?;
+        let profile = self.backends.profile_choice(target, profile)?;
         let lowered = lower::lower(rule, rule_file, target, profile)?;
-        self.renderer.render_rule(rule, &lowered, rule_file, stem)
+        self.renderer.render_rule(rule, &lowered, name, stem)
     }
 
     /// A target's gathered files that are rendered from all its rules at once

@@ -35,16 +35,16 @@
 //! closes a cycle):
 //!
 //! ```text
-//!  fixtures, coverage, scaffold        fixture runs and generation, reports, new rules  (top)
+//!  fixtures, coverage, scaffold, diagnostics   fixture runs, reports, new rules, CLI reports (top)
 //!  import                              Sentinel and LOLRMM importers
 //!  pack                                discovery, streaming build, write, --check
 //!  compiler                            parse -> lower -> render, the one compile path
 //!  render                              tera over lowered rules
 //!  parse                               rule text -> ir (reads the KQL profile for Sentinel columns)
-//!  backends                            templates and profiles of each registered target
+//!  backends, lint                      templates and profiles of each target; authoring lints
 //!  lower                               the target registry and each target's lowering
 //!  eval                                reference evaluator
-//!  profile, vocabulary, kql_operators, lint    field maps, canonical fields, KQL operators, lints
+//!  profile, vocabulary, kql_operators  field maps, canonical fields, KQL operators
 //!  ir, error, text, attack, golden     plain data and leaf helpers  (bottom)
 //! ```
 //!
@@ -96,6 +96,7 @@ pub mod attack;
 pub mod backends;
 pub mod compiler;
 pub mod coverage;
+pub mod diagnostics;
 pub mod error;
 pub mod eval;
 pub mod fixtures;

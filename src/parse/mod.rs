@@ -58,6 +58,14 @@ pub enum Warning {
     /// Column `AccountUpn` on DeviceNetworkEvents, which has only
     /// `InitiatingProcessAccountUpn`, read as that column (`user.upn`).
     AccountUpnOnNetworkEvents,
+    /// `| project` / `| project-away` in a Sentinel query: it chooses result columns,
+    /// not events, so matching is unchanged.
+    Projection {
+        /// `project-away` rather than `project`.
+        away: bool,
+        /// The columns named.
+        columns: Vec<String>,
+    },
     /// An authoring lint ([`crate::lint`]), at the line and column of its value in the
     /// rule file where that was found.
     Lint {
@@ -76,6 +84,12 @@ impl std::fmt::Display for Warning {
             ),
             Warning::AccountUpnOnNetworkEvents => f.write_str(
                 "column `AccountUpn` does not exist in DeviceNetworkEvents: read as InitiatingProcessAccountUpn (user.upn)",
+            ),
+            Warning::Projection { away, columns } => write!(
+                f,
+                "`| {} {}` chooses result columns, not events: matching is unchanged and rmmc's outputs keep their columns",
+                if *away { "project-away" } else { "project" },
+                columns.join(", ")
             ),
             // `line:column: ` first, as the CLI reads it to print `file:line:column:`.
             Warning::Lint {
