@@ -6,8 +6,8 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::DataSource;
 use crate::lower::Target;
-use serde::Deserialize;
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Every backend file, by path relative to `backends/`.
@@ -35,6 +35,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../backends/eql/profiles/defender.yaml"),
     ),
     (
+        "data/defender-xdr.yaml",
+        include_str!("../backends/data/defender-xdr.yaml"),
+    ),
+    (
+        "data/elastic-defend.yaml",
+        include_str!("../backends/data/elastic-defend.yaml"),
+    ),
+    (
         "sigma/rule.tera",
         include_str!("../backends/sigma/rule.tera"),
     ),
@@ -43,6 +51,24 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../backends/sigma/profiles/defender.yaml"),
     ),
 ];
+
+/// What some real data records: per data source (a table, an index, a data stream),
+/// the fields it has. Kept as data in `backends/data/<name>.yaml`, with its source
+/// named, so a profile can never map a rule onto a field the data lacks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSchema {
+    pub name: String,
+    /// Where the field lists come from (a vendor's schema reference, a package commit).
+    pub source: String,
+    pub data_sources: BTreeMap<String, DataSourceFields>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSourceFields {
+    pub fields: BTreeSet<String>,
+}
 
 /// A field-map profile: which data a target's queries assume, and how canonical
 /// fields are named there.
@@ -53,6 +79,9 @@ pub struct Profile {
     #[serde(default)]
     pub default: bool,
     pub description: String,
+    /// Fields the platform gives every event whatever the data (Splunk's `_time`).
+    #[serde(default)]
+    pub platform_fields: Vec<String>,
     pub sources: BTreeMap<DataSource, SourceMap>,
     /// Where the profile was read from, for error messages.
     #[serde(skip)]
@@ -62,12 +91,52 @@ pub struct Profile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceMap {
+    /// The data this source is searched in: `<data schema>/<data source>`, e.g.
+    /// `elastic-defend/network` (a file in `backends/data/`).
+    pub data: String,
     /// Target-specific settings: `table` (KQL), `search` (SPL), `index` and `category`
     /// (EQL), `logsource.*` (Sigma).
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
-    /// Canonical field name → the target's field name.
-    pub fields: BTreeMap<String, String>,
+    /// Canonical field name → how the data holds it.
+    pub fields: BTreeMap<String, FieldMapping>,
+    /// The fields the data source records (its schema's list plus the platform's),
+    /// filled in when the backends are loaded.
+    #[serde(skip)]
+    pub recorded: BTreeSet<String>,
+}
+
+/// How a profile's data holds one canonical field.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum FieldMapping {
+    /// The same information under the data's name for it: `process.name: FileName`.
+    Field(String),
+    /// A different field that the data does record, standing in for the canonical
+    /// one; `meaning` says what changes (it becomes the rule's approximation).
+    Substitute { field: String, meaning: String },
+    /// The data does not record it; a rule that needs it is `unsupported` here.
+    Unsupported { unsupported: String },
+}
+
+impl FieldMapping {
+    /// The data's field, unless the data does not record it.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            FieldMapping::Field(f) | FieldMapping::Substitute { field: f, .. } => Some(f),
+            FieldMapping::Unsupported { .. } => None,
+        }
+    }
+}
+
+impl SourceMap {
+    /// Canonical name → the data's field name, for the fields the data records.
+    pub fn names(&self) -> BTreeMap<String, String> {
+        self.fields
+            .iter()
+            .filter_map(|(k, m)| m.name().map(|n| (k.clone(), n.to_string())))
+            .collect()
+    }
 }
 
 impl Profile {
@@ -100,12 +169,47 @@ impl Profile {
     }
 }
 
+/// Fill in each source's `recorded` fields from the data schema it names, or fail
+/// naming the profile file.
+fn resolve_data(profile: &mut Profile, data: &BTreeMap<String, DataSchema>) -> Result<()> {
+    for (source, map) in &mut profile.sources {
+        let fields = map
+            .data
+            .split_once('/')
+            .and_then(|(schema, ds)| data.get(schema)?.data_sources.get(ds));
+        let Some(fields) = fields else {
+            let known: Vec<String> = data
+                .values()
+                .flat_map(|s| s.data_sources.keys().map(|d| format!("{}/{d}", s.name)))
+                .collect();
+            return Err(Error::new(
+                ErrorKind::Schema,
+                format!(
+                    "profile `{}`, data source `{source}`: `data: {}` names no data source in backends/data/; expected one of {}",
+                    profile.name,
+                    map.data,
+                    known.join(", ")
+                ),
+            )
+            .in_file(&profile.path));
+        };
+        map.recorded = fields
+            .fields
+            .iter()
+            .chain(&profile.platform_fields)
+            .cloned()
+            .collect();
+    }
+    Ok(())
+}
+
 /// Templates and profiles of all targets.
 #[derive(Debug, Clone)]
 pub struct Backends {
     files: BTreeMap<String, String>,
     root: PathBuf,
     profiles: BTreeMap<Target, Vec<Profile>>,
+    data: BTreeMap<String, DataSchema>,
 }
 
 impl Backends {
@@ -132,8 +236,9 @@ impl Backends {
             .iter()
             .map(|(p, c)| (p.to_string(), c.to_string()))
             .collect();
-        for target in Target::ALL {
-            let pattern = dir.join(target.as_str()).join("**").join("*");
+        let folders = Target::ALL.iter().map(|t| t.as_str()).chain(["data"]);
+        for folder in folders {
+            let pattern = dir.join(folder).join("**").join("*");
             let pattern = pattern.to_string_lossy().to_string();
             for entry in
                 glob::glob(&pattern).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?
@@ -155,6 +260,15 @@ impl Backends {
     }
 
     fn from_files(files: BTreeMap<String, String>, root: PathBuf) -> Result<Backends> {
+        let mut data: BTreeMap<String, DataSchema> = BTreeMap::new();
+        for (rel, text) in &files {
+            if rel.starts_with("data/") && rel.ends_with(".yaml") {
+                let path = root.join(rel);
+                let schema: DataSchema = serde_yaml::from_str(text)
+                    .map_err(|e| crate::parse::rule_yaml::yaml_error(&path, &e))?;
+                data.insert(schema.name.clone(), schema);
+            }
+        }
         let mut profiles: BTreeMap<Target, Vec<Profile>> = BTreeMap::new();
         for (rel, text) in &files {
             let Some((target, rest)) = rel.split_once('/') else {
@@ -170,6 +284,7 @@ impl Backends {
             let mut profile: Profile = serde_yaml::from_str(text)
                 .map_err(|e| crate::parse::rule_yaml::yaml_error(&path, &e))?;
             profile.path = path;
+            resolve_data(&mut profile, &data)?;
             profiles.entry(target).or_default().push(profile);
         }
         for target in Target::ALL {
@@ -189,7 +304,13 @@ impl Backends {
             files,
             root,
             profiles,
+            data,
         })
+    }
+
+    /// The data schemas (`backends/data/*.yaml`), by name.
+    pub fn data_schemas(&self) -> &BTreeMap<String, DataSchema> {
+        &self.data
     }
 
     /// The text of one template, e.g. `kql/query.tera`.

@@ -428,11 +428,12 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                         )?;
                         say!("== {target} ==");
                         say!("{}", r.query.trim_end());
-                        say!("-- fidelity: {}", verdict(&r.fidelity));
-                        if let Fidelity::Approximate(list) = &r.fidelity {
-                            for a in list {
-                                say!("--   {}: {}", a.construct, a.reason);
-                            }
+                        say!("-- fidelity: {}", r.fidelity.as_str());
+                        for a in r.fidelity.approximations() {
+                            say!("--   {}: {}", a.construct, a.reason);
+                        }
+                        if let Fidelity::Unsupported(u) = &r.fidelity {
+                            say!("--   {u}");
                         }
                     }
                 }
@@ -474,10 +475,6 @@ fn run(cli: Cli) -> Result<u8, Errors> {
     }
 }
 
-fn verdict(f: &Fidelity) -> &'static str {
-    if f.is_exact() { "exact" } else { "approximate" }
-}
-
 /// Print warnings and the fidelity summary to stderr; each rule's approximations
 /// with `--verbose`.
 fn report(build: &pack::Build, verbose: bool) {
@@ -485,11 +482,21 @@ fn report(build: &pack::Build, verbose: bool) {
         eprintln!("{}: warning: {w}", file.display());
     }
     let mut reasons: std::collections::BTreeMap<(Target, String), usize> = Default::default();
-    let mut totals: std::collections::BTreeMap<Target, (usize, usize)> = Default::default();
+    let mut totals: std::collections::BTreeMap<Target, (usize, usize, usize)> = Default::default();
     for r in &build.rendered {
         let t = totals.entry(r.target).or_default();
         match &r.fidelity {
             Fidelity::Exact => t.0 += 1,
+            // Always listed: no file is written for the rule on this target.
+            Fidelity::Unsupported(u) => {
+                t.2 += 1;
+                eprintln!(
+                    "{}: unsupported [{} profile {}]: {u}",
+                    r.source_file.display(),
+                    r.target,
+                    r.profile
+                );
+            }
             Fidelity::Approximate(list) => {
                 t.1 += 1;
                 for a in list {
@@ -512,7 +519,9 @@ fn report(build: &pack::Build, verbose: bool) {
     }
     let line: Vec<String> = totals
         .iter()
-        .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
+        .map(|(t, (exact, approx, unsupported))| {
+            format!("{t} {exact} exact / {approx} approximate / {unsupported} unsupported")
+        })
         .collect();
     if !line.is_empty() {
         eprintln!(
@@ -629,7 +638,7 @@ fn export_fixtures(
                 "target": target,
                 "profile": p.name,
                 "settings": p.source(parsed.rule.source)?.settings,
-                "field_map": p.source(parsed.rule.source)?.fields,
+                "field_map": p.source(parsed.rule.source)?.names(),
                 "query": rendered.query,
                 "files": rendered.files.iter().map(|(path, text)| (path.to_string_lossy().to_string(), text.clone())).collect::<std::collections::BTreeMap<_, _>>(),
                 "fidelity": rendered.fidelity,

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub target: Target,
+    /// The profile the rule was compiled with.
+    pub profile: String,
     pub rule_id: String,
     pub rule_name: String,
     pub source_file: PathBuf,
@@ -65,7 +67,8 @@ impl Renderer {
             .map_err(|e| template_error(name, &e))
     }
 
-    /// Render one lowered rule: its query and its rule file(s).
+    /// Render one lowered rule: its query and its rule file(s); none for a rule
+    /// that is unsupported on the target.
     pub fn render_rule(
         &self,
         rule: &Rule,
@@ -73,6 +76,21 @@ impl Renderer {
         source_file: &Path,
         stem: &Path,
     ) -> Result<Rendered> {
+        let rendered = |query: String, files| Rendered {
+            target: lowered.target,
+            profile: lowered.profile.clone(),
+            rule_id: rule.meta.id.clone(),
+            rule_name: rule.meta.name.clone(),
+            source_file: source_file.to_path_buf(),
+            stem: stem.to_path_buf(),
+            query,
+            files,
+            fidelity: lowered.fidelity.clone(),
+            warnings: lowered.warnings.clone(),
+        };
+        if lowered.fidelity.is_unsupported() {
+            return Ok(rendered(String::new(), Vec::new()));
+        }
         let mut context = lowered.context.clone();
         context["rule"] = rule_context(rule, source_file);
         let t = lowered.target.as_str();
@@ -97,17 +115,7 @@ impl Renderer {
                 (text.clone(), vec![(with_ext(stem, "yml"), text)])
             }
         };
-        Ok(Rendered {
-            target: lowered.target,
-            rule_id: rule.meta.id.clone(),
-            rule_name: rule.meta.name.clone(),
-            source_file: source_file.to_path_buf(),
-            stem: stem.to_path_buf(),
-            query,
-            files,
-            fidelity: lowered.fidelity.clone(),
-            warnings: lowered.warnings.clone(),
-        })
+        Ok(rendered(query, files))
     }
 }
 

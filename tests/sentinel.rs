@@ -84,7 +84,7 @@ fn emitted_kql_reads_back_to_the_same_logic() {
         let back =
             parse_kql(&emitted.query).unwrap_or_else(|e| panic!("{path}: {e}\n{}", emitted.query));
         assert_eq!(back.window_seconds, Some(rule.window.seconds), "{path}");
-        let columns = &kql_profile.sources[&rule.source].fields;
+        let columns = kql_profile.sources[&rule.source].names();
         let canonical = |c: &str| {
             columns
                 .iter()

@@ -200,19 +200,16 @@ impl Dialect for Eql {
             None => None,
             Some(agg) => {
                 let outputs: Vec<&str> = agg.outputs.iter().map(|o| o.name.as_str()).collect();
-                notes.approximate(
-                    "aggregation",
-                    format!(
-                        "EQL cannot return {}: the rule raises one alert per event, suppressed per group for the window",
-                        outputs.join("/")
-                    ),
+                let plan = suppression_fields(input, &agg.group_by)?;
+                let mut reason = format!(
+                    "EQL cannot return {}: the rule raises one alert per event, suppressed per group for the window",
+                    outputs.join("/")
                 );
-                let by = agg
-                    .group_by
-                    .iter()
-                    .map(|f| input.field(f))
-                    .collect::<Result<Vec<_>>>()?;
-                Some(json!({ "group_by": by }))
+                for (field, why) in &plan.left_out {
+                    reason.push_str(&format!("; not suppressed on `{field}`: {why}"));
+                }
+                notes.approximate("aggregation", reason);
+                Some(json!({ "group_by": plan.group_by }))
             }
         };
         if !rule.constants.is_empty() {
@@ -232,6 +229,65 @@ impl Dialect for Eql {
             "suppression": suppression,
         }))
     }
+}
+
+/// Kibana's rule API accepts at most this many `alert_suppression.group_by` fields.
+pub const MAX_SUPPRESSION_FIELDS: usize = 3;
+
+/// The suppression fields for a rule's group fields, and the group fields left out
+/// with why.
+struct SuppressionPlan {
+    group_by: Vec<String>,
+    left_out: Vec<(String, String)>,
+}
+
+/// At most [`MAX_SUPPRESSION_FIELDS`] of the group fields, in the rule's order: a
+/// field the data does not record is left out (it would put every alert in one
+/// group); then `host.name` beside `host.id` (it names the same host, so the groups
+/// do not change); then, if still too many, the last ones.
+fn suppression_fields(input: &LowerInput, group_by: &[String]) -> Result<SuppressionPlan> {
+    let mut kept: Vec<(String, String)> = Vec::new();
+    let mut left_out = Vec::new();
+    for canonical in group_by {
+        match input.optional_field(canonical)? {
+            Some(name) if !kept.iter().any(|(_, n)| *n == name) => {
+                kept.push((canonical.clone(), name))
+            }
+            Some(name) => left_out.push((
+                canonical.clone(),
+                format!("read as `{name}`, already a suppression field"),
+            )),
+            None => left_out.push((
+                canonical.clone(),
+                "the profile's data does not record it".to_string(),
+            )),
+        }
+    }
+    let same_host = kept.iter().any(|(c, _)| c == "host.id");
+    if kept.len() > MAX_SUPPRESSION_FIELDS && same_host {
+        kept.retain(|(c, _)| {
+            let redundant = c == "host.name";
+            if redundant {
+                left_out.push((
+                    c.clone(),
+                    "it names the same host as `host.id`, so the groups are the same without it"
+                        .to_string(),
+                ));
+            }
+            !redundant
+        });
+    }
+    while kept.len() > MAX_SUPPRESSION_FIELDS {
+        let (c, _) = kept.pop().expect("more than the limit");
+        left_out.push((
+            c,
+            format!("Kibana suppresses on at most {MAX_SUPPRESSION_FIELDS} fields"),
+        ));
+    }
+    Ok(SuppressionPlan {
+        group_by: kept.into_iter().map(|(_, n)| n).collect(),
+        left_out,
+    })
 }
 
 /// Alert-suppression durations take `s`, `m` or `h`.
