@@ -59,6 +59,8 @@ const EMBEDDED: &[(&str, &str)] = &[
 #[serde(deny_unknown_fields)]
 pub struct DataSchema {
     pub name: String,
+    /// The data's product name, as a platform's "data source" tag names it.
+    pub title: String,
     /// Where the field lists come from (a vendor's schema reference, a package commit).
     pub source: String,
     pub data_sources: BTreeMap<String, DataSourceFields>,
@@ -94,6 +96,9 @@ pub struct SourceMap {
     /// The data this source is searched in: `<data schema>/<data source>`, e.g.
     /// `elastic-defend/network` (a file in `backends/data/`).
     pub data: String,
+    /// The title of that data's schema (`Elastic Defend`), filled in at load.
+    #[serde(skip)]
+    pub data_title: String,
     /// Target-specific settings: `table` (KQL), `search` (SPL), `index` and `category`
     /// (EQL), `logsource.*` (Sigma).
     #[serde(default)]
@@ -173,11 +178,11 @@ impl Profile {
 /// naming the profile file.
 fn resolve_data(profile: &mut Profile, data: &BTreeMap<String, DataSchema>) -> Result<()> {
     for (source, map) in &mut profile.sources {
-        let fields = map
-            .data
-            .split_once('/')
-            .and_then(|(schema, ds)| data.get(schema)?.data_sources.get(ds));
-        let Some(fields) = fields else {
+        let found = map.data.split_once('/').and_then(|(schema, ds)| {
+            let schema = data.get(schema)?;
+            Some((schema, schema.data_sources.get(ds)?))
+        });
+        let Some((schema, fields)) = found else {
             let known: Vec<String> = data
                 .values()
                 .flat_map(|s| s.data_sources.keys().map(|d| format!("{}/{d}", s.name)))
@@ -193,6 +198,7 @@ fn resolve_data(profile: &mut Profile, data: &BTreeMap<String, DataSchema>) -> R
             )
             .in_file(&profile.path));
         };
+        map.data_title = schema.title.clone();
         map.recorded = fields
             .fields
             .iter()

@@ -199,7 +199,9 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         "description_with_references": description_with_references,
         "references": m.references,
         "author_line": m.author.clone().unwrap_or_else(|| "rmmc".to_string()),
-        "authors": vec![m.author.clone().unwrap_or_else(|| "rmmc".to_string())],
+        // The rule's author, never rmmc (a compiler is not an author).
+        "authors": m.author.iter().collect::<Vec<_>>(),
+        "license": m.license,
         "tool": m.tool,
         "tactics": m.tactics,
         "techniques": m.techniques,
@@ -217,7 +219,6 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         "source_file": source_file.to_string_lossy().replace('\\', "/"),
         "false_positives": false_positives,
         "false_positive_texts": rule.exclusions.iter().map(|x| crate::lower::one_line(&format!("{}: {}", x.scenario, x.description))).collect::<Vec<_>>(),
-        "tags": std::iter::once(format!("RMM: {}", m.tool)).chain(m.techniques.iter().map(|t| format!("MITRE ATT&CK: {t}"))).collect::<Vec<_>>(),
         "threat": threat,
         "annotations": annotations,
     })

@@ -314,6 +314,7 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
                 description,
                 references,
                 author: None,
+                license: None,
                 tool,
                 tactics: raw.tactics.map(OneOrMany::into_vec).unwrap_or_default(),
                 techniques: raw
