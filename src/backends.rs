@@ -3,211 +3,17 @@
 //! They live in `backends/<target>/` and are embedded in the binary at build time, so
 //! an installed rmmc works anywhere; `--backends DIR` reads a copy from disk instead.
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::ir::DataSource;
+use crate::error::{Error, ErrorKind, Result, yaml_error};
 use crate::lower::Target;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+pub use crate::profile::{DataSchema, DataSourceFields, FieldMapping, Profile, SourceMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Every backend file, by path relative to `backends/`.
-const EMBEDDED: &[(&str, &str)] = &[
-    ("kql/query.tera", include_str!("../backends/kql/query.tera")),
-    ("kql/rule.tera", include_str!("../backends/kql/rule.tera")),
-    (
-        "kql/profiles/defender.yaml",
-        include_str!("../backends/kql/profiles/defender.yaml"),
-    ),
-    ("spl/query.tera", include_str!("../backends/spl/query.tera")),
-    ("spl/rule.tera", include_str!("../backends/spl/rule.tera")),
-    (
-        "spl/profiles/defender.yaml",
-        include_str!("../backends/spl/profiles/defender.yaml"),
-    ),
-    ("eql/query.tera", include_str!("../backends/eql/query.tera")),
-    ("eql/rule.tera", include_str!("../backends/eql/rule.tera")),
-    (
-        "eql/profiles/ecs.yaml",
-        include_str!("../backends/eql/profiles/ecs.yaml"),
-    ),
-    (
-        "eql/profiles/defender.yaml",
-        include_str!("../backends/eql/profiles/defender.yaml"),
-    ),
-    (
-        "data/defender-xdr.yaml",
-        include_str!("../backends/data/defender-xdr.yaml"),
-    ),
-    (
-        "data/elastic-defend.yaml",
-        include_str!("../backends/data/elastic-defend.yaml"),
-    ),
-    (
-        "sigma/rule.tera",
-        include_str!("../backends/sigma/rule.tera"),
-    ),
-    (
-        "sigma/profiles/defender.yaml",
-        include_str!("../backends/sigma/profiles/defender.yaml"),
-    ),
-];
+include!(concat!(env!("OUT_DIR"), "/embedded_backends.rs"));
 
-/// What some real data records: per data source (a table, an index, a data stream),
-/// the fields it has. Kept as data in `backends/data/<name>.yaml`, with its source
-/// named, so a profile can never map a rule onto a field the data lacks.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSchema {
-    pub name: String,
-    /// The data's product name, as a platform's "data source" tag names it.
-    pub title: String,
-    /// Where the field lists come from (a vendor's schema reference, a package commit).
-    pub source: String,
-    pub data_sources: BTreeMap<String, DataSourceFields>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSourceFields {
-    pub fields: BTreeSet<String>,
-}
-
-/// A field-map profile: which data a target's queries assume, and how canonical
-/// fields are named there.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Profile {
-    pub name: String,
-    #[serde(default)]
-    pub default: bool,
-    pub description: String,
-    /// Fields the platform gives every event whatever the data (Splunk's `_time`).
-    #[serde(default)]
-    pub platform_fields: Vec<String>,
-    pub sources: BTreeMap<DataSource, SourceMap>,
-    /// Where the profile was read from, for error messages.
-    #[serde(skip)]
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceMap {
-    /// The data this source is searched in: `<data schema>/<data source>`, e.g.
-    /// `elastic-defend/network` (a file in `backends/data/`).
-    pub data: String,
-    /// The title of that data's schema (`Elastic Defend`), filled in at load.
-    #[serde(skip)]
-    pub data_title: String,
-    /// Target-specific settings: `table` (KQL), `search` (SPL), `index` and `category`
-    /// (EQL), `logsource.*` (Sigma).
-    #[serde(default)]
-    pub settings: BTreeMap<String, String>,
-    /// Canonical field name → how the data holds it.
-    pub fields: BTreeMap<String, FieldMapping>,
-    /// The fields the data source records (its schema's list plus the platform's),
-    /// filled in when the backends are loaded.
-    #[serde(skip)]
-    pub recorded: BTreeSet<String>,
-}
-
-/// How a profile's data holds one canonical field.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(untagged, deny_unknown_fields)]
-pub enum FieldMapping {
-    /// The same information under the data's name for it: `process.name: FileName`.
-    Field(String),
-    /// A different field that the data does record, standing in for the canonical
-    /// one; `meaning` says what changes (it becomes the rule's approximation).
-    Substitute { field: String, meaning: String },
-    /// The data does not record it; a rule that needs it is `unsupported` here.
-    Unsupported { unsupported: String },
-}
-
-impl FieldMapping {
-    /// The data's field, unless the data does not record it.
-    pub fn name(&self) -> Option<&str> {
-        match self {
-            FieldMapping::Field(f) | FieldMapping::Substitute { field: f, .. } => Some(f),
-            FieldMapping::Unsupported { .. } => None,
-        }
-    }
-}
-
-impl SourceMap {
-    /// Canonical name → the data's field name, for the fields the data records.
-    pub fn names(&self) -> BTreeMap<String, String> {
-        self.fields
-            .iter()
-            .filter_map(|(k, m)| m.name().map(|n| (k.clone(), n.to_string())))
-            .collect()
-    }
-}
-
-impl Profile {
-    /// The map of one data source, or an error naming the profile file.
-    pub fn source(&self, source: DataSource) -> Result<&SourceMap> {
-        self.sources.get(&source).ok_or_else(|| {
-            Error::new(
-                ErrorKind::UnmappedField,
-                format!(
-                    "profile `{}` has no map for data source `{source}`",
-                    self.name
-                ),
-            )
-            .in_file(&self.path)
-        })
-    }
-
-    pub fn setting(&self, source: DataSource, key: &str) -> Result<&str> {
-        let map = self.source(source)?;
-        map.settings.get(key).map(String::as_str).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Schema,
-                format!(
-                    "profile `{}`, data source `{source}`: missing setting `{key}`",
-                    self.name
-                ),
-            )
-            .in_file(&self.path)
-        })
-    }
-}
-
-/// Fill in each source's `recorded` fields from the data schema it names, or fail
-/// naming the profile file.
-fn resolve_data(profile: &mut Profile, data: &BTreeMap<String, DataSchema>) -> Result<()> {
-    for (source, map) in &mut profile.sources {
-        let found = map.data.split_once('/').and_then(|(schema, ds)| {
-            let schema = data.get(schema)?;
-            Some((schema, schema.data_sources.get(ds)?))
-        });
-        let Some((schema, fields)) = found else {
-            let known: Vec<String> = data
-                .values()
-                .flat_map(|s| s.data_sources.keys().map(|d| format!("{}/{d}", s.name)))
-                .collect();
-            return Err(Error::new(
-                ErrorKind::Schema,
-                format!(
-                    "profile `{}`, data source `{source}`: `data: {}` names no data source in backends/data/; expected one of {}",
-                    profile.name,
-                    map.data,
-                    known.join(", ")
-                ),
-            )
-            .in_file(&profile.path));
-        };
-        map.data_title = schema.title.clone();
-        map.recorded = fields
-            .fields
-            .iter()
-            .chain(&profile.platform_fields)
-            .cloned()
-            .collect();
-    }
-    Ok(())
-}
+/// The folder of `backends/` that lists the fields each kind of data records
+/// ([`DataSchema`]), shared by every target's profiles.
+pub const DATA_FOLDER: &str = "data";
 
 /// Templates and profiles of all targets.
 #[derive(Debug, Clone)]
@@ -242,7 +48,7 @@ impl Backends {
             .iter()
             .map(|(p, c)| (p.to_string(), c.to_string()))
             .collect();
-        let folders = Target::ALL.iter().map(|t| t.as_str()).chain(["data"]);
+        let folders = Target::all().map(|t| t.as_str()).chain([DATA_FOLDER]);
         for folder in folders {
             let pattern = dir.join(folder).join("**").join("*");
             let pattern = pattern.to_string_lossy().to_string();
@@ -268,10 +74,14 @@ impl Backends {
     fn from_files(files: BTreeMap<String, String>, root: PathBuf) -> Result<Backends> {
         let mut data: BTreeMap<String, DataSchema> = BTreeMap::new();
         for (rel, text) in &files {
-            if rel.starts_with("data/") && rel.ends_with(".yaml") {
+            if rel
+                .strip_prefix(DATA_FOLDER)
+                .is_some_and(|r| r.starts_with('/'))
+                && rel.ends_with(".yaml")
+            {
                 let path = root.join(rel);
-                let schema: DataSchema = serde_yaml::from_str(text)
-                    .map_err(|e| crate::parse::rule_yaml::yaml_error(&path, &e))?;
+                let schema: DataSchema =
+                    serde_yaml::from_str(text).map_err(|e| yaml_error(&path, &e))?;
                 data.insert(schema.name.clone(), schema);
             }
         }
@@ -287,20 +97,24 @@ impl Backends {
                 continue;
             };
             let path = root.join(rel);
-            let mut profile: Profile = serde_yaml::from_str(text)
-                .map_err(|e| crate::parse::rule_yaml::yaml_error(&path, &e))?;
+            let mut profile: Profile =
+                serde_yaml::from_str(text).map_err(|e| yaml_error(&path, &e))?;
             profile.path = path;
-            resolve_data(&mut profile, &data)?;
+            profile.resolve_data(&data)?;
             profiles.entry(target).or_default().push(profile);
         }
-        for target in Target::ALL {
-            let list = profiles.get(&target).map(Vec::as_slice).unwrap_or(&[]);
-            let defaults = list.iter().filter(|p| p.default).count();
-            if defaults != 1 {
+        for target in Target::all() {
+            let default = target.spec().default_profile;
+            let found = profiles
+                .get(&target)
+                .into_iter()
+                .flatten()
+                .any(|p| p.name == default);
+            if !found {
                 return Err(Error::new(
                     ErrorKind::Schema,
                     format!(
-                        "target `{target}` needs exactly one profile with `default: true` in {}/{target}/profiles, found {defaults}",
+                        "target `{target}` needs its default profile `{default}` (the registry's default_profile): no {}/{target}/profiles/{default}.yaml",
                         root.display()
                     ),
                 ));
@@ -314,7 +128,7 @@ impl Backends {
         })
     }
 
-    /// The data schemas (`backends/data/*.yaml`), by name.
+    /// The field lists of the data profiles search (`backends/data/*.yaml`), by name.
     pub fn data_schemas(&self) -> &BTreeMap<String, DataSchema> {
         &self.data
     }
@@ -330,7 +144,8 @@ impl Backends {
     /// The profiles of a target, default first, then by name.
     pub fn profiles(&self, target: Target) -> Vec<&Profile> {
         let mut list: Vec<&Profile> = self.profiles.get(&target).into_iter().flatten().collect();
-        list.sort_by_key(|p| (!p.default, p.name.clone()));
+        let default = target.spec().default_profile;
+        list.sort_by_key(|p| (p.name != default, p.name.clone()));
         list
     }
 
