@@ -90,16 +90,19 @@
 
 pub mod attack;
 pub mod backends;
+pub mod diagnostics;
 pub mod error;
 pub mod eval;
 pub mod fixtures;
 pub mod import;
 pub mod ir;
+pub mod lint;
 pub mod lower;
 pub mod pack;
 pub mod parse;
 pub mod profile;
 pub mod render;
+pub mod scaffold;
 pub mod text;
 pub mod vocabulary;
 
@@ -152,7 +155,7 @@ impl Compiler {
         target: Target,
         profile: Option<&str>,
     ) -> Result<Rendered> {
-        let profile = self.backends.profile(target, profile)?;
+        let profile = self.backends.profile_choice(target, profile)?;
         let lowered = lower::lower(rule, rule_file, target, profile)?;
         let stem = Path::new(&rule.meta.id);
         self.renderer.render_rule(rule, &lowered, rule_file, stem)
