@@ -36,7 +36,8 @@ pub fn tactic(name: &str) -> (&str, String) {
 /// The display name of an ATT&CK technique rmmc knows, else the id itself.
 pub fn technique_name(id: &str) -> &str {
     match id {
-        "T1219" => "Remote Access Software",
+        // ATT&CK v17 renamed T1219 from "Remote Access Software".
+        "T1219" => "Remote Access Tools",
         "T1133" => "External Remote Services",
         "T1021" => "Remote Services",
         _ => id,

@@ -788,6 +788,7 @@ mod tests {
                 description: "t".into(),
                 references: vec![],
                 author: None,
+                license: None,
                 tool: "NetSupport".into(),
                 tactics: vec![],
                 techniques: vec![],

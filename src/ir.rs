@@ -45,6 +45,9 @@ pub struct Metadata {
     /// Who wrote the rule, if stated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// The license the rule's author gives it (an SPDX identifier, e.g. `MIT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
     /// The RMM tool the rule is about.
     pub tool: String,
     /// ATT&CK tactics, as Sentinel names them (`CommandAndControl`).

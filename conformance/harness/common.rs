@@ -620,11 +620,8 @@ pub fn answers(case: &RuleCase, events: &[CaseEvent]) -> BTreeMap<String, Answer
 /// letters. No target approximates case folding or the window end (KQL's ASCII folding
 /// is spelled out, the window is inclusive everywhere), so no kind documents those.
 pub fn documented(fidelity: &Fidelity) -> (bool, bool, bool) {
-    let list = match fidelity {
-        Fidelity::Exact => return (false, false, false),
-        Fidelity::Approximate(list) => list,
-    };
-    let term_edges = list
+    let term_edges = fidelity
+        .approximations()
         .iter()
         .any(|a| a.kind.category() == ApproxCategory::TermEdges);
     (false, term_edges, false)
@@ -794,14 +791,17 @@ pub fn judge_matched(
 // Compiled rule per target
 
 pub struct Compiled {
-    pub rendered: rmmc::Rendered,
-    pub profile_data: rmmc::backends::Profile,
     pub target: Target,
     pub profile: String,
     pub query: String,
     pub files: Vec<(PathBuf, String)>,
     pub fidelity: Fidelity,
     pub field_map: BTreeMap<String, String>,
+    /// Canonical fields the profile's data does not record: left out of events.
+    pub unrecorded: Vec<String>,
+    /// Canonical fields the profile's data holds in another field (what changes in
+    /// meaning is in the verdict): canonical → the field the events carry it in.
+    pub substitutes: BTreeMap<String, String>,
     pub settings: BTreeMap<String, String>,
 }
 
@@ -817,20 +817,38 @@ pub fn compile(compiler: &Compiler, case: &RuleCase, target: Target) -> Compiled
     Compiled {
         target,
         profile: profile.name.clone(),
-        profile_data: profile.clone(),
-        query: rendered.query.clone(),
-        files: rendered.files.clone(),
-        fidelity: rendered.fidelity.clone(),
-        rendered,
-        field_map: source.fields.clone(),
+        query: rendered.query,
+        files: rendered.files,
+        fidelity: rendered.fidelity,
+        field_map: source.names(),
+        unrecorded: source
+            .fields
+            .iter()
+            .filter(|(_, m)| m.name().is_none())
+            .map(|(k, _)| k.clone())
+            .collect(),
+        substitutes: source
+            .fields
+            .iter()
+            .filter_map(|(k, m)| match m {
+                rmmc::backends::FieldMapping::Substitute { field, .. } => {
+                    Some((k.clone(), field.clone()))
+                }
+                _ => None,
+            })
+            .collect(),
         settings: source.settings.clone(),
     }
 }
 
-/// An event renamed into the target's schema with the profile's field map.
+/// An event renamed into the target's schema with the profile's field map; fields
+/// the profile's data does not record are left out, as the data would.
 pub fn map_event(compiled: &Compiled, e: &Event) -> Event {
     let mut out = Event::new();
     for (k, v) in e {
+        if compiled.unrecorded.contains(k) {
+            continue;
+        }
         let name = compiled.field_map.get(k).unwrap_or_else(|| {
             panic!("fixture field `{k}` has no mapping for {}", compiled.target)
         });
@@ -846,52 +864,43 @@ pub fn bundle_line(
     events: &[CaseEvent],
     answers: &BTreeMap<String, Answer>,
 ) -> Value {
-    let documented = documented(&compiled.fidelity);
-    let events = events
+    let files: BTreeMap<String, String> = compiled
+        .files
         .iter()
-        .map(|e| {
-            json!({
-                "name": e.name,
-                "origin": e.origin,
-                "why": e.why,
-                "event": map_event(compiled, &e.event),
-            })
-        })
+        .map(|(p, t)| (p.to_string_lossy().to_string(), t.clone()))
         .collect();
-    let mut line = rmmc::fixtures::bundle_line(
-        &case.stem,
-        &case.rule_file,
-        &case.rule,
-        &compiled.profile_data,
-        &compiled.rendered,
-        events,
-    )
-    .expect("the profile maps the rule's source");
-    line.insert(
-        "documented".into(),
-        json!({"unicode_fold": documented.0, "ascii_terms": documented.1, "end_exclusive": documented.2}),
-    );
-    line.insert("constants".into(), json!(case.rule.constants));
-    line.insert("window_seconds".into(), json!(case.rule.window.seconds));
-    line.insert("now".into(), json!(case.fixtures.now));
-    // Rows only where they are not the matched events themselves.
-    line.insert(
-        "answers".into(),
-        json!(
-            answers
-                .iter()
-                .map(|(k, a)| {
-                    let rows = if case.rule.aggregation.is_some() {
-                        json!(a.rows)
-                    } else {
-                        json!([])
-                    };
-                    (k.clone(), json!({"matched": a.matched, "rows": rows}))
-                })
-                .collect::<BTreeMap<_, _>>()
-        ),
-    );
-    Value::Object(line)
+    let fidelity = serde_json::to_value(&compiled.fidelity).expect("fidelity serializes");
+    let documented = documented(&compiled.fidelity);
+    json!({
+        "rule": case.stem,
+        "rule_file": case.rule_file.to_string_lossy(),
+        "id": case.rule.meta.id,
+        "source": case.rule.source,
+        "target": compiled.target,
+        "profile": compiled.profile,
+        "settings": compiled.settings,
+        "field_map": compiled.field_map,
+        "substitutes": compiled.substitutes,
+        "query": compiled.query,
+        "files": files,
+        "fidelity": fidelity,
+        "documented": {"unicode_fold": documented.0, "ascii_terms": documented.1, "end_exclusive": documented.2},
+        "aggregation": case.rule.aggregation,
+        "constants": case.rule.constants,
+        "window_seconds": case.rule.window.seconds,
+        "now": case.fixtures.now,
+        "events": events.iter().map(|e| json!({
+            "name": e.name,
+            "origin": e.origin,
+            "why": e.why,
+            "event": map_event(compiled, &e.event),
+        })).collect::<Vec<_>>(),
+        // Rows only where they are not the matched events themselves.
+        "answers": answers.iter().map(|(k, a)| {
+            let rows = if case.rule.aggregation.is_some() { json!(a.rows) } else { json!([]) };
+            (k.clone(), json!({"matched": a.matched, "rows": rows}))
+        }).collect::<BTreeMap<_, _>>(),
+    })
 }
 
 /// Where a test writes its machine-readable results for `scripts/conformance`.
