@@ -218,32 +218,89 @@ class Results:
         return d
 
 
-def kusto_language(lines, schema, oracles_dir, res, extra_queries):
-    queries = [{"id": "%s|kql" % l["rule"], "query": l["query"]} for l in lines if l["target"] == "kql"]
-    queries += extra_queries
+def unescape_unicode(query: str) -> str:
+    """The query with each `\\uXXXX` escape (UTF-16 units; surrogate pairs joined) replaced
+    by its character. rmmc writes non-ASCII characters of KQL literals as `\\u` escapes
+    (Azure-Sentinel's CI rejects non-ASCII files); duckdb-kql 1.1.2 does not decode
+    `\\u` (it reads `\\u00e4` as `u00e4`), so it runs this text, and Kusto.Language
+    first proves both texts are the same query (the `same` check of kusto_check.js)."""
+    out, units, i = [], [], 0
+
+    def flush():
+        if units:
+            out.append(b"".join(u.to_bytes(2, "little") for u in units).decode("utf-16-le", "surrogatepass"))
+            units.clear()
+
+    while i < len(query):
+        if query[i] == "\\" and query[i + 1:i + 2] == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", query[i + 2:i + 6]):
+            units.append(int(query[i + 2:i + 6], 16))
+            i += 6
+            continue
+        flush()
+        if query[i] == "\\":
+            out.append(query[i:i + 2])
+            i += 2
+        else:
+            out.append(query[i])
+            i += 1
+    flush()
+    return "".join(out)
+
+
+def kusto_language(lines, schema, oracles_dir, res, extra_queries, forms=None):
+    """Parse + semantic analysis of every KQL query (the hunting query, and each extra
+    form in `forms`: name -> function(line) -> query or None), and proof that the
+    unescaped text duckdb-kql runs is the same query."""
+    forms = {"": lambda l: l["query"], **(forms or {})}
+    queries, same = list(extra_queries), []
+    for l in lines:
+        if l["target"] != "kql":
+            continue
+        for form, get in forms.items():
+            q = get(l)
+            if q is None:
+                continue
+            qid = "%s|kql|%s" % (l["rule"], form)
+            queries.append({"id": qid, "query": q})
+            if unescape_unicode(q) != q:
+                same.append({"id": qid, "a": q, "b": unescape_unicode(q)})
     node_dir = oracles_dir / "node"
     proc = subprocess.run(["node", str(HERE / "kusto_check.js"), str(node_dir)],
-                          input=json.dumps({"schema": schema, "queries": queries}),
+                          input=json.dumps({"schema": schema, "queries": queries, "same": same}),
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError("kusto_check.js failed: " + proc.stderr[-2000:])
     out = json.loads(proc.stdout)
     by_id = {q["id"]: q for q in out["queries"]}
+    same_by_id = {c["id"]: c for c in out["same"]}
     for l in lines:
         if l["target"] != "kql":
             continue
-        q = by_id["%s|kql" % l["rule"]]
-        table = l["settings"].get("table")
-        declared = dict(schema.get(table, []))
-        # The field map must name real columns of the table (a wrong mapping fails).
-        unknown = sorted(set(v for v in l["field_map"].values() if v not in declared))
-        errs = list(q["errors"]) + (["field map names columns %s that %s does not have" % (unknown, table)] if unknown else [])
-        if errs:
-            res.add(l["rule"], "kql", "Kusto.Language", "disagree", "; ".join(errs))
-        else:
-            cols = ", ".join("%s:%s" % (n, t) for n, t in q["columns"])
-            res.add(l["rule"], "kql", "Kusto.Language", "agree", "parse + semantic analysis clean; result (%s)" % cols)
-    return out["version"], {q["id"]: q for q in out["queries"]}
+        for form, get in forms.items():
+            query = get(l)
+            if query is None:
+                continue
+            qid = "%s|kql|%s" % (l["rule"], form)
+            q = by_id[qid]
+            table = l["settings"].get("table")
+            declared = dict(schema.get(table, []))
+            # The field map must name real columns of the table (a wrong mapping fails).
+            unknown = sorted(set(v for v in l["field_map"].values() if v not in declared))
+            errs = list(q["errors"]) + (["field map names columns %s that %s does not have" % (unknown, table)] if unknown else [])
+            if not query.isascii():
+                errs.append("the query is not ASCII")
+            sq = same_by_id.get(qid)
+            if sq and not sq["ok"]:
+                errs.append("the \\u-escaped and the unescaped query differ: " + sq["reason"])
+            oracle = "Kusto.Language" + (" (%s)" % form if form else "")
+            if errs:
+                res.add(l["rule"], "kql", oracle, "disagree", "; ".join(errs))
+            else:
+                cols = ", ".join("%s:%s" % (n, t) for n, t in q["columns"])
+                extra = "; \\u escapes read back as the same literals" if sq else ""
+                res.add(l["rule"], "kql", oracle, "agree", "parse + semantic analysis clean%s; result (%s)" % (extra, cols),
+                        columns=q["columns"])
+    return out["version"], by_id
 
 
 def run_duck_kql(line, query, events, schema, label, documented, quirks, compare_rows):
@@ -252,6 +309,7 @@ def run_duck_kql(line, query, events, schema, label, documented, quirks, compare
     con = duckdb_kql.connect()
     load_table(con, table, schema[table], events)
     now = parse_time(line["now"])
+    query = unescape_unicode(query)
     names_rel = duckdb_kql.kql(con, filter_only(query), query_now=now)
     got = {r["__name"] for r in duck_rows(names_rel)}
     j = judge(events, got, line["answers"], documented, quirks)

@@ -62,6 +62,7 @@
 //! Every fallible function returns [`Error`], whose [`ErrorKind`] says what went
 //! wrong and whose `Display` is `file:line:col: error[kind]: message`.
 
+pub mod attack;
 pub mod backends;
 pub mod error;
 pub mod eval;

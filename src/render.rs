@@ -52,6 +52,9 @@ impl Renderer {
         tera.register_filter("yaml", filter_yaml);
         tera.register_filter("yaml_block", filter_yaml_block);
         tera.register_filter("one_line", filter_one_line);
+        tera.register_filter("yaml_ascii", filter_yaml_ascii);
+        tera.register_filter("yaml_block_ascii", filter_yaml_block_ascii);
+        tera.register_filter("kql_comment", filter_kql_comment);
         tera.register_filter("conf_value", filter_conf_value);
         tera.register_filter("conf_stanza", filter_conf_stanza);
         Ok(Renderer { tera })
@@ -165,7 +168,8 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         .tactics
         .iter()
         .map(|t| {
-            let (id, name) = crate::lower::tactic(t);
+            let (id, name) = crate::attack::tactic(t)
+                .map_or(("", t.as_str()), |t| (t.id.as_str(), t.display.as_str()));
             json!({
                 "framework": "MITRE ATT&CK",
                 "tactic": {
@@ -175,7 +179,7 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
                 },
                 "technique": m.techniques.iter().map(|tech| json!({
                     "id": tech,
-                    "name": crate::lower::technique_name(tech),
+                    "name": crate::attack::technique(tech).map_or(tech.as_str(), |t| t.name.as_str()),
                     "reference": format!("https://attack.mitre.org/techniques/{}/", tech.replace('.', "/")),
                 })).collect::<Vec<_>>(),
             })
@@ -254,6 +258,74 @@ pub fn yaml_scalar(s: &str) -> String {
     } else {
         serde_json::to_string(s).expect("strings serialize")
     }
+}
+
+/// [`yaml_scalar`] in ASCII: text with a non-ASCII character becomes a double-quoted
+/// scalar with `\uXXXX` / `\UXXXXXXXX` escapes, which YAML reads back as the text.
+fn filter_yaml_ascii(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = arg_string(value, "yaml_ascii")?;
+    Ok(Value::String(yaml_scalar_ascii(&s)))
+}
+
+pub fn yaml_scalar_ascii(s: &str) -> String {
+    if s.is_ascii() {
+        yaml_scalar(s)
+    } else {
+        yaml_quoted_ascii(s)
+    }
+}
+
+/// [`yaml_block`] in ASCII: a literal block has no escapes, so text with a non-ASCII
+/// character becomes a double-quoted scalar with escapes.
+fn filter_yaml_block_ascii(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = arg_string(value, "yaml_block_ascii")?;
+    let indent = args.get("indent").and_then(Value::as_u64).unwrap_or(2) as usize;
+    Ok(Value::String(yaml_block_ascii(&s, indent)))
+}
+
+pub fn yaml_block_ascii(s: &str, indent: usize) -> String {
+    if s.is_ascii() {
+        yaml_block(s, indent)
+    } else {
+        yaml_quoted_ascii(s)
+    }
+}
+
+/// A double-quoted YAML scalar in ASCII (a JSON string is one; YAML adds `\U` for
+/// characters beyond U+FFFF, where JSON would need a surrogate pair).
+fn yaml_quoted_ascii(s: &str) -> String {
+    let json = serde_json::to_string(s).expect("strings serialize");
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c as u32 {
+            0..=0x7f => out.push(c),
+            n @ 0x80..=0xffff => out.push_str(&format!("\\u{n:04x}")),
+            n => out.push_str(&format!("\\U{n:08x}")),
+        }
+    }
+    out
+}
+
+/// JSON text in ASCII: every non-ASCII character inside a string as `\uXXXX` (a
+/// surrogate pair beyond U+FFFF). Outside strings JSON text is ASCII already.
+pub fn json_ascii(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+fn filter_kql_comment(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(crate::lower::escape::kql_comment(
+        &arg_string(value, "kql_comment")?,
+    )))
 }
 
 /// A YAML literal block (`|`, `|-`) where the text allows one, else a quoted scalar.

@@ -2,16 +2,42 @@
 //! semantics are KQL's, so every construct is native and exact, except `dcount`,
 //! which KQL estimates.
 
-use super::{Dialect, LowerInput, Notes, tactic};
+use super::{Dialect, LowerInput, Notes};
 use crate::error::Result;
 use crate::ir::{AggFunction, Case, MatchKind, Predicate, Quantifier};
 use serde_json::json;
 
 pub(crate) struct Kql;
 
-/// A KQL string literal: `"..."` with `\\`, `\"`, `\n`, `\r`, `\t` escaped.
+/// A KQL string literal in ASCII: `"..."` with `\\`, `\"`, `\n`, `\r`, `\t`
+/// escaped, and every other control or non-ASCII character as `\uXXXX` (UTF-16 code
+/// units, so a character beyond U+FFFF is a surrogate pair), which KQL reads back as
+/// the same string. Azure-Sentinel's CI rejects any non-ASCII byte in a query file.
 pub fn quote(s: &str) -> String {
-    super::backslash_quoted(s, true)
+    utf16_escaped(&super::backslash_quoted(s, true))
+}
+
+/// Every non-ASCII or control character as `\uXXXX` (UTF-16 code units). Applied to
+/// text that is already a quoted literal, it keeps the quoting intact: `\`, `"` and
+/// the `\n \r \t` escapes are ASCII and pass through.
+pub(crate) fn utf16_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Text for a `//` comment: one line, ASCII, a non-ASCII character kept as its
+/// `\uXXXX` escape so nothing of the original is lost.
+pub fn comment(s: &str) -> String {
+    utf16_escaped(&super::one_line(s))
 }
 
 /// A column name, bracketed when it is not a plain identifier (`['my col']`).
@@ -141,8 +167,6 @@ impl Dialect for Kql {
             "exclusions": exclusions,
             "summarize": summarize,
             "constants": constants,
-            "tactics": rule.meta.tactics.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-            "tactic_names": rule.meta.tactics.iter().map(|t| tactic(t).1).collect::<Vec<_>>(),
         }))
     }
 }
@@ -162,7 +186,13 @@ mod tests {
             ("it's", r#""it's""#),
             ("@'x'", r#""@'x'""#),
             ("*?|", r#""*?|""#),
-            ("Krämer", r#""Krämer""#),
+            ("Krämer", r#""Kr\u00e4mer""#),
+            (
+                "TEKNOPARS BİLİŞİM",
+                r#""TEKNOPARS B\u0130L\u0130\u015e\u0130M""#,
+            ),
+            ("😀x", r#""\ud83d\ude00x""#),
+            ("a\u{7}b\u{7f}", r#""a\u0007b\u007f""#),
             (r#"\""#, r#""\\\"""#),
         ] {
             assert_eq!(quote(value), expected, "{value:?}");

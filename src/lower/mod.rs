@@ -18,14 +18,16 @@ pub mod escape {
         field_name as eql_field, lucene_escape as eql_lucene, quote as eql_string,
         term_regex as eql_term_regex,
     };
-    pub use super::kql::{column as kql_column, quote as kql_string};
+    pub use super::kql::{column as kql_column, comment as kql_comment, quote as kql_string};
     pub use super::sigma::escape_value as sigma_value;
     pub use super::spl::{
         pcre_ascii_folded as spl_pcre_ascii_folded, pcre_literal as spl_pcre, quote as spl_string,
         search_field as spl_search_field, where_field as spl_where_field,
     };
     pub use super::{ascii_classes, term_regex_around, term_regex_unicode};
-    pub use crate::render::{conf_value, yaml_block, yaml_scalar};
+    pub use crate::render::{
+        conf_value, json_ascii, yaml_block, yaml_block_ascii, yaml_scalar, yaml_scalar_ascii,
+    };
 }
 
 use crate::backends::Profile;
@@ -558,41 +560,6 @@ pub(crate) fn one_line(s: &str) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// ATT&CK tactic ids and display names for the names used in Sentinel content.
-pub(crate) fn tactic(name: &str) -> (&str, String) {
-    const TACTICS: &[(&str, &str, &str)] = &[
-        ("Reconnaissance", "TA0043", "Reconnaissance"),
-        ("ResourceDevelopment", "TA0042", "Resource Development"),
-        ("InitialAccess", "TA0001", "Initial Access"),
-        ("Execution", "TA0002", "Execution"),
-        ("Persistence", "TA0003", "Persistence"),
-        ("PrivilegeEscalation", "TA0004", "Privilege Escalation"),
-        ("DefenseEvasion", "TA0005", "Defense Evasion"),
-        ("CredentialAccess", "TA0006", "Credential Access"),
-        ("Discovery", "TA0007", "Discovery"),
-        ("LateralMovement", "TA0008", "Lateral Movement"),
-        ("Collection", "TA0009", "Collection"),
-        ("CommandAndControl", "TA0011", "Command and Control"),
-        ("Exfiltration", "TA0010", "Exfiltration"),
-        ("Impact", "TA0040", "Impact"),
-    ];
-    TACTICS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, id, display)| (*id, display.to_string()))
-        .unwrap_or(("", name.to_string()))
-}
-
-/// The display name of an ATT&CK technique rmmc knows, else the id itself.
-pub(crate) fn technique_name(id: &str) -> &str {
-    match id {
-        "T1219" => "Remote Access Software",
-        "T1133" => "External Remote Services",
-        "T1021" => "Remote Services",
-        _ => id,
-    }
 }
 
 /// Where a rule's pack files go, relative to `out/<target>/`: the rule file's path

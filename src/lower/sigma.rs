@@ -366,7 +366,10 @@ impl Dialect for Sigma {
             .map(|t| {
                 format!(
                     "attack.{}",
-                    super::tactic(t).1.to_lowercase().replace(' ', "-")
+                    crate::attack::tactic(t)
+                        .map_or(t.as_str(), |t| t.display.as_str())
+                        .to_lowercase()
+                        .replace(' ', "-")
                 )
             })
             .chain(
