@@ -15,6 +15,14 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("kql/query.tera", include_str!("../backends/kql/query.tera")),
     ("kql/rule.tera", include_str!("../backends/kql/rule.tera")),
     (
+        "kql/analytics.tera",
+        include_str!("../backends/kql/analytics.tera"),
+    ),
+    (
+        "kql/detection.tera",
+        include_str!("../backends/kql/detection.tera"),
+    ),
+    (
         "kql/profiles/defender.yaml",
         include_str!("../backends/kql/profiles/defender.yaml"),
     ),

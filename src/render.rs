@@ -34,6 +34,8 @@ pub struct Renderer {
 const TEMPLATES: &[&str] = &[
     "kql/query.tera",
     "kql/rule.tera",
+    "kql/analytics.tera",
+    "kql/detection.tera",
     "spl/query.tera",
     "spl/rule.tera",
     "eql/query.tera",
@@ -55,6 +57,8 @@ impl Renderer {
         tera.register_filter("yaml_ascii", filter_yaml_ascii);
         tera.register_filter("yaml_block_ascii", filter_yaml_block_ascii);
         tera.register_filter("kql_comment", filter_kql_comment);
+        tera.register_filter("json_ascii", filter_json_ascii);
+        tera.register_filter("arm_string", filter_arm_string);
         tera.register_filter("conf_value", filter_conf_value);
         tera.register_filter("conf_stanza", filter_conf_stanza);
         Ok(Renderer { tera })
@@ -80,12 +84,33 @@ impl Renderer {
         context["rule"] = rule_context(rule, source_file);
         let t = lowered.target.as_str();
         let (query, files) = match lowered.target {
-            Target::Kql | Target::Spl | Target::Eql => {
+            Target::Kql => {
+                // One query, three deployable forms: the hunting query (.kql, .yaml),
+                // the scheduled analytics rule running it (.analytics.json), and the
+                // custom detection form of it (.detection.kql, .detection.json).
+                context["form"] = Value::String("hunting".into());
+                let query = self.render("kql/query.tera", &context)?;
+                context["query"] = Value::String(query.trim_end().to_string());
+                let hunting = self.render("kql/rule.tera", &context)?;
+                let analytics = self.render("kql/analytics.tera", &context)?;
+                context["form"] = Value::String("detection".into());
+                let detection_query = self.render("kql/query.tera", &context)?;
+                context["detection_query"] = Value::String(detection_query.trim_end().to_string());
+                let detection = self.render("kql/detection.tera", &context)?;
+                let files = vec![
+                    (with_ext(stem, "kql"), query.clone()),
+                    (with_ext(stem, "yaml"), hunting),
+                    (with_ext(stem, "analytics.json"), analytics),
+                    (with_ext(stem, "detection.kql"), detection_query),
+                    (with_ext(stem, "detection.json"), detection),
+                ];
+                (query, files)
+            }
+            Target::Spl | Target::Eql => {
                 let query = self.render(&format!("{t}/query.tera"), &context)?;
                 context["query"] = Value::String(query.trim_end().to_string());
                 let rule_file = self.render(&format!("{t}/rule.tera"), &context)?;
                 let (qext, rext) = match lowered.target {
-                    Target::Kql => ("kql", "yaml"),
                     Target::Spl => ("spl", "conf"),
                     _ => ("eql", "ndjson"),
                 };
@@ -320,6 +345,49 @@ pub fn json_ascii(json: &str) -> String {
         }
     }
     out
+}
+
+/// A JSON value in ASCII (compact; strings escaped as [`json_ascii`] does).
+fn filter_json_ascii(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let json = serde_json::to_string(value).map_err(|e| tera::Error::msg(e.to_string()))?;
+    Ok(Value::String(json_ascii(&json)))
+}
+
+/// A JSON string in an ARM template, in ASCII. ARM evaluates a string that starts
+/// with `[` and ends with `]` as a template expression; a leading `[[` makes it the
+/// literal text (ARM drops one `[`), so no rule text can become an expression.
+fn filter_arm_string(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = arg_string(value, "arm_string")?;
+    Ok(Value::String(arm_string(&s)))
+}
+
+pub fn arm_string(s: &str) -> String {
+    let literal = if s.starts_with('[') && s.ends_with(']') {
+        format!("[{s}")
+    } else {
+        s.to_string()
+    };
+    json_ascii(&serde_json::to_string(&literal).expect("strings serialize"))
+}
+
+/// One ARM template deploying every analytics rule: the resources of the per-rule
+/// templates (which rmmc rendered, so they parse) under the same `workspace`
+/// parameter, in the order given.
+pub fn gather_arm_templates(templates: &[&str]) -> String {
+    let resources: Vec<Value> = templates
+        .iter()
+        .flat_map(|t| {
+            let doc: Value = serde_json::from_str(t).expect("rendered ARM templates are JSON");
+            doc["resources"].as_array().cloned().unwrap_or_default()
+        })
+        .collect();
+    let all = json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "parameters": { "workspace": { "type": "String" } },
+        "resources": resources,
+    });
+    json_ascii(&serde_json::to_string_pretty(&all).expect("JSON serializes")) + "\n"
 }
 
 fn filter_kql_comment(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {

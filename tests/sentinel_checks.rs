@@ -3,8 +3,11 @@
 //! only, a GUID id used once across the pack, name/description/query lengths, tactics
 //! from the enum, technique ids well formed, every technique with one of its tactics,
 //! a known connector id whose `dataTypes` are exactly the tables the query reads.
-//! The committed `out/` is what users deploy; `tests/golden.rs` proves it is what
-//! the compiler produces.
+//! The same holds for the scheduled analytics rules (ARM templates a Sentinel
+//! Repositories connection deploys unchanged, checked for the shape Sentinel's API
+//! takes) and the Defender XDR custom detections (the query returns `Timestamp`,
+//! `ReportId` and `DeviceId`). The committed `out/` is what users deploy;
+//! `tests/golden.rs` proves it is what the compiler produces.
 
 use rmmc::parse::kql::parse_kql;
 use std::collections::BTreeMap;
@@ -210,5 +213,435 @@ fn the_checks_catch_each_defect() {
         hunting_problems(&long_name)
             .iter()
             .any(|p| p.contains("name has 3"))
+    );
+}
+
+/// An ISO 8601 duration of days, hours, minutes and seconds, in seconds.
+fn iso_seconds(d: &str) -> Option<u64> {
+    let rest = d.strip_prefix('P')?;
+    let (date, time) = rest.split_once('T').unwrap_or((rest, ""));
+    let mut total = 0;
+    for (part, units) in [
+        (date, &[('D', 86_400)][..]),
+        (time, &[('H', 3_600), ('M', 60), ('S', 1)][..]),
+    ] {
+        let mut digits = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+            } else {
+                let size = units.iter().find(|(u, _)| *u == c)?.1;
+                total += digits.parse::<u64>().ok()? * size;
+                digits.clear();
+            }
+        }
+        if !digits.is_empty() {
+            return None;
+        }
+    }
+    Some(total)
+}
+
+/// The columns a rendered query returns: the `summarize` outputs and group columns
+/// (with `arg_max(T, a, b)` returning T, a, b), or, without one, every column of
+/// the table (None). Constants add their names.
+fn result_columns(query: &str) -> Option<Vec<String>> {
+    let mut columns = Vec::new();
+    let summarize = query.lines().find_map(|l| l.strip_prefix("| summarize "))?;
+    let (aggs, by) = summarize.rsplit_once(" by ")?;
+    columns.extend(by.split(", ").map(str::to_string));
+    let arg_max = regex::Regex::new(r"arg_max\(([^)]*)\)").unwrap();
+    for c in arg_max.captures_iter(aggs) {
+        columns.extend(c[1].split(", ").map(str::to_string));
+    }
+    let named = regex::Regex::new(r"(?:^|, )([A-Za-z_][A-Za-z0-9_]*)=").unwrap();
+    for c in named.captures_iter(aggs) {
+        columns.push(c[1].to_string());
+    }
+    for l in query.lines().filter_map(|l| l.strip_prefix("| extend ")) {
+        columns.push(l.split(" = ").next().unwrap_or_default().to_string());
+    }
+    Some(columns)
+}
+
+const ENTITY_IDENTIFIERS: &[(&str, &[&str])] = &[
+    (
+        "Host",
+        &[
+            "FullName",
+            "HostName",
+            "DnsDomain",
+            "NTDomain",
+            "NetBiosName",
+            "AzureID",
+            "OMSAgentID",
+        ],
+    ),
+    (
+        "Account",
+        &[
+            "FullName",
+            "Name",
+            "NTDomain",
+            "UPNSuffix",
+            "Sid",
+            "AadUserId",
+            "ObjectGuid",
+        ],
+    ),
+    ("URL", &["Url"]),
+    ("IP", &["Address"]),
+];
+
+/// The shape checks of one per-rule analytics-rule ARM template, against the rule's
+/// hunting query text.
+fn analytics_problems(text: &str, hunting_query: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !text.is_ascii() {
+        problems.push("not ASCII".to_string());
+    }
+    let doc: serde_json::Value = match serde_json::from_str(text) {
+        Ok(d) => d,
+        Err(e) => return vec![format!("not JSON: {e}")],
+    };
+    if doc["$schema"]
+        != "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
+        || doc["contentVersion"] != "1.0.0.0"
+        || doc["parameters"]["workspace"]["type"] != "String"
+    {
+        problems.push("not an ARM deployment template with a `workspace` parameter".into());
+    }
+    let resources = doc["resources"].as_array().cloned().unwrap_or_default();
+    if resources.len() != 1 {
+        return vec![format!("{} resources, expected 1", resources.len())];
+    }
+    let r = &resources[0];
+    let p = &r["properties"];
+    let name = r["name"].as_str().unwrap_or_default();
+    let id = name
+        .trim_end_matches("')]")
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    if r["type"] != "Microsoft.OperationalInsights/workspaces/providers/alertRules"
+        || r["kind"] != "Scheduled"
+        || !is_guid(id)
+        || !name.starts_with("[concat(parameters('workspace'),'/Microsoft.SecurityInsights/")
+        || !r["apiVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("20"))
+    {
+        problems.push(format!(
+            "not a Scheduled alertRules resource named by a GUID: {name}"
+        ));
+    }
+    let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+    for (key, max) in [
+        ("displayName", 256),
+        ("description", 5000),
+        ("query", 10000),
+    ] {
+        let n = s(key).chars().count();
+        if n == 0 || n > max {
+            problems.push(format!("{key} has {n} characters, expected 1..{max}"));
+        }
+    }
+    if s("query") != hunting_query.trim_end() {
+        problems.push("the query is not the hunting query".into());
+    }
+    let frequency = iso_seconds(&s("queryFrequency"));
+    let period = iso_seconds(&s("queryPeriod"));
+    match (frequency, period) {
+        (Some(f), Some(p)) if (300..=14 * 86_400).contains(&p) && (300..=p).contains(&f) => {}
+        _ => problems.push(format!(
+            "queryFrequency {} / queryPeriod {}: expected 5 minutes <= frequency <= period <= 14 days",
+            s("queryFrequency"),
+            s("queryPeriod")
+        )),
+    }
+    if !["Informational", "Low", "Medium", "High"].contains(&s("severity").as_str()) {
+        problems.push(format!("severity {}", s("severity")));
+    }
+    if !["GreaterThan", "LessThan", "Equal", "NotEqual"].contains(&s("triggerOperator").as_str())
+        || !p["triggerThreshold"].is_u64()
+        || p["enabled"] != true
+    {
+        problems.push("trigger or enabled missing".into());
+    }
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let techniques = list(&p["techniques"]);
+    if techniques.iter().any(|t| t.contains('.')) {
+        problems.push("sub-techniques belong in subTechniques".into());
+    }
+    let mut all = techniques.clone();
+    all.extend(list(&p["subTechniques"]));
+    problems.extend(attack_problems(&list(&p["tactics"]), &all));
+    let columns = result_columns(&s("query"));
+    let has_column = |c: &str| columns.as_ref().is_none_or(|cs| cs.iter().any(|x| x == c));
+    let mut mapped_entities = Vec::new();
+    for m in p["entityMappings"].as_array().cloned().unwrap_or_default() {
+        let entity = m["entityType"].as_str().unwrap_or_default().to_string();
+        let Some((_, identifiers)) = ENTITY_IDENTIFIERS.iter().find(|(e, _)| *e == entity) else {
+            problems.push(format!("entity type {entity}"));
+            continue;
+        };
+        for f in m["fieldMappings"].as_array().cloned().unwrap_or_default() {
+            let (identifier, column) = (
+                f["identifier"].as_str().unwrap_or_default(),
+                f["columnName"].as_str().unwrap_or_default(),
+            );
+            if !identifiers.contains(&identifier) || !has_column(column) {
+                problems.push(format!(
+                    "{entity}.{identifier} from column `{column}` the query does not return"
+                ));
+            }
+        }
+        mapped_entities.push(entity);
+    }
+    if !mapped_entities.iter().any(|e| e == "Host") {
+        problems.push("no Host entity".into());
+    }
+    let details = p["customDetails"].as_object().cloned().unwrap_or_default();
+    for (key, column) in &details {
+        if !key.chars().all(|c| c.is_ascii_alphanumeric())
+            || !has_column(column.as_str().unwrap_or_default())
+        {
+            problems.push(format!("custom detail {key} = {column}"));
+        }
+    }
+    let grouping = &p["incidentConfiguration"]["groupingConfiguration"];
+    let lookback = iso_seconds(grouping["lookbackDuration"].as_str().unwrap_or_default());
+    if !lookback.is_some_and(|l| (300..=7 * 86_400).contains(&l))
+        || grouping["matchingMethod"] != "Selected"
+    {
+        problems
+            .push("grouping lookback outside 5 minutes..7 days, or not by selected fields".into());
+    }
+    let by_entities = list(&grouping["groupByEntities"]);
+    let by_details = list(&grouping["groupByCustomDetails"]);
+    if by_entities.iter().any(|e| !mapped_entities.contains(e))
+        || by_details.iter().any(|d| !details.contains_key(d))
+    {
+        problems.push("grouping by an entity or custom detail the rule does not map".into());
+    }
+    if by_entities.is_empty() && by_details.is_empty() {
+        problems.push("alerts are grouped by nothing".into());
+    }
+    if columns.is_some() {
+        // Every group field of the query is part of the alert grouping.
+        let by_line = s("query")
+            .lines()
+            .find_map(|l| l.strip_prefix("| summarize ").map(str::to_string))
+            .unwrap_or_default();
+        let group: Vec<&str> = by_line
+            .rsplit_once(" by ")
+            .map(|(_, b)| b.split(", ").collect())
+            .unwrap_or_default();
+        for g in group {
+            let as_entity = p["entityMappings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| {
+                    by_entities.iter().any(|e| m["entityType"] == e.as_str())
+                        && m["fieldMappings"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|f| f["columnName"] == g)
+                });
+            let as_detail = by_details
+                .iter()
+                .any(|d| details.get(d).is_some_and(|c| c == g));
+            if !as_entity && !as_detail {
+                problems.push(format!("group field {g} is not in the alert grouping"));
+            }
+        }
+    }
+    problems
+}
+
+/// The custom detection: its query is the hunting query with the summarize extended
+/// (the same filter lines), it returns Timestamp, ReportId and DeviceId, and the
+/// Graph API body carries that query, a valid schedule, severity and assets.
+fn detection_problems(query: &str, body: &str, hunting_query: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !query.is_ascii() || !body.is_ascii() {
+        problems.push("not ASCII".to_string());
+    }
+    let code = |q: &str| -> Vec<String> {
+        q.lines()
+            .filter(|l| !l.starts_with("//") && !l.starts_with("| summarize "))
+            .map(str::to_string)
+            .collect()
+    };
+    if code(query) != code(hunting_query) {
+        problems.push("the filter differs from the hunting query's".into());
+    }
+    let columns = result_columns(query);
+    for required in ["Timestamp", "ReportId", "DeviceId"] {
+        if columns
+            .as_ref()
+            .is_some_and(|cs| !cs.iter().any(|c| c == required))
+        {
+            problems.push(format!("the query does not return {required}"));
+        }
+    }
+    let doc: serde_json::Value = match serde_json::from_str(body) {
+        Ok(d) => d,
+        Err(e) => return vec![format!("not JSON: {e}")],
+    };
+    if doc["queryCondition"]["queryText"].as_str() != Some(query.trim_end()) {
+        problems.push("queryText is not the detection query".into());
+    }
+    if !["PT1H", "PT3H", "PT12H", "P1D"]
+        .contains(&doc["schedule"]["frequency"].as_str().unwrap_or_default())
+    {
+        problems.push(format!("schedule {}", doc["schedule"]));
+    }
+    let alert = &doc["detectionAction"]["alertTemplate"];
+    if !["informational", "low", "medium", "high"]
+        .contains(&alert["severity"].as_str().unwrap_or_default())
+        || rmmc::attack::tactic(alert["category"].as_str().unwrap_or_default()).is_none()
+        || doc["displayName"].as_str().is_none_or(str::is_empty)
+    {
+        problems.push("alert severity, category or name".into());
+    }
+    for a in alert["impactedAssets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let id = a["identifier"].as_str().unwrap_or_default();
+        let column: String = id[..1].to_ascii_uppercase() + &id[1..];
+        if columns.as_ref().is_some_and(|cs| !cs.contains(&column)) {
+            problems.push(format!(
+                "impacted asset {id}: the query does not return {column}"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_analytics_rule_and_custom_detection_has_a_deployable_shape() {
+    let mut files = Vec::new();
+    files_under(Path::new("out/kql"), "yaml", &mut files);
+    files.sort();
+    let mut failures = Vec::new();
+    let mut resources = Vec::new();
+    for hunting in &files {
+        let stem = hunting.with_extension("");
+        let read = |ext: &str| {
+            std::fs::read_to_string(format!("{}.{ext}", stem.display()))
+                .unwrap_or_else(|e| panic!("{}.{ext}: {e}", stem.display()))
+        };
+        let query = read("kql");
+        let analytics = read("analytics.json");
+        for p in analytics_problems(&analytics, &query) {
+            failures.push(format!("{}.analytics.json: {p}", stem.display()));
+        }
+        let doc: serde_json::Value = serde_json::from_str(&analytics).unwrap();
+        resources.push(doc["resources"][0].clone());
+        for p in detection_problems(&read("detection.kql"), &read("detection.json"), &query) {
+            failures.push(format!("{}.detection.*: {p}", stem.display()));
+        }
+    }
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("out/kql/analytics-rules.json").unwrap())
+            .unwrap();
+    let mut gathered = all["resources"].as_array().cloned().unwrap_or_default();
+    let key = |r: &serde_json::Value| r["name"].as_str().unwrap_or_default().to_string();
+    gathered.sort_by_key(key);
+    resources.sort_by_key(key);
+    if gathered != resources {
+        failures.push("analytics-rules.json does not hold exactly the per-rule resources".into());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Each defect planted in a passing analytics rule or custom detection is reported.
+#[test]
+fn the_deployable_shape_checks_catch_each_defect() {
+    let stem = "out/kql/netsupport/netconn";
+    let read = |ext: &str| std::fs::read_to_string(format!("{stem}.{ext}")).unwrap();
+    let (query, analytics) = (read("kql"), read("analytics.json"));
+    assert_eq!(analytics_problems(&analytics, &query), Vec::<String>::new());
+    for (from, to, says) in [
+        (
+            r#""queryPeriod": "P5D""#,
+            r#""queryPeriod": "P15D""#,
+            "queryPeriod P15D",
+        ),
+        (
+            r#""queryFrequency": "PT1H""#,
+            r#""queryFrequency": "P6D""#,
+            "queryFrequency P6D",
+        ),
+        (
+            r#""kind": "Scheduled""#,
+            r#""kind": "NRT""#,
+            "not a Scheduled",
+        ),
+        (
+            r#""severity": "Medium""#,
+            r#""severity": "Critical""#,
+            "severity",
+        ),
+        (
+            r#""columnName":"RemoteUrl""#,
+            r#""columnName":"RemoteIP""#,
+            "does not return",
+        ),
+        (
+            r#""groupByCustomDetails": ["DeviceId"]"#,
+            r#""groupByCustomDetails": []"#,
+            "group field DeviceId",
+        ),
+        (
+            r#""tactics": ["CommandAndControl"]"#,
+            r#""tactics": ["Persistence"]"#,
+            "without its tactic",
+        ),
+        (
+            "has \\\"netsupport\\\"",
+            "has \\\"netsupportx\\\"",
+            "not the hunting query",
+        ),
+    ] {
+        let bad = analytics.replacen(from, to, 1);
+        assert_ne!(bad, analytics, "{from}");
+        let problems = analytics_problems(&bad, &query);
+        assert!(
+            problems.iter().any(|p| p.contains(says)),
+            "{says}: {problems:?}"
+        );
+    }
+    let (detection, body) = (read("detection.kql"), read("detection.json"));
+    assert_eq!(
+        detection_problems(&detection, &body, &query),
+        Vec::<String>::new()
+    );
+    let without_latest = detection.replacen("arg_max(Timestamp, ReportId), ", "", 1);
+    let problems = detection_problems(&without_latest, &body, &query);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("does not return Timestamp")),
+        "{problems:?}"
+    );
+    let bad_body = body.replacen(r#""frequency": "P1D""#, r#""frequency": "PT5M""#, 1);
+    assert!(
+        detection_problems(&detection, &bad_body, &query)
+            .iter()
+            .any(|p| p.contains("schedule"))
     );
 }

@@ -26,7 +26,8 @@ pub mod escape {
     };
     pub use super::{ascii_classes, term_regex_around, term_regex_unicode};
     pub use crate::render::{
-        conf_value, json_ascii, yaml_block, yaml_block_ascii, yaml_scalar, yaml_scalar_ascii,
+        arm_string, conf_value, json_ascii, yaml_block, yaml_block_ascii, yaml_scalar,
+        yaml_scalar_ascii,
     };
 }
 
