@@ -60,13 +60,36 @@ pub fn techniques() -> &'static [Technique] {
 }
 
 /// The tactic with this Sentinel name.
-pub fn tactic(name: &str) -> Option<&'static Tactic> {
+pub fn tactic_entry(name: &str) -> Option<&'static Tactic> {
     tactics().iter().find(|t| t.name == name)
 }
 
 /// The technique with this id.
-pub fn technique(id: &str) -> Option<&'static Technique> {
+pub fn technique_entry(id: &str) -> Option<&'static Technique> {
     techniques().iter().find(|t| t.id == id)
+}
+
+/// The ATT&CK id and display name of a tactic named as in Sentinel content
+/// (`CommandAndControl` → `TA0011`, `Command and Control`); an unknown name keeps
+/// itself as display name with an empty id (the parser rejects unknown tactics).
+///
+/// ```
+/// assert_eq!(rmmc::attack::tactic("CommandAndControl"), ("TA0011", "Command and Control".to_string()));
+/// ```
+pub fn tactic(name: &str) -> (&'static str, String) {
+    match tactic_entry(name) {
+        Some(t) => (t.id.as_str(), t.display.clone()),
+        None => ("", name.to_string()),
+    }
+}
+
+/// The display name of an ATT&CK technique in the table, else the id itself.
+///
+/// ```
+/// assert_eq!(rmmc::attack::technique_name("T1219"), "Remote Access Tools");
+/// ```
+pub fn technique_name(id: &str) -> &str {
+    technique_entry(id).map_or(id, |t| t.name.as_str())
 }
 
 /// Is `id` written as ATT&CK writes technique ids: `T` and four digits, optionally
@@ -106,7 +129,7 @@ pub fn check(rule_tactics: &[String], rule_techniques: &[String]) -> Result<(), 
         ));
     }
     for t in rule_tactics {
-        if tactic(t).is_none() {
+        if tactic_entry(t).is_none() {
             let names: Vec<&str> = tactics().iter().map(|t| t.name.as_str()).collect();
             return Err(invalid(
                 t,
@@ -123,7 +146,7 @@ pub fn check(rule_tactics: &[String], rule_techniques: &[String]) -> Result<(), 
                 ),
             ));
         }
-        let Some(known) = technique(id) else {
+        let Some(known) = technique_entry(id) else {
             return Err(invalid(
                 id,
                 format!(
@@ -156,10 +179,18 @@ mod tests {
             assert!(is_technique_id(&t.id), "{}", t.id);
             assert!(!t.tactics.is_empty(), "{}", t.id);
             for name in &t.tactics {
-                assert!(tactic(name).is_some(), "{}: unknown tactic {name}", t.id);
+                assert!(
+                    tactic_entry(name).is_some(),
+                    "{}: unknown tactic {name}",
+                    t.id
+                );
             }
             if let Some((parent, _)) = t.id.split_once('.') {
-                assert!(technique(parent).is_some(), "{}: parent missing", t.id);
+                assert!(
+                    technique_entry(parent).is_some(),
+                    "{}: parent missing",
+                    t.id
+                );
             }
         }
         let mut ids: Vec<&str> = techniques().iter().map(|t| t.id.as_str()).collect();
@@ -170,10 +201,10 @@ mod tests {
 
     #[test]
     fn t1219_is_remote_access_tools_under_command_and_control() {
-        let t = technique("T1219").unwrap();
+        let t = technique_entry("T1219").unwrap();
         assert_eq!(t.name, "Remote Access Tools");
         assert_eq!(t.tactics, ["CommandAndControl"]);
-        let c2 = tactic("CommandAndControl").unwrap();
+        let c2 = tactic_entry("CommandAndControl").unwrap();
         assert_eq!(
             (c2.id.as_str(), c2.display.as_str()),
             ("TA0011", "Command and Control")

@@ -109,7 +109,7 @@ fn attack_problems(tactics: &[String], techniques: &[String]) -> Vec<String> {
         problems.push("no tactics".to_string());
     }
     for t in tactics {
-        if rmmc::attack::tactic(t).is_none() {
+        if rmmc::attack::tactic_entry(t).is_none() {
             problems.push(format!("tactic `{t}` is not in the enum"));
         }
     }
@@ -119,7 +119,7 @@ fn attack_problems(tactics: &[String], techniques: &[String]) -> Vec<String> {
                 "technique `{t}` does not match T\\d{{4}}(\\.\\d{{3}})?"
             ));
         }
-        match rmmc::attack::technique(t) {
+        match rmmc::attack::technique_entry(t) {
             Some(k) if k.tactics.iter().any(|x| tactics.contains(x)) => {}
             Some(k) => problems.push(format!(
                 "technique `{t}` without its tactic {:?}",
@@ -510,7 +510,7 @@ fn detection_problems(query: &str, body: &str, hunting_query: &str) -> Vec<Strin
     let alert = &doc["detectionAction"]["alertTemplate"];
     if !["informational", "low", "medium", "high"]
         .contains(&alert["severity"].as_str().unwrap_or_default())
-        || rmmc::attack::tactic(alert["category"].as_str().unwrap_or_default()).is_none()
+        || rmmc::attack::tactic_entry(alert["category"].as_str().unwrap_or_default()).is_none()
         || doc["displayName"].as_str().is_none_or(str::is_empty)
     {
         problems.push("alert severity, category or name".into());

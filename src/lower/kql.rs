@@ -8,12 +8,48 @@
 //! and so keeps the latest event of each group (`arg_max`) beside the rule's outputs.
 //! Every file is ASCII: Azure-Sentinel's CI rejects any other byte.
 
-use super::{Dialect, LowerInput, Notes};
+use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{AggFunction, Case, MatchKind, Predicate, Quantifier, Severity};
 use serde_json::{Value, json};
 
 pub(crate) struct Kql;
+
+/// The registry entry of kql: per rule the hunting query (`.kql`, `.yaml`), the
+/// scheduled analytics rule (`.analytics.json`) and the custom detection
+/// (`.detection.kql`, `.detection.json`); one ARM template with every analytics rule.
+pub(crate) const SPEC: TargetSpec = TargetSpec {
+    name: "kql",
+    description: "Kusto Query Language: Microsoft Sentinel hunting queries and scheduled analytics rules (ARM), Microsoft Defender XDR custom detections",
+    dialect: &Kql,
+    rule_files: &[
+        RuleFile {
+            template: "query.tera",
+            extension: "kql",
+        },
+        RuleFile {
+            template: "rule.tera",
+            extension: "yaml",
+        },
+        RuleFile {
+            template: "analytics.tera",
+            extension: "analytics.json",
+        },
+        RuleFile {
+            template: "detection_query.tera",
+            extension: "detection.kql",
+        },
+        RuleFile {
+            template: "detection.tera",
+            extension: "detection.json",
+        },
+    ],
+    gathered: &[Gathered::Template {
+        path: "analytics-rules.json",
+        template: "analytics_all.tera",
+    }],
+    default_profile: "defender",
+};
 
 /// A KQL string literal in ASCII: `"..."` with `\\`, `\"`, `\n`, `\r`, `\t`
 /// escaped, and every other control or non-ASCII character as `\uXXXX` (UTF-16 code
@@ -175,6 +211,7 @@ impl Dialect for Kql {
             "exclusions": exclusions,
             "summarize": summarize,
             "constants": constants,
+            "form": "hunting",
             "analytics": analytics,
             "custom_detection": detection_form,
         }))
