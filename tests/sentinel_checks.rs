@@ -645,3 +645,73 @@ fn the_deployable_shape_checks_catch_each_defect() {
             .any(|p| p.contains("schedule"))
     );
 }
+
+/// A rule whose aggregation output takes the name of a column the custom detection
+/// must return is refused with a message that names it, never emitted ambiguous.
+#[test]
+fn an_output_named_like_a_required_column_is_an_error() {
+    let compiler = rmmc::Compiler::embedded().unwrap();
+    let rule = |output: &str| {
+        format!(
+            "id: 5b8e7f0c-3f0e-4a35-9d0b-6a7f1c2d3e45\nname: Clash\ndescription: x\ntool: Test\n\
+             tactics: [CommandAndControl]\ntechniques: [T1219]\nsource: file_signature\nwindow: 5d\n\
+             detection:\n  field: file.code_signature.subject_name\n  has: netsupport\n\
+             aggregation:\n  by: [host.id]\n  outputs:\n    - {{ name: {output}, function: count }}\n"
+        )
+    };
+    let ok = compiler.load_rule("ok.yaml", &rule("Count")).unwrap();
+    let r = compiler.compile(&ok.rule, rmmc::Target::Kql, None).unwrap();
+    assert!(
+        r.files
+            .iter()
+            .any(|(p, t)| p.to_string_lossy().ends_with(".detection.kql")
+                && t.contains(
+                    "| summarize arg_max(Timestamp, ReportId), Count=count() by DeviceId"
+                ))
+    );
+    let clash = compiler.load_rule("clash.yaml", &rule("ReportId")).unwrap();
+    let err = compiler
+        .compile(&clash.rule, rmmc::Target::Kql, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("output `ReportId`"), "{err}");
+    assert!(err.to_string().contains("rename the output"), "{err}");
+}
+
+/// A rule without aggregation returns events, which carry Timestamp, ReportId and
+/// DeviceId: the custom detection is the hunting query, and the analytics rule maps
+/// Host, Account and URL from the event columns.
+#[test]
+fn a_rule_without_aggregation_has_both_forms() {
+    let compiler = rmmc::Compiler::embedded().unwrap();
+    let text = "id: 5b8e7f0c-3f0e-4a35-9d0b-6a7f1c2d3e46\nname: Events\ndescription: x\ntool: Test\n\
+                tactics: [CommandAndControl]\ntechniques: [T1219]\nsource: network_connection\nwindow: 2h\n\
+                detection:\n  field: url.original\n  has: example.com\n";
+    let parsed = compiler.load_rule("events.yaml", text).unwrap();
+    let r = compiler
+        .compile(&parsed.rule, rmmc::Target::Kql, None)
+        .unwrap();
+    let file = |suffix: &str| {
+        r.files
+            .iter()
+            .find(|(p, _)| p.to_string_lossy().ends_with(suffix))
+            .map(|(_, t)| t.clone())
+            .unwrap()
+    };
+    let (query, analytics) = (file(".kql"), file(".analytics.json"));
+    assert_eq!(analytics_problems(&analytics, &query), Vec::<String>::new());
+    assert!(
+        analytics.contains(r#""queryPeriod": "PT2H""#),
+        "{analytics}"
+    );
+    assert!(
+        analytics.contains(r#""groupByEntities": ["Host","Account","URL"]"#),
+        "{analytics}"
+    );
+    let (detection, body) = (file(".detection.kql"), file(".detection.json"));
+    assert!(!detection.contains("summarize"));
+    assert_eq!(
+        detection_problems(&detection, &body, &query),
+        Vec::<String>::new()
+    );
+    assert!(body.contains(r#""frequency": "PT1H""#), "{body}");
+}
