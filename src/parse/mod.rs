@@ -8,7 +8,9 @@ pub mod sentinel;
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Expr, Rule};
+use crate::lint;
 use crate::lower::Target;
+use crate::text::{TextKind, check_text};
 use crate::vocabulary;
 use std::path::Path;
 
@@ -42,6 +44,8 @@ pub fn detect_format(text: &str) -> Format {
 /// Parse and validate one rule file's text. Sentinel columns are read back through
 /// the KQL backend's default field map, the same data the KQL backend writes with.
 pub fn parse_rule(path: &Path, text: &str, backends: &Backends) -> Result<Parsed> {
+    // Editors on Windows write a byte order mark; it is not part of the YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text_lf;
     let text = if text.contains('\r') {
         text_lf = text.replace("\r\n", "\n");
@@ -60,16 +64,109 @@ pub fn parse_rule(path: &Path, text: &str, backends: &Backends) -> Result<Parsed
         }
     };
     validate(&parsed.rule, path, text)?;
+    let mut parsed = parsed;
+    for lint in lint::lint(&parsed.rule) {
+        let at = lint
+            .needles()
+            .iter()
+            .find_map(|n| rule_yaml::locate(text, n))
+            .map(|(line, column)| format!("{line}:{column}: "))
+            .unwrap_or_default();
+        parsed.warnings.push(format!("{at}{lint}"));
+    }
     Ok(parsed)
 }
 
+/// Every text of a rule that reaches an output outside a query literal, with the
+/// key that holds it in rmmc's format and where it may go.
+fn output_texts(rule: &Rule) -> Vec<(&'static str, &str, TextKind)> {
+    use TextKind::{Multiline, OneLine};
+    let m = &rule.meta;
+    let mut out = vec![
+        ("name", m.name.as_str(), OneLine),
+        ("description", m.description.as_str(), Multiline),
+        ("tool", m.tool.as_str(), OneLine),
+    ];
+    out.extend(m.author.iter().map(|a| ("author", a.as_str(), OneLine)));
+    out.extend(
+        m.references
+            .iter()
+            .map(|r| ("references", r.as_str(), OneLine)),
+    );
+    out.extend(m.tactics.iter().map(|t| ("tactics", t.as_str(), OneLine)));
+    out.extend(
+        m.techniques
+            .iter()
+            .map(|t| ("techniques", t.as_str(), OneLine)),
+    );
+    for x in &rule.exclusions {
+        out.push(("name", x.name.as_str(), OneLine));
+        out.push(("scenario", x.scenario.as_str(), Multiline));
+        out.push(("description", x.description.as_str(), Multiline));
+    }
+    out.extend(
+        rule.constants
+            .iter()
+            .map(|c| ("value", c.value.as_str(), OneLine)),
+    );
+    out
+}
+
+/// Read a rule file as UTF-8: bytes that are not UTF-8 are an error at their line
+/// and column, not a bare "stream did not contain valid UTF-8".
+pub fn read_rule_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let text = std::str::from_utf8(&bytes[..valid]).expect("valid up to here");
+        let (line, column) = rule_yaml::line_col(text, valid);
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "byte 0x{:02X} (offset {valid}) is not UTF-8: rule files must be UTF-8 text",
+                bytes[valid]
+            ),
+        )
+        .in_file(path)
+        .at(line, column)
+    })
+}
+
 /// Checks that need the whole rule: fields exist for the data source, groups are
-/// not empty, names are unique, values hold no control characters.
+/// not empty, names are unique, values hold no control characters, and no text
+/// that reaches an output holds a character that could end a line or a comment
+/// there ([`crate::text::check_text`]).
 fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
     let at = |needle: &str| rule_yaml::locate(text, needle);
     let err = |kind, msg: String, needle: &str| {
         rule_yaml::located(Error::new(kind, msg).in_file(path), at(needle))
     };
+    for (key, value, kind) in output_texts(rule) {
+        if let Err(bad) = check_text(value, kind) {
+            let allowed = match kind {
+                TextKind::OneLine => {
+                    "must be one line of text, without control characters, line or paragraph separators or noncharacters"
+                }
+                TextKind::Multiline => {
+                    "may hold line feeds and tabs but no other control characters, line or paragraph separators or noncharacters"
+                }
+            };
+            let at = rule_yaml::locate_value(text, key, &value[..bad.byte], 0);
+            return Err(rule_yaml::located(
+                Error::new(
+                    ErrorKind::InvalidValue,
+                    format!(
+                        "`{key}` {value:?} holds {} at character {}: `{key}` {allowed}",
+                        bad.describe(),
+                        bad.index
+                    ),
+                )
+                .in_file(path),
+                at,
+            ));
+        }
+    }
     for field in rule.fields() {
         if !vocabulary::has_field(rule.source, field) {
             let known: Vec<&str> = vocabulary::fields(rule.source)
@@ -121,10 +218,18 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
     let mut names: Vec<&str> = rule.exclusions.iter().map(|x| x.name.as_str()).collect();
     names.sort();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(err(
-            ErrorKind::Schema,
-            format!("two exclusions are named `{}`: names must be unique", w[0]),
-            w[0],
+        // Point at the second exclusion of that name, not at the first text that
+        // happens to contain it.
+        let at = rule_yaml::values_at(text, "name", w[0], true)
+            .last()
+            .map(|&offset| rule_yaml::line_col(text, offset));
+        return Err(rule_yaml::located(
+            Error::new(
+                ErrorKind::Schema,
+                format!("two exclusions are named `{}`: names must be unique", w[0]),
+            )
+            .in_file(path),
+            at,
         ));
     }
     if let Some(agg) = &rule.aggregation {
@@ -157,6 +262,9 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
             }
         }
     }
+    for a in &rule.meta.acknowledged {
+        check_acknowledgement(a).map_err(|m| err(ErrorKind::InvalidValue, m, &a.warning))?;
+    }
     for c in &rule.constants {
         if !is_identifier(&c.name) {
             return Err(err(
@@ -178,6 +286,39 @@ fn key_line(text: &str, key: &str) -> Option<usize> {
         return Some(0);
     }
     text.find(&format!("\n{key}")).map(|i| i + 1)
+}
+
+/// An acknowledgement names a lint code, or `approximate` and a registered target.
+fn check_acknowledgement(a: &crate::ir::Acknowledgement) -> Result<(), String> {
+    if a.warning == "approximate" {
+        return match a.target.as_deref() {
+            Some(t) if t.parse::<Target>().is_ok() => Ok(()),
+            Some(t) => Err(format!(
+                "acknowledged approximation names target `{t}`: expected one of {}",
+                Target::all()
+                    .map(Target::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => Err(
+                "`warning: approximate` needs the `target` whose approximation is accepted".into(),
+            ),
+        };
+    }
+    if !lint::CODES.contains(&a.warning.as_str()) {
+        return Err(format!(
+            "acknowledged warning `{}` is unknown: expected `approximate` or one of {}",
+            a.warning,
+            lint::CODES.join(", ")
+        ));
+    }
+    if a.target.is_some() || a.construct.is_some() {
+        return Err(format!(
+            "`target` and `construct` belong to `warning: approximate`, not to `{}`",
+            a.warning
+        ));
+    }
+    Ok(())
 }
 
 fn is_identifier(s: &str) -> bool {
