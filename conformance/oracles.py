@@ -559,17 +559,34 @@ def eql_all(lines, res):
     for l in lines:
         if l["target"] != "eql":
             continue
-        rule_json = next((json.loads(t) for p, t in l["files"].items() if p.endswith(".ndjson")), None)
-        frm = (rule_json or {}).get("from", "")
-        m = re.fullmatch(r"now-(\d+)([smhd])", frm)
-        if not m:
-            res.add(l["rule"], "eql", "eql", "disagree", "rule file `from` %r is not now-N<unit>" % frm)
+        if l["fidelity"]["verdict"] == "unsupported":
+            u = l["fidelity"]["detail"]
+            res.add(l["rule"], "eql", "eql", "unsupported",
+                    "no query: profile %s's data (%s) does not record `%s`: %s" % (l["profile"], u["data"], u["field"], u["reason"]))
             continue
-        secs = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-        window_note = "window from the rule file's from=%s, applied by the harness (now-%ds .. now, inclusive)" % (frm, secs)
-        if secs != l["window_seconds"]:
-            res.add(l["rule"], "eql", "eql", "disagree", "from=%s is not the rule's window (%ss)" % (frm, l["window_seconds"]))
+        rule_json = next((json.loads(t) for p, t in l["files"].items() if p.endswith(".ndjson")), None) or {}
+        # An alerting rule: Kibana runs it every `interval` over `from`..now. Runs
+        # without gaps (from >= interval) see every event of the rule's look-back once,
+        # so the harness applies the look-back to the events; the look-back is also
+        # the alert-suppression duration.
+        unit_s = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        frm, interval = rule_json.get("from", ""), rule_json.get("interval", "")
+        m, mi = re.fullmatch(r"now-(\d+)([smhd])", frm), re.fullmatch(r"(\d+)([smhd])", interval)
+        if not m or not mi:
+            res.add(l["rule"], "eql", "eql", "disagree", "rule file from=%r / interval=%r unreadable" % (frm, interval))
             continue
+        run_secs = int(m.group(1)) * unit_s[m.group(2)]
+        every = int(mi.group(1)) * unit_s[mi.group(2)]
+        if run_secs < every:
+            res.add(l["rule"], "eql", "eql", "disagree", "from=%s is shorter than interval=%s: events between runs are never read" % (frm, interval))
+            continue
+        dur = rule_json.get("alert_suppression", {}).get("duration")
+        if dur and int(dur["value"]) * unit_s[dur["unit"]] != l["window_seconds"]:
+            res.add(l["rule"], "eql", "eql", "disagree", "suppression duration %r is not the rule's window (%ss)" % (dur, l["window_seconds"]))
+            continue
+        secs = l["window_seconds"]
+        window_note = ("runs every %s over from=%s (no gap); the rule's look-back (now-%ds .. now, inclusive) applied "
+                       "by the harness" % (interval, frm, secs))
         query = l["query"].strip()
         category = query.split()[0]
         try:
@@ -608,6 +625,15 @@ def eql_all(lines, res):
         if not keep and j["verdict"] == "disagree":
             j["verdict"] = "approximate-as-documented" if j["documented"] else "agree"
         detail = "%d events in the window, %d matched; %s" % (len(events), len(got), window_note)
+        read = set(re.findall(r"[\w.@]+", l["query"]))
+        subs = ["%s as %s" % (c, f) for c, f in sorted(l.get("substitutes", {}).items()) if f in read]
+        if subs:
+            # The events carry the canonical values in the fields that stand in for
+            # them, so a match proves the rewritten query; what the substitution changes
+            # in meaning is declared in the verdict (FIDELITY.md), not observable here.
+            detail += "; fixture fields mapped into the rewrite (%s; meaning change declared)" % ", ".join(subs)
+            if j["verdict"] == "agree":
+                j["verdict"] = "approximate-as-documented"
         if l["aggregation"] and j["verdict"] == "agree":
             j["verdict"] = "approximate-as-documented"
             detail += "; aggregation not expressible in EQL (documented): matched events compared, not rows"
@@ -727,7 +753,7 @@ def rust_results(results_dir, res):
 # ---------------------------------------------------------------------------
 # Output
 
-ORDER = {"disagree": 0, "approximate-as-documented": 1, "agree": 2, "not checked": 3}
+ORDER = {"disagree": 0, "approximate-as-documented": 1, "agree": 2, "unsupported": 3, "not checked": 4}
 
 
 def cell(results, rule, target):

@@ -20,6 +20,11 @@ pub enum ErrorKind {
     UnknownField,
     /// A target's field map has no column for a canonical field.
     UnmappedField,
+    /// A profile maps a field onto one its data does not record.
+    UnrecordedField,
+    /// The profile's data does not record a field the rule needs (the rule's
+    /// verdict is `unsupported`; an error only under `--strict`).
+    Unsupported,
     /// No such target.
     UnknownTarget,
     /// No such field-map profile for the target.
@@ -45,6 +50,8 @@ impl ErrorKind {
             ErrorKind::InvalidValue => "invalid-value",
             ErrorKind::UnknownField => "unknown-field",
             ErrorKind::UnmappedField => "unmapped-field",
+            ErrorKind::UnrecordedField => "unrecorded-field",
+            ErrorKind::Unsupported => "unsupported",
             ErrorKind::UnknownTarget => "unknown-target",
             ErrorKind::UnknownProfile => "unknown-profile",
             ErrorKind::UnsupportedKql => "unsupported-kql",

@@ -751,6 +751,7 @@ mod tests {
                 description: "t".into(),
                 references: vec![],
                 author: None,
+                license: None,
                 tool: "NetSupport".into(),
                 tactics: vec![],
                 techniques: vec![],

@@ -188,12 +188,13 @@ pub fn run(rule: &Rule, fixtures: &FixtureFile, path: &Path) -> Result<Outcome> 
 }
 
 /// An event renamed into a target's schema with the profile's field map. A field
-/// the map lacks is an error, so a fixture can never hide a mapping gap.
+/// the map lacks is an error, so a fixture can never hide a mapping gap; a field the
+/// profile's data does not record (`unsupported`) is left out, as the data would.
 pub fn map_event(event: &Event, rule: &Rule, profile: &Profile) -> Result<Event> {
     let map = profile.source(rule.source)?;
     let mut out = Event::new();
     for (k, v) in event {
-        let name = map.fields.get(k).ok_or_else(|| {
+        let mapping = map.fields.get(k).ok_or_else(|| {
             Error::new(
                 ErrorKind::UnmappedField,
                 format!(
@@ -203,7 +204,9 @@ pub fn map_event(event: &Event, rule: &Rule, profile: &Profile) -> Result<Event>
             )
             .in_file(&profile.path)
         })?;
-        out.insert(name.clone(), v.clone());
+        if let Some(name) = mapping.name() {
+            out.insert(name.to_string(), v.clone());
+        }
     }
     Ok(out)
 }

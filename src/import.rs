@@ -885,6 +885,9 @@ fn finish(
     {
         rule.meta.references.push(link);
     }
+    let (author, license) = upstream_attribution(&item.upstream);
+    rule.meta.author = rule.meta.author.or(author);
+    rule.meta.license = rule.meta.license.or(license);
     let text = yaml_out::rule_yaml(&rule, &header(&item, upstream_label, known));
     let dest = item
         .rel_dest()
@@ -910,6 +913,38 @@ fn finish(
             item.fail(Error::new(e.kind(), msg).in_file(&up))
         }
     }
+}
+
+/// The author and license of an upstream rule, from the LICENSE file of the
+/// repository it lives in (the nearest one above it): `MIT License` … `Copyright (c)
+/// 2023 J Schell` gives `("J Schell", "MIT")`. Kept in the rule, so every output
+/// credits the author under the license they chose.
+fn upstream_attribution(upstream: &Path) -> (Option<String>, Option<String>) {
+    let Some(text) = upstream
+        .ancestors()
+        .skip(1)
+        .find_map(|dir| std::fs::read_to_string(dir.join("LICENSE")).ok())
+    else {
+        return (None, None);
+    };
+    let license = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .and_then(|first| match first {
+            "MIT License" => Some("MIT"),
+            "Apache License" => Some("Apache-2.0"),
+            _ => None,
+        })
+        .map(str::to_string);
+    let author = text.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("Copyright")?.trim_start();
+        let rest = rest.strip_prefix("(c)").unwrap_or(rest).trim_start();
+        let name = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-' || c == ',');
+        let name = name.trim();
+        (!name.is_empty()).then(|| name.to_string())
+    });
+    (author, license)
 }
 
 /// The defect behind a KQL error, in words, for the summary.
@@ -1199,6 +1234,25 @@ mod tests {
             (Some("DWService".into()), Some("createproc"))
         );
         assert_eq!(yaml_name_parts("other.yaml"), (None, None));
+    }
+
+    #[test]
+    fn author_and_license_come_from_the_upstream_license_file() {
+        let dir = temp("attribution");
+        std::fs::create_dir_all(dir.join("RMM/X")).unwrap();
+        std::fs::write(
+            dir.join("LICENSE"),
+            "MIT License\n\nCopyright (c) 2023 J Schell\n\nPermission is hereby granted",
+        )
+        .unwrap();
+        let rule = dir.join("RMM/X/rmm_X_filesig.yaml");
+        assert_eq!(
+            upstream_attribution(&rule),
+            (Some("J Schell".into()), Some("MIT".into()))
+        );
+        std::fs::write(dir.join("RMM/LICENSE"), "Some other terms\n").unwrap();
+        assert_eq!(upstream_attribution(&rule), (None, None));
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

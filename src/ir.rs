@@ -34,6 +34,9 @@ pub struct Metadata {
     pub references: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// The license the rule's author gives it (an SPDX identifier, e.g. `MIT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
     pub tool: String,
     pub tactics: Vec<String>,
     pub techniques: Vec<String>,

@@ -1064,20 +1064,17 @@ fn explain(
                     say!("== {target} ==");
                 }
                 say!("{}", r.query.trim_end());
-                say!("-- fidelity: {}", verdict(&r.fidelity));
-                if let Fidelity::Approximate(list) = &r.fidelity {
-                    for a in list {
-                        say!("--   {}: {}", a.construct, a.reason);
-                    }
+                say!("-- fidelity: {}", r.fidelity.as_str());
+                for a in r.fidelity.approximations() {
+                    say!("--   {}: {}", a.construct, a.reason);
+                }
+                if let Fidelity::Unsupported(u) = &r.fidelity {
+                    say!("--   {u}");
                 }
             }
         }
     }
     Ok(0)
-}
-
-fn verdict(f: &Fidelity) -> &'static str {
-    if f.is_exact() { "exact" } else { "approximate" }
 }
 
 /// Prints a streaming build's warnings as rules arrive (text format, unless quiet) and
@@ -1088,7 +1085,8 @@ struct Reporter {
     format: DiagFormat,
     diagnostics: Vec<Diagnostic>,
     reasons: std::collections::BTreeMap<(Target, String), usize>,
-    totals: std::collections::BTreeMap<Target, (usize, usize)>,
+    /// Exact, approximate and unsupported rules per target.
+    totals: std::collections::BTreeMap<Target, (usize, usize, usize)>,
 }
 
 impl Reporter {
@@ -1119,6 +1117,17 @@ impl Reporter {
             let t = self.totals.entry(r.target).or_default();
             match &r.fidelity {
                 Fidelity::Exact => t.0 += 1,
+                // Always said: no file is written for the rule on this target.
+                Fidelity::Unsupported(u) => {
+                    t.2 += 1;
+                    if self.text() {
+                        note!(
+                            "{file}: unsupported [{} profile {}]: {u}",
+                            r.target,
+                            r.profile
+                        );
+                    }
+                }
                 Fidelity::Approximate(list) => {
                     t.1 += 1;
                     for a in list {
@@ -1150,7 +1159,9 @@ impl Reporter {
         let line: Vec<String> = self
             .totals
             .iter()
-            .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
+            .map(|(t, (exact, approx, unsupported))| {
+                format!("{t} {exact} exact / {approx} approximate / {unsupported} unsupported")
+            })
             .collect();
         if !line.is_empty() {
             note!(

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub target: Target,
+    /// The profile the rule was compiled with.
+    pub profile: String,
     pub rule_id: String,
     pub rule_name: String,
     pub source_file: PathBuf,
@@ -66,7 +68,8 @@ impl Renderer {
             .map_err(|e| template_error(name, &e))
     }
 
-    /// Render one lowered rule: its query and its rule file(s).
+    /// Render one lowered rule: its query and its rule file(s); none for a rule
+    /// that is unsupported on the target.
     pub fn render_rule(
         &self,
         rule: &Rule,
@@ -74,6 +77,21 @@ impl Renderer {
         source_file: &Path,
         stem: &Path,
     ) -> Result<Rendered> {
+        let rendered = |query: String, files| Rendered {
+            target: lowered.target,
+            profile: lowered.profile.clone(),
+            rule_id: rule.meta.id.clone(),
+            rule_name: rule.meta.name.clone(),
+            source_file: source_file.to_path_buf(),
+            stem: stem.to_path_buf(),
+            query,
+            files,
+            fidelity: lowered.fidelity.clone(),
+            warnings: lowered.warnings.clone(),
+        };
+        if lowered.fidelity.is_unsupported() {
+            return Ok(rendered(String::new(), Vec::new()));
+        }
         let mut context = lowered.context.clone();
         context["rule"] = rule_context(rule, source_file);
         let t = lowered.target.as_str();
@@ -92,18 +110,7 @@ impl Renderer {
                 files.push((with_ext(stem, file.extension), text));
             }
         }
-        let query = query.unwrap_or_default();
-        Ok(Rendered {
-            target: lowered.target,
-            rule_id: rule.meta.id.clone(),
-            rule_name: rule.meta.name.clone(),
-            source_file: source_file.to_path_buf(),
-            stem: stem.to_path_buf(),
-            query,
-            files,
-            fidelity: lowered.fidelity.clone(),
-            warnings: lowered.warnings.clone(),
-        })
+        Ok(rendered(query.unwrap_or_default(), files))
     }
 
     /// The target's gathered files rendered from templates over the whole rule set
@@ -287,7 +294,9 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         "description_with_references": description_with_references,
         "references": m.references,
         "author_line": m.author.clone().unwrap_or_else(|| "rmmc".to_string()),
-        "authors": vec![m.author.clone().unwrap_or_else(|| "rmmc".to_string())],
+        // The rule's author, never rmmc (a compiler is not an author).
+        "authors": m.author.iter().collect::<Vec<_>>(),
+        "license": m.license,
         "tool": m.tool,
         "tactics": m.tactics,
         "techniques": m.techniques,
@@ -305,7 +314,6 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         "source_file": source_file.to_string_lossy().replace('\\', "/"),
         "false_positives": false_positives,
         "false_positive_texts": rule.exclusions.iter().map(|x| one_line(&format!("{}: {}", x.scenario, x.description))).collect::<Vec<_>>(),
-        "tags": std::iter::once(format!("RMM: {}", m.tool)).chain(m.techniques.iter().map(|t| format!("MITRE ATT&CK: {t}"))).collect::<Vec<_>>(),
         "threat": threat,
         "annotations": annotations,
     })

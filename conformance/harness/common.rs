@@ -624,7 +624,7 @@ pub fn answers(case: &RuleCase, events: &[CaseEvent]) -> BTreeMap<String, Answer
 /// bounds, exclusive window end)`.
 pub fn documented(fidelity: &Fidelity) -> (bool, bool, bool) {
     let list = match fidelity {
-        Fidelity::Exact => return (false, false, false),
+        Fidelity::Exact | Fidelity::Unsupported(_) => return (false, false, false),
         Fidelity::Approximate(list) => list,
     };
     let mut out = (false, false, false);
@@ -815,6 +815,11 @@ pub struct Compiled {
     pub files: Vec<(PathBuf, String)>,
     pub fidelity: Fidelity,
     pub field_map: BTreeMap<String, String>,
+    /// Canonical fields the profile's data does not record: left out of events.
+    pub unrecorded: Vec<String>,
+    /// Canonical fields the profile's data holds in another field (what changes in
+    /// meaning is in the verdict): canonical → the field the events carry it in.
+    pub substitutes: BTreeMap<String, String>,
     pub settings: BTreeMap<String, String>,
 }
 
@@ -833,15 +838,35 @@ pub fn compile(compiler: &Compiler, case: &RuleCase, target: Target) -> Compiled
         query: rendered.query,
         files: rendered.files,
         fidelity: rendered.fidelity,
-        field_map: source.fields.clone(),
+        field_map: source.names(),
+        unrecorded: source
+            .fields
+            .iter()
+            .filter(|(_, m)| m.name().is_none())
+            .map(|(k, _)| k.clone())
+            .collect(),
+        substitutes: source
+            .fields
+            .iter()
+            .filter_map(|(k, m)| match m {
+                rmmc::backends::FieldMapping::Substitute { field, .. } => {
+                    Some((k.clone(), field.clone()))
+                }
+                _ => None,
+            })
+            .collect(),
         settings: source.settings.clone(),
     }
 }
 
-/// An event renamed into the target's schema with the profile's field map.
+/// An event renamed into the target's schema with the profile's field map; fields
+/// the profile's data does not record are left out, as the data would.
 pub fn map_event(compiled: &Compiled, e: &Event) -> Event {
     let mut out = Event::new();
     for (k, v) in e {
+        if compiled.unrecorded.contains(k) {
+            continue;
+        }
         let name = compiled.field_map.get(k).unwrap_or_else(|| {
             panic!("fixture field `{k}` has no mapping for {}", compiled.target)
         });
@@ -873,6 +898,7 @@ pub fn bundle_line(
         "profile": compiled.profile,
         "settings": compiled.settings,
         "field_map": compiled.field_map,
+        "substitutes": compiled.substitutes,
         "query": compiled.query,
         "files": files,
         "fidelity": fidelity,

@@ -26,6 +26,7 @@ fn cell(f: &Fidelity) -> String {
     match f {
         Fidelity::Exact => "exact".to_string(),
         Fidelity::Approximate(list) => format!("approximate ({})", list.len()),
+        Fidelity::Unsupported(_) => "unsupported".to_string(),
     }
 }
 
@@ -133,22 +134,26 @@ pub fn markdown(build: &Build, rules: &[(RuleSource, Parsed)]) -> String {
     }
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
     s.push_str(&format!("Rules by kind: {}.\n\n", kinds.join(", ")));
-    s.push_str("| target | exact | approximate |\n|---|---|---|\n");
-    let (mut all_exact, mut all_approx) = (0, 0);
+    s.push_str("| target | exact | approximate | unsupported |\n|---|---|---|---|\n");
+    let (mut all_exact, mut all_approx, mut all_unsupported) = (0, 0, 0);
     for t in &targets {
-        let (mut e, mut a) = (0, 0);
+        let (mut e, mut a, mut u) = (0, 0, 0);
         for r in rows.values() {
             match r.3.get(t) {
                 Some(Fidelity::Exact) => e += 1,
                 Some(Fidelity::Approximate(_)) => a += 1,
+                Some(Fidelity::Unsupported(_)) => u += 1,
                 None => {}
             }
         }
         all_exact += e;
         all_approx += a;
-        s.push_str(&format!("| {t} | {e} | {a} |\n"));
+        all_unsupported += u;
+        s.push_str(&format!("| {t} | {e} | {a} | {u} |\n"));
     }
-    s.push_str(&format!("| all | {all_exact} | {all_approx} |\n"));
+    s.push_str(&format!(
+        "| all | {all_exact} | {all_approx} | {all_unsupported} |\n"
+    ));
     s.push_str("\n## Tools\n\n");
     s.push_str("Each tool folder, where its rules come from and their kinds.\n\n");
     s.push_str("| tool | folder | sources | kinds |\n|---|---|---|---|\n");

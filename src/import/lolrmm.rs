@@ -1115,6 +1115,7 @@ fn make_rule(
             ),
             references,
             author: (!authors.is_empty()).then(|| format!("{} (LOLRMM)", authors.join("; "))),
+            license: None,
             tool: tool.name.clone(),
             tactics: vec!["CommandAndControl".to_string()],
             techniques: vec!["T1219".to_string()],

@@ -226,19 +226,16 @@ impl Dialect for Eql {
             None => None,
             Some(agg) => {
                 let outputs: Vec<&str> = agg.outputs.iter().map(|o| o.name.as_str()).collect();
-                notes.approximate(
-                    "aggregation",
-                    format!(
-                        "EQL cannot return {}: the rule raises one alert per event, suppressed per group for the window",
-                        outputs.join("/")
-                    ),
+                let plan = suppression_fields(input, &agg.group_by)?;
+                let mut reason = format!(
+                    "EQL cannot return {}: the rule raises one alert per event, suppressed per group for the window",
+                    outputs.join("/")
                 );
-                let by = agg
-                    .group_by
-                    .iter()
-                    .map(|f| input.field(f))
-                    .collect::<Result<Vec<_>>>()?;
-                Some(json!({ "group_by": by }))
+                for (field, why) in &plan.left_out {
+                    reason.push_str(&format!("; not suppressed on `{field}`: {why}"));
+                }
+                notes.approximate("aggregation", reason);
+                Some(json!({ "group_by": plan.group_by }))
             }
         };
         if !rule.constants.is_empty() {
@@ -248,16 +245,112 @@ impl Dialect for Eql {
             );
         }
         let (amount, unit) = window_parts(rule.window.seconds);
+        notes.approximate(
+            "time window",
+            format!(
+                "an alerting rule, not a {window} hunt: Kibana runs it every {SCHEDULE_INTERVAL} over the last {SCHEDULE_LOOK_BACK} and so alerts on each event once as it arrives; the {window} look-back is the alert-suppression duration; events from before the rule is enabled are not searched",
+                window = rule.window.shorthand()
+            ),
+        );
+        let source = input.profile.source(rule.source)?;
+        let tactics = rule
+            .meta
+            .tactics
+            .iter()
+            .map(|t| format!("Tactic: {}", crate::attack::tactic(t).1));
+        let tags: Vec<String> = [
+            "Domain: Endpoint",
+            "OS: Windows",
+            "Use Case: Threat Detection",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(tactics)
+        .chain([
+            format!("Data Source: {}", source.data_title),
+            format!("Tool: {}", rule.meta.tool),
+        ])
+        .collect();
         Ok(json!({
             "category": input.setting("category")?,
             "index": input.setting("index")?,
             "condition": condition,
-            "from": format!("now-{}", rule.window.shorthand()),
+            "interval": SCHEDULE_INTERVAL,
+            "from": format!("now-{SCHEDULE_LOOK_BACK}"),
             "window_value": amount,
             "window_unit": unit,
             "suppression": suppression,
+            "tags": tags,
         }))
     }
+}
+
+/// How often Kibana runs an rmmc rule, and over how much time. An alerting rule
+/// reads each event once as it arrives: a 5-day look-back every 5 minutes would
+/// re-read the same events 1,440 times. 9 minutes every 5 (Elastic's own prebuilt
+/// rules' schedule) leaves 4 minutes for events that are indexed late; Kibana does
+/// not alert twice on one event read by overlapping runs. The rule's own look-back
+/// window becomes the alert-suppression duration.
+pub const SCHEDULE_INTERVAL: &str = "5m";
+pub const SCHEDULE_LOOK_BACK: &str = "9m";
+
+/// Kibana's rule API accepts at most this many `alert_suppression.group_by` fields.
+pub const MAX_SUPPRESSION_FIELDS: usize = 3;
+
+/// The suppression fields for a rule's group fields, and the group fields left out
+/// with why.
+struct SuppressionPlan {
+    group_by: Vec<String>,
+    left_out: Vec<(String, String)>,
+}
+
+/// At most [`MAX_SUPPRESSION_FIELDS`] of the group fields, in the rule's order: a
+/// field the data does not record is left out (it would put every alert in one
+/// group); then `host.name` beside `host.id` (it names the same host, so the groups
+/// do not change); then, if still too many, the last ones.
+fn suppression_fields(input: &LowerInput, group_by: &[String]) -> Result<SuppressionPlan> {
+    let mut kept: Vec<(String, String)> = Vec::new();
+    let mut left_out = Vec::new();
+    for canonical in group_by {
+        match input.optional_field(canonical)? {
+            Some(name) if !kept.iter().any(|(_, n)| *n == name) => {
+                kept.push((canonical.clone(), name))
+            }
+            Some(name) => left_out.push((
+                canonical.clone(),
+                format!("read as `{name}`, already a suppression field"),
+            )),
+            None => left_out.push((
+                canonical.clone(),
+                "the profile's data does not record it".to_string(),
+            )),
+        }
+    }
+    let same_host = kept.iter().any(|(c, _)| c == "host.id");
+    if kept.len() > MAX_SUPPRESSION_FIELDS && same_host {
+        kept.retain(|(c, _)| {
+            let redundant = c == "host.name";
+            if redundant {
+                left_out.push((
+                    c.clone(),
+                    "it names the same host as `host.id`, so the groups are the same without it"
+                        .to_string(),
+                ));
+            }
+            !redundant
+        });
+    }
+    while kept.len() > MAX_SUPPRESSION_FIELDS {
+        let (c, _) = kept.pop().expect("more than the limit");
+        left_out.push((
+            c,
+            format!("Kibana suppresses on at most {MAX_SUPPRESSION_FIELDS} fields"),
+        ));
+    }
+    Ok(SuppressionPlan {
+        group_by: kept.into_iter().map(|(_, n)| n).collect(),
+        left_out,
+    })
 }
 
 /// Alert-suppression durations take `s`, `m` or `h`.

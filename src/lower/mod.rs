@@ -77,10 +77,13 @@ pub mod escape {
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Case, DataSource, Exclusion, Expr, MatchKind, Predicate, Rule};
-use crate::profile::Profile;
+use crate::profile::{FieldMapping, Profile};
 pub(crate) use crate::text::{backslash_quoted, has_non_ascii_cased, one_line};
 use crate::vocabulary;
 use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
 /// One construct a target can only approximate, and why.
@@ -90,17 +93,62 @@ pub struct Approximation {
     pub reason: String,
 }
 
+/// Why a rule cannot run on a target's data at all: the profile's data does not
+/// record a field the rule needs, and nothing the data records says the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unsupported {
+    /// The canonical field the rule needs.
+    pub field: String,
+    /// Where the profile searches: `<data schema>/<data source>`.
+    pub data: String,
+    /// The profile's reason (from its `unsupported:` entry).
+    pub reason: String,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not recorded in {}: {}",
+            self.field, self.data, self.reason
+        )
+    }
+}
+
 /// The verdict of one rule on one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "verdict", content = "approximations")]
+#[serde(rename_all = "lowercase", tag = "verdict", content = "detail")]
 pub enum Fidelity {
     Exact,
     Approximate(Vec<Approximation>),
+    /// No file is written for the rule on this target and profile.
+    Unsupported(Unsupported),
 }
 
 impl Fidelity {
     pub fn is_exact(&self) -> bool {
         matches!(self, Fidelity::Exact)
+    }
+
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Fidelity::Unsupported(_))
+    }
+
+    /// `exact`, `approximate` or `unsupported`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Fidelity::Exact => "exact",
+            Fidelity::Approximate(_) => "approximate",
+            Fidelity::Unsupported(_) => "unsupported",
+        }
+    }
+
+    /// The approximations (none when exact or unsupported).
+    pub fn approximations(&self) -> &[Approximation] {
+        match self {
+            Fidelity::Approximate(list) => list,
+            Fidelity::Exact | Fidelity::Unsupported(_) => &[],
+        }
     }
 }
 
@@ -117,32 +165,116 @@ pub struct Lowered {
 }
 
 /// What a lowering reads: the rule, where it came from, and the chosen profile.
+/// Every field an emitted query reads, aggregates or suppresses by goes through
+/// [`LowerInput::field`], which checks it against the fields the profile's data
+/// records and remembers it for the verdict.
 pub struct LowerInput<'a> {
     pub rule: &'a Rule,
     pub rule_file: &'a Path,
     pub profile: &'a Profile,
     pub target: Target,
+    /// Canonical fields read so far, with what the data holds them as.
+    read: RefCell<BTreeMap<String, FieldMapping>>,
+    /// The first field the data does not record, when the rule needed one.
+    unsupported: RefCell<Option<Unsupported>>,
 }
 
-impl LowerInput<'_> {
-    /// The target's name for a canonical field, or an error naming the rule file,
-    /// field, target and map file.
+impl<'a> LowerInput<'a> {
+    pub fn new(rule: &'a Rule, rule_file: &'a Path, target: Target, profile: &'a Profile) -> Self {
+        LowerInput {
+            rule,
+            rule_file,
+            profile,
+            target,
+            read: RefCell::default(),
+            unsupported: RefCell::default(),
+        }
+    }
+
+    /// The target's name for a canonical field the query needs. A field the
+    /// profile's data does not record makes the rule `unsupported` (an error of kind
+    /// [`ErrorKind::Unsupported`] that [`lower`] turns into the verdict); a mapping
+    /// onto a field the data lacks, or no mapping, is an error naming the rule file,
+    /// field, target, profile and data source.
     pub fn field(&self, canonical: &str) -> Result<String> {
+        match self.optional_field(canonical)? {
+            Some(name) => Ok(name),
+            None => {
+                let map = self.profile.source(self.rule.source)?;
+                let reason = match map.fields.get(canonical) {
+                    Some(FieldMapping::Unsupported { unsupported }) => unsupported.clone(),
+                    _ => unreachable!("optional_field returns None only for unsupported fields"),
+                };
+                let u = Unsupported {
+                    field: canonical.to_string(),
+                    data: map.data.clone(),
+                    reason,
+                };
+                let message = format!("{} cannot run rule: {u}", self.target);
+                self.unsupported.borrow_mut().get_or_insert(u);
+                Err(Error::new(ErrorKind::Unsupported, message).in_file(self.rule_file))
+            }
+        }
+    }
+
+    /// The target's name for a canonical field the query can do without (e.g. an
+    /// alert-suppression field): `None` when the profile's data does not record it.
+    pub fn optional_field(&self, canonical: &str) -> Result<Option<String>> {
         let map = self.profile.source(self.rule.source)?;
-        map.fields.get(canonical).cloned().ok_or_else(|| {
+        let at = || {
+            format!(
+                "target `{}`, profile `{}` ({}), data source `{}`",
+                self.target,
+                self.profile.name,
+                self.profile.path.display(),
+                map.data
+            )
+        };
+        let mapping = map.fields.get(canonical).ok_or_else(|| {
             Error::new(
                 ErrorKind::UnmappedField,
                 format!(
-                    "field `{canonical}` of data source `{}` has no mapping for target `{}` in profile `{}` ({}): add it under sources.{}.fields",
+                    "field `{canonical}` of `{}` has no mapping ({}): add it under sources.{}.fields",
                     self.rule.source,
-                    self.target,
-                    self.profile.name,
-                    self.profile.path.display(),
+                    at(),
                     self.rule.source
                 ),
             )
             .in_file(self.rule_file)
-        })
+        })?;
+        let Some(name) = mapping.name() else {
+            return Ok(None);
+        };
+        if !map.recorded.contains(name) {
+            return Err(Error::new(
+                ErrorKind::UnrecordedField,
+                format!(
+                    "field `{canonical}` maps to `{name}`, which the data does not record ({}): map it to a field listed for {} in backends/data/, or mark it `unsupported: <reason>`",
+                    at(),
+                    map.data
+                ),
+            )
+            .in_file(self.rule_file));
+        }
+        self.read
+            .borrow_mut()
+            .insert(canonical.to_string(), mapping.clone());
+        Ok(Some(name.to_string()))
+    }
+
+    /// The substitutions among the fields read so far, as approximations.
+    fn substitutions(&self) -> Vec<Approximation> {
+        self.read
+            .borrow()
+            .iter()
+            .filter_map(|(canonical, m)| match m {
+                FieldMapping::Substitute { field, meaning } => Some(Approximation {
+                    construct: format!("field `{canonical}` read as `{field}`"),
+                    reason: meaning.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn setting(&self, key: &str) -> Result<&str> {
@@ -383,23 +515,36 @@ pub(crate) fn unwrap_parens(s: &str) -> &str {
 }
 
 /// Lower one rule for one target with one profile.
+///
+/// A rule that needs a field the profile's data does not record lowers to the
+/// `unsupported` verdict with no template context (nothing is written for it).
 pub fn lower(rule: &Rule, rule_file: &Path, target: Target, profile: &Profile) -> Result<Lowered> {
-    let input = LowerInput {
-        rule,
-        rule_file,
-        profile,
-        target,
-    };
+    let input = LowerInput::new(rule, rule_file, target, profile);
     let mut notes = Notes::default();
     let dialect = target.dialect();
-    let context = dialect.context(&input, &mut notes)?;
-    Ok(Lowered {
+    let lowered = |context, fidelity| Lowered {
         target,
         profile: profile.name.clone(),
         context,
-        fidelity: notes.into_fidelity(),
+        fidelity,
         warnings: exclusion_warnings(rule),
-    })
+    };
+    match dialect.context(&input, &mut notes) {
+        Ok(context) => {
+            for a in input.substitutions() {
+                notes.approximate(a.construct, a.reason);
+            }
+            Ok(lowered(context, notes.into_fidelity()))
+        }
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            let u = input
+                .unsupported
+                .into_inner()
+                .expect("an Unsupported error records its field");
+            Ok(lowered(serde_json::Value::Null, Fidelity::Unsupported(u)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// One predicate on one target, as the target writes it, with the approximations it
@@ -408,10 +553,7 @@ pub fn lower(rule: &Rule, rule_file: &Path, target: Target, profile: &Profile) -
 pub fn predicate_text(target: Target, field: &str, p: &Predicate) -> (String, Vec<Approximation>) {
     let mut notes = Notes::default();
     let text = target.dialect().predicate(field, p, &mut notes);
-    let approximations = match notes.into_fidelity() {
-        Fidelity::Exact => Vec::new(),
-        Fidelity::Approximate(list) => list,
-    };
+    let approximations = notes.into_fidelity().approximations().to_vec();
     (text, approximations)
 }
 

@@ -22,6 +22,7 @@ struct RawRule {
     #[serde(default)]
     references: Vec<String>,
     author: Option<String>,
+    license: Option<String>,
     tool: String,
     tactics: Vec<String>,
     techniques: Vec<String>,
@@ -407,6 +408,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule> {
             description: raw.description,
             references: raw.references,
             author: raw.author,
+            license: raw.license,
             tool: raw.tool,
             tactics: raw.tactics,
             techniques: raw.techniques,

@@ -239,8 +239,8 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
                 locate(text, &q.table),
             )
         })?;
-    let reverse: BTreeMap<&str, &str> = kql.sources[&source]
-        .fields
+    let names = kql.sources[&source].names();
+    let reverse: BTreeMap<&str, &str> = names
         .iter()
         .map(|(canonical, column)| (column.as_str(), canonical.as_str()))
         .collect();
@@ -325,6 +325,7 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
                 description,
                 references,
                 author: None,
+                license: None,
                 tool,
                 tactics: raw.tactics.map(OneOrMany::into_vec).unwrap_or_default(),
                 techniques: raw
