@@ -61,6 +61,12 @@ impl Renderer {
         tera.register_filter("conf_value", filter_conf_value);
         tera.register_filter("conf_line", filter_conf_line);
         tera.register_filter("conf_stanza", filter_conf_stanza);
+        tera.register_filter("yaml_ascii", filter_yaml_ascii);
+        tera.register_filter("yaml_block_ascii", filter_yaml_block_ascii);
+        tera.register_filter("kql_comment", filter_kql_comment);
+        tera.register_filter("json_ascii", filter_json_ascii);
+        tera.register_filter("arm_string", filter_arm_string);
+        tera.register_filter("arm_resources", filter_arm_resources);
         Ok(Renderer { tera })
     }
 
@@ -108,6 +114,8 @@ impl Renderer {
                 context["query"] = Value::String(text.trim_end().to_string());
                 query = Some(text.clone());
             }
+            // Later files may embed earlier ones: `rendered["<extension>"]`.
+            context["rendered"][file.extension] = Value::String(text.trim_end().to_string());
             if !text.trim().is_empty() {
                 files.push((with_ext(stem, file.extension), text));
             }
@@ -167,6 +175,52 @@ impl Renderer {
         }
         Ok(out)
     }
+}
+
+fn filter_yaml_ascii(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = arg_string(value, "yaml_ascii")?;
+    Ok(Value::String(crate::text::yaml_scalar_ascii(&s)))
+}
+
+fn filter_yaml_block_ascii(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = arg_string(value, "yaml_block_ascii")?;
+    let indent = args.get("indent").and_then(Value::as_u64).unwrap_or(2) as usize;
+    Ok(Value::String(crate::text::yaml_block_ascii(&s, indent)))
+}
+
+fn filter_kql_comment(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(crate::lower::escape::kql_comment(
+        &arg_string(value, "kql_comment")?,
+    )))
+}
+
+/// A JSON value in ASCII, compact.
+fn filter_json_ascii(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let json = serde_json::to_string(value).map_err(|e| tera::Error::msg(e.to_string()))?;
+    Ok(Value::String(crate::text::json_ascii(&json)))
+}
+
+fn filter_arm_string(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(crate::text::arm_string(&arg_string(
+        value,
+        "arm_string",
+    )?)))
+}
+
+/// The `resources` of an ARM template's text (one rmmc rendered), as ASCII JSON
+/// array elements without the brackets, indented for a gathering template.
+fn filter_arm_resources(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let text = arg_string(value, "arm_resources")?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| tera::Error::msg(e.to_string()))?;
+    let resources = doc["resources"].as_array().cloned().unwrap_or_default();
+    let parts: Vec<String> = resources
+        .iter()
+        .map(|r| {
+            let pretty = serde_json::to_string_pretty(r).expect("JSON serializes");
+            crate::text::json_ascii(&pretty.replace('\n', "\n    "))
+        })
+        .collect();
+    Ok(Value::String(parts.join(",\n    ")))
 }
 
 /// `stem` with `.ext` added (the extension may itself contain dots).

@@ -83,14 +83,17 @@ pub mod escape {
         field_name as eql_field, lucene_escape as eql_lucene, quote as eql_string,
         term_regex as eql_term_regex,
     };
-    pub use super::kql::{column as kql_column, quote as kql_string};
+    pub use super::kql::{column as kql_column, comment as kql_comment, quote as kql_string};
     pub use super::sigma::escape_value as sigma_value;
     pub use super::spl::{
         pcre_ascii_folded as spl_pcre_ascii_folded, pcre_literal as spl_pcre, quote as spl_string,
         search_field as spl_search_field, where_field as spl_where_field,
     };
     pub use super::{ascii_classes, term_regex_around, term_regex_unicode};
-    pub use crate::text::{conf_value, yaml_block, yaml_scalar};
+    pub use crate::text::{
+        arm_string, conf_value, json_ascii, yaml_block, yaml_block_ascii, yaml_scalar,
+        yaml_scalar_ascii,
+    };
 }
 
 use crate::error::{Error, ErrorKind, Result};
@@ -177,6 +180,20 @@ pub enum ApproxKind {
         /// What changes, as the profile states it.
         meaning: String,
     },
+    /// KQL analytics rule: the window is outside Sentinel's queryPeriod range.
+    SentinelQueryPeriod {
+        /// The rule's window, `5d`.
+        window: String,
+        /// The ISO 8601 period queried instead.
+        period: String,
+    },
+    /// KQL: Sentinel and Defender XDR have no Critical severity.
+    NoCriticalSeverity,
+    /// KQL custom detection: reads at most 30 days.
+    CustomDetectionLookBack {
+        /// The rule's window.
+        window: String,
+    },
     /// EQL: an alerting rule run on a schedule, not a hunt over the window.
     AlertingSchedule {
         /// The rule's window, `5d`.
@@ -224,6 +241,8 @@ pub enum ApproxCategory {
     Window,
     /// A field the data lacks, read through another one.
     FieldSubstitute,
+    /// The alert's severity.
+    Severity,
 }
 
 impl ApproxCategory {
@@ -237,6 +256,7 @@ impl ApproxCategory {
             ApproxCategory::ConstantColumns => "constant_columns",
             ApproxCategory::Window => "window",
             ApproxCategory::FieldSubstitute => "field_substitute",
+            ApproxCategory::Severity => "severity",
         }
     }
 }
@@ -251,6 +271,10 @@ impl ApproxKind {
             }
             ApproxKind::EstimatedCount => ApproxCategory::EstimatedCount,
             ApproxKind::FieldSubstitute { .. } => ApproxCategory::FieldSubstitute,
+            ApproxKind::SentinelQueryPeriod { .. } | ApproxKind::CustomDetectionLookBack { .. } => {
+                ApproxCategory::Window
+            }
+            ApproxKind::NoCriticalSeverity => ApproxCategory::Severity,
             ApproxKind::AlertPerEvent { .. } | ApproxKind::CorrelationCountsOnly { .. } => {
                 ApproxCategory::Aggregation
             }
@@ -274,6 +298,9 @@ impl ApproxKind {
             ApproxKind::EstimatedCount => "estimated_count",
             ApproxKind::AlertPerEvent { .. } => "alert_per_event",
             ApproxKind::FieldSubstitute { .. } => "field_substitute",
+            ApproxKind::SentinelQueryPeriod { .. } => "sentinel_query_period",
+            ApproxKind::NoCriticalSeverity => "no_critical_severity",
+            ApproxKind::CustomDetectionLookBack { .. } => "custom_detection_look_back",
             ApproxKind::AlertingSchedule { .. } => "alerting_schedule",
             ApproxKind::CorrelationCountsOnly { .. } => "correlation_counts_only",
             ApproxKind::EqlConstantColumns => "eql_constant_columns",
@@ -320,6 +347,17 @@ impl fmt::Display for ApproxKind {
                 Ok(())
             }
             ApproxKind::FieldSubstitute { meaning } => f.write_str(meaning),
+            ApproxKind::SentinelQueryPeriod { window, period } => write!(
+                f,
+                "Sentinel's queryPeriod must be 5 minutes to 14 days: the {window} window is queried as {period}"
+            ),
+            ApproxKind::NoCriticalSeverity => f.write_str(
+                "Sentinel and Defender XDR have no Critical severity: the analytics rule and the custom detection raise High alerts",
+            ),
+            ApproxKind::CustomDetectionLookBack { window } => write!(
+                f,
+                "a Defender XDR custom detection reads at most 30 days: the {window} window is cut to 30 days"
+            ),
             ApproxKind::AlertingSchedule {
                 window,
                 interval,

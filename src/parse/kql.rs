@@ -352,6 +352,12 @@ impl<'a> Lexer<'a> {
                         return Ok(out);
                     }
                 }
+                '\\' if !verbatim && self.byte(self.pos + 1) == Some(b'u') => {
+                    let at = self.pos;
+                    let (c, len) = self.unicode_escape(at)?;
+                    out.push(c);
+                    self.pos += len;
+                }
                 '\\' if !verbatim => {
                     let at = self.pos;
                     let escaped = match self.byte(at + 1) {
@@ -371,7 +377,7 @@ impl<'a> Lexer<'a> {
                                 at,
                                 format!(
                                     "unknown escape sequence {what} in string literal: expected \
-                                     one of `\\\\ \\\" \\' \\n \\r \\t` (use a verbatim @'...' \
+                                     one of `\\\\ \\\" \\' \\n \\r \\t \\uXXXX` (use a verbatim @'...' \
                                      string for backslashes)"
                                 ),
                             ));
@@ -386,6 +392,41 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
+    }
+}
+
+impl Lexer<'_> {
+    /// A `\uXXXX` escape at `at` (a UTF-16 code unit, as in KQL): the character and the
+    /// length of its text, a surrogate pair read as one character.
+    fn unicode_escape(&self, at: usize) -> Result<(char, usize), KqlError> {
+        let unit = |i: usize| {
+            self.src
+                .get(i + 2..i + 6)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+        };
+        let bad = |what: &str| {
+            self.err(
+                at,
+                format!("invalid unicode escape in string literal: expected {what}"),
+            )
+        };
+        let first = unit(at).ok_or_else(|| bad("`\\u` and four hexadecimal digits"))?;
+        if let Some(c) = char::from_u32(first) {
+            return Ok((c, 6));
+        }
+        let low = (0xD800..0xDC00)
+            .contains(&first)
+            .then(|| (self.src.get(at + 6..at + 8) == Some("\\u")).then(|| unit(at + 6)))
+            .flatten()
+            .flatten()
+            .filter(|low| (0xDC00..0xE000).contains(low))
+            .ok_or_else(|| {
+                bad("a high surrogate followed by a `\\uDC00`..`\\uDFFF` low surrogate")
+            })?;
+        let c = char::from_u32(0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00))
+            .expect("a surrogate pair is a character");
+        Ok((c, 12))
     }
 }
 

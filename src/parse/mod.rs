@@ -263,6 +263,29 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
             ));
         }
     }
+    crate::attack::check(&rule.meta.tactics, &rule.meta.techniques).map_err(|invalid| {
+        // Point at the value inside its list (`tactics:`, `techniques:` or
+        // `relevantTechniques:`), not at an earlier mention in a description.
+        let keys: &[&str] =
+            if rule.meta.tactics.contains(&invalid.value) || invalid.value == "tactics" {
+                &["tactics:"]
+            } else {
+                &["techniques:", "relevantTechniques:"]
+            };
+        let start = keys.iter().find_map(|k| key_line(text, k));
+        let at = start.and_then(|start| {
+            let offset = if invalid.value == "tactics" {
+                Some(0)
+            } else {
+                text[start..].find(&invalid.value)
+            };
+            offset.map(|o| rule_yaml::line_col(text, start + o))
+        });
+        rule_yaml::located(
+            Error::new(ErrorKind::InvalidValue, invalid.message).in_file(path),
+            at,
+        )
+    })?;
     let mut exprs: Vec<(&Expr, String)> = vec![(&rule.detection, "detection".to_string())];
     for x in &rule.exclusions {
         exprs.push((&x.drop_when, format!("exclusion `{}`", x.name)));
@@ -334,6 +357,14 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The byte offset of the line that starts with the top-level key `key`.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    if text.starts_with(key) {
+        return Some(0);
+    }
+    text.find(&format!("\n{key}")).map(|i| i + 1)
 }
 
 /// An acknowledgement names a lint code, or `approximate` and a registered target.
