@@ -27,6 +27,11 @@ impl Compiler {
         Ok(Compiler { backends, renderer })
     }
 
+    /// The renderer with every registered target's templates loaded.
+    pub fn renderer(&self) -> &render::Renderer {
+        &self.renderer
+    }
+
     /// The templates and field maps the compiler uses.
     pub fn backends(&self) -> &Backends {
         &self.backends

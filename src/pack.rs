@@ -488,7 +488,7 @@ pub fn stream_with(
 
     let mut summary = Summary::default();
     let mut gathered = Gatherer::new(&options.targets);
-    gathered.start(sink)?;
+    gathered.start(sink, compiler.renderer())?;
     // Gathered files rendered from the whole rule set need every rule's context; only
     // targets that declare one keep their rules (the others stream in constant memory).
     let mut kept: BTreeMap<Target, Vec<Rendered>> = BTreeMap::new();
@@ -541,7 +541,7 @@ pub fn stream_with(
                 }
                 gathered.add(sink, r)?;
             }
-            if !r.target.spec().gathered.iter().all(is_streamed) {
+            if !r.target.spec().gathered.iter().all(Gathered::is_streamed) {
                 kept.entry(r.target).or_default().push(r.clone());
             }
         }
@@ -561,13 +561,10 @@ pub fn stream_with(
             sink.write_gathered(&Path::new(target.as_str()).join(rel), &text)?;
         }
     }
+    gathered.finish(sink)?;
     summary.files += gathered.count();
     sink.finish()?;
     Ok(summary)
-}
-
-fn is_streamed(g: &Gathered) -> bool {
-    matches!(g, Gathered::Concat { .. })
 }
 
 /// `--strict`: every approximation the rule does not acknowledge is an error, and so
@@ -609,6 +606,8 @@ struct Gatherer {
     targets: Vec<Target>,
     /// (target, gathered path) that already have a rule, so the next one gets the separator.
     started: std::collections::HashSet<(Target, &'static str)>,
+    /// Each wrapped document's text after its parts, written once every rule is in.
+    footers: Vec<(PathBuf, String)>,
 }
 
 impl Gatherer {
@@ -616,6 +615,7 @@ impl Gatherer {
         Gatherer {
             targets: targets.to_vec(),
             started: Default::default(),
+            footers: Vec::new(),
         }
     }
 
@@ -625,11 +625,20 @@ impl Gatherer {
 
     /// Create every gathered file (empty, or with its header), so a pack has them even
     /// when no rule contributes.
-    fn start(&self, sink: &mut dyn Sink) -> Result<()> {
+    fn start(&mut self, sink: &mut dyn Sink, renderer: &crate::render::Renderer) -> Result<()> {
         for &target in &self.targets {
             for g in target.spec().gathered {
-                if let Gathered::Concat { path, .. } = g {
-                    sink.append(&Path::new(target.as_str()).join(path), "")?;
+                match g {
+                    Gathered::Concat { path, .. } => {
+                        sink.append(&Path::new(target.as_str()).join(path), "")?;
+                    }
+                    Gathered::Wrapped { path, template, .. } => {
+                        let (head, foot) = renderer.wrapper(target, template)?;
+                        let rel = Path::new(target.as_str()).join(path);
+                        sink.append(&rel, &head)?;
+                        self.footers.push((rel, foot));
+                    }
+                    Gathered::Template { .. } => {}
                 }
             }
             sink.append(
@@ -645,13 +654,20 @@ impl Gatherer {
     fn add(&mut self, sink: &mut dyn Sink, r: &Rendered) -> Result<()> {
         let target = r.target;
         for g in target.spec().gathered {
-            let Gathered::Concat {
-                path,
-                extension,
-                separator,
-            } = g
-            else {
-                continue;
+            let (path, extension, separator, piece) = match g {
+                Gathered::Concat {
+                    path,
+                    extension,
+                    separator,
+                } => (path, extension, separator, None),
+                Gathered::Wrapped {
+                    path,
+                    extension,
+                    separator,
+                    piece,
+                    ..
+                } => (path, extension, separator, Some(*piece)),
+                Gathered::Template { .. } => continue,
             };
             let wanted = crate::render::with_ext(&r.stem, extension);
             let Some((_, text)) = r.files.iter().find(|(p, _)| *p == wanted) else {
@@ -661,16 +677,29 @@ impl Gatherer {
             if !self.started.insert((target, path)) {
                 sink.append(&rel, separator)?;
             }
-            sink.append(&rel, text.trim_end())?;
-            sink.append(&rel, "\n")?;
+            match piece {
+                None => {
+                    sink.append(&rel, text.trim_end())?;
+                    sink.append(&rel, "\n")?;
+                }
+                Some(piece) => sink.append(&rel, &crate::render::piece(piece, text)?)?,
+            }
         }
         sink.append(&Gatherer::fidelity_path(target), &fidelity_row(r))
+    }
+
+    /// End the wrapped documents.
+    fn finish(&self, sink: &mut dyn Sink) -> Result<()> {
+        for (rel, foot) in &self.footers {
+            sink.append(rel, foot)?;
+        }
+        Ok(())
     }
 
     fn count(&self) -> usize {
         self.targets
             .iter()
-            .map(|t| 1 + t.spec().gathered.iter().filter(|g| is_streamed(g)).count())
+            .map(|t| 1 + t.spec().gathered.iter().filter(|g| g.is_streamed()).count())
             .sum()
     }
 }

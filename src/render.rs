@@ -123,6 +123,20 @@ impl Renderer {
         Ok(rendered(query.unwrap_or_default(), files))
     }
 
+    /// The text before and after the parts of a [`Gathered::Wrapped`] document.
+    pub(crate) fn wrapper(&self, target: Target, template: &str) -> Result<(String, String)> {
+        let name = format!("{target}/{template}");
+        let text = self.render(&name, &json!({ "body": BODY_MARK }))?;
+        let (head, foot) = text.split_once(BODY_MARK).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Template,
+                "the template never writes `{{ body }}`",
+            )
+            .in_file(Path::new("backends").join(&name))
+        })?;
+        Ok((head.to_string(), foot.to_string()))
+    }
+
     /// The target's gathered files rendered from templates over the whole rule set
     /// ([`Gathered::Template`]), paths relative to `out/<target>/`. `Concat` files are
     /// streamed by the pack stage instead.
@@ -143,7 +157,7 @@ impl Renderer {
         let mut out = Vec::new();
         for gathered in target.spec().gathered {
             let text = match gathered {
-                Gathered::Concat { .. } => continue,
+                Gathered::Concat { .. } | Gathered::Wrapped { .. } => continue,
                 Gathered::Template { template, .. } => {
                     let rules: Vec<Value> = rendered
                         .iter()
@@ -211,7 +225,13 @@ fn filter_arm_string(value: &Value, _: &HashMap<String, Value>) -> tera::Result<
 /// array elements without the brackets, indented for a gathering template.
 fn filter_arm_resources(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     let text = arg_string(value, "arm_resources")?;
-    let doc: Value = serde_json::from_str(&text).map_err(|e| tera::Error::msg(e.to_string()))?;
+    arm_resources(&text)
+        .map(Value::String)
+        .map_err(tera::Error::msg)
+}
+
+fn arm_resources(text: &str) -> std::result::Result<String, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let resources = doc["resources"].as_array().cloned().unwrap_or_default();
     let parts: Vec<String> = resources
         .iter()
@@ -220,8 +240,19 @@ fn filter_arm_resources(value: &Value, _: &HashMap<String, Value>) -> tera::Resu
             crate::text::json_ascii(&pretty.replace('\n', "\n    "))
         })
         .collect();
-    Ok(Value::String(parts.join(",\n    ")))
+    Ok(parts.join(",\n    "))
 }
+
+/// A rule's part of a [`Gathered::Wrapped`] document.
+pub(crate) fn piece(piece: crate::lower::Piece, text: &str) -> Result<String> {
+    match piece {
+        crate::lower::Piece::ArmResources => arm_resources(text)
+            .map_err(|e| Error::new(ErrorKind::Template, format!("an ARM template: {e}"))),
+    }
+}
+
+/// Where a [`Gathered::Wrapped`] document's parts go: the marker `body` stands for.
+const BODY_MARK: &str = "\u{0}rmmc-body\u{0}";
 
 /// `stem` with `.ext` added (the extension may itself contain dots).
 pub(crate) fn with_ext(stem: &Path, ext: &str) -> PathBuf {

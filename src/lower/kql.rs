@@ -8,7 +8,7 @@
 //! and so keeps the latest event of each group (`arg_max`) beside the rule's outputs.
 //! Every file is ASCII: Azure-Sentinel's CI rejects any other byte.
 
-use super::{ApproxKind, Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
+use super::{ApproxKind, Dialect, Gathered, LowerInput, Notes, Piece, RuleFile, TargetSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{AggFunction, Case, MatchKind, Predicate, Quantifier, Severity};
 use crate::kql_operators;
@@ -45,9 +45,12 @@ pub(crate) const SPEC: TargetSpec = TargetSpec {
             extension: "detection.json",
         },
     ],
-    gathered: &[Gathered::Template {
+    gathered: &[Gathered::Wrapped {
         path: "analytics-rules.json",
+        extension: "analytics.json",
         template: "analytics_all.tera",
+        separator: ",\n    ",
+        piece: Piece::ArmResources,
     }],
     default_profile: "defender",
 };

@@ -28,7 +28,7 @@
 
 mod registry;
 
-pub use registry::{Gathered, RuleFile, Target, TargetSpec};
+pub use registry::{Gathered, Piece, RuleFile, Target, TargetSpec};
 
 /// Declares the target modules and the registry from one list: each entry is the
 /// target's constant (`Target::Kql`) and its module `lower/<name>.rs`, which declares
