@@ -926,22 +926,33 @@ pub fn check(build: &Build, out_dir: &Path) -> Result<Vec<Stale>> {
             Err(_) => stale.push(Stale::Missing(path)),
         }
     }
-    for &target in &build.targets {
+    stale.extend(extra_files(out_dir, &build.targets, |rel| {
+        !build.files.contains_key(rel)
+    })?);
+    Ok(stale)
+}
+
+/// The files in the chosen targets' folders of `out_dir` that `is_extra` (given the
+/// path relative to `out_dir`) says no build produced.
+fn extra_files(
+    out_dir: &Path,
+    targets: &[Target],
+    is_extra: impl Fn(&Path) -> bool,
+) -> Result<Vec<Stale>> {
+    let mut extra = Vec::new();
+    for &target in targets {
         let dir = out_dir.join(target.as_str());
         if !dir.is_dir() {
             continue;
         }
         let pattern = format!("{}/**/*", dir.display());
         for p in glob_paths(&pattern)? {
-            if p.is_file() {
-                let rel = p.strip_prefix(out_dir).expect("under out").to_path_buf();
-                if !build.files.contains_key(&rel) {
-                    stale.push(Stale::Extra(p));
-                }
+            if p.is_file() && is_extra(p.strip_prefix(out_dir).expect("under out")) {
+                extra.push(Stale::Extra(p));
             }
         }
     }
-    Ok(stale)
+    Ok(extra)
 }
 
 /// Compare what a build of `sources` would write with `out_dir`, streaming: each
@@ -975,22 +986,9 @@ pub fn check_packs(
     let _ = std::fs::remove_dir_all(&spill);
     result?;
     let mut stale = sink.stale;
-    for &target in &options.targets {
-        let dir = out_dir.join(target.as_str());
-        if !dir.is_dir() {
-            continue;
-        }
-        let pattern = format!("{}/**/*", dir.display());
-        for p in glob_paths(&pattern)? {
-            if p.is_file() {
-                let rel = p.strip_prefix(out_dir).expect("under out").to_path_buf();
-                let checked = only.is_none_or(|selection| selection.owns(&rel));
-                if checked && !sink.produced.contains(&rel) {
-                    stale.push(Stale::Extra(p));
-                }
-            }
-        }
-    }
+    stale.extend(extra_files(out_dir, &options.targets, |rel| {
+        only.is_none_or(|selection| selection.owns(rel)) && !sink.produced.contains(rel)
+    })?);
     Ok(stale)
 }
 
