@@ -221,6 +221,44 @@ pub fn yaml_error(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
     }
 }
 
+/// A warning as data: where in its file (when known), its code (when it has one) and
+/// what it says. Parser, lint, lowering and importer warnings become remarks, so
+/// reports (text, JSON, SARIF) take their parts as they are, never from a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remark {
+    /// 1-based line and column in the file the warning is about.
+    pub position: Option<(usize, usize)>,
+    /// The warning's code (`not-a-file-name`), which `acknowledged:` names.
+    pub code: Option<&'static str>,
+    /// What deserves a look, without position or code.
+    pub message: String,
+}
+
+impl Remark {
+    /// A warning with neither position nor code.
+    pub fn new(message: impl Into<String>) -> Remark {
+        Remark {
+            position: None,
+            code: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// `line:col: message [code]`, the parts that are known.
+impl fmt::Display for Remark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((line, column)) = self.position {
+            write!(f, "{line}:{column}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(code) = self.code {
+            write!(f, " [{code}]")?;
+        }
+        Ok(())
+    }
+}
+
 /// Many errors at once: a build reports every bad rule, not only the first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Errors(pub Vec<Error>);
