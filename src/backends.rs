@@ -21,8 +21,28 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("spl/query.tera", include_str!("../backends/spl/query.tera")),
     ("spl/rule.tera", include_str!("../backends/spl/rule.tera")),
     (
+        "spl/macros.conf.tera",
+        include_str!("../backends/spl/macros.conf.tera"),
+    ),
+    (
+        "spl/app.conf.tera",
+        include_str!("../backends/spl/app.conf.tera"),
+    ),
+    (
+        "spl/default.meta.tera",
+        include_str!("../backends/spl/default.meta.tera"),
+    ),
+    (
+        "spl/README.md.tera",
+        include_str!("../backends/spl/README.md.tera"),
+    ),
+    (
         "spl/profiles/defender.yaml",
         include_str!("../backends/spl/profiles/defender.yaml"),
+    ),
+    (
+        "spl/profiles/defender_sourcetypes.yaml",
+        include_str!("../backends/spl/profiles/defender_sourcetypes.yaml"),
     ),
     ("eql/query.tera", include_str!("../backends/eql/query.tera")),
     ("eql/rule.tera", include_str!("../backends/eql/rule.tera")),

@@ -239,14 +239,14 @@ pub fn build(
         return Err(Errors(errors));
     }
     for &target in &options.targets {
-        add_index_files(&mut out, target);
+        add_index_files(&mut out, target, &renderer).map_err(|e| Errors(vec![e]))?;
     }
     Ok(out)
 }
 
-/// Per-target files that gather all rules: savedsearches.conf, rules.ndjson and the
-/// fidelity table.
-fn add_index_files(build: &mut Build, target: Target) {
+/// Per-target files that gather all rules: the Splunk app's files, rules.ndjson and
+/// the fidelity table.
+fn add_index_files(build: &mut Build, target: Target, renderer: &Renderer) -> Result<()> {
     let mut rendered: Vec<&Rendered> = build
         .rendered
         .iter()
@@ -267,10 +267,11 @@ fn add_index_files(build: &mut Build, target: Target) {
     };
     match target {
         Target::Spl => {
-            let text = gather("conf");
-            build
-                .files
-                .insert(Path::new("spl").join("savedsearches.conf"), text);
+            let conf = gather("conf");
+            let app = splunk_app_files(&rendered, conf, renderer)?;
+            for (rel, text) in app {
+                build.files.insert(Path::new("spl").join(rel), text);
+            }
         }
         Target::Eql => {
             let text = gather("ndjson");
@@ -304,7 +305,97 @@ fn add_index_files(build: &mut Build, target: Target) {
     build
         .files
         .insert(Path::new(target.as_str()).join("FIDELITY.md"), table);
+    Ok(())
 }
+
+/// The Splunk app `out/spl/` is: `default/savedsearches.conf` (every rule's stanza),
+/// `default/macros.conf` (the data-source macros the searches start with and each
+/// rule's `_filter` macro they end with), `default/app.conf`, `metadata/default.meta`
+/// and `README.md`. Two rules whose stanzas or filter macros would share a name, or two
+/// data sources defining one macro differently, are an error: Splunk would silently
+/// merge them.
+fn splunk_app_files(
+    rendered: &[&Rendered],
+    savedsearches: String,
+    renderer: &Renderer,
+) -> Result<Vec<(&'static str, String)>> {
+    let mut stanzas: BTreeMap<String, &Path> = BTreeMap::new();
+    let mut sources: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut rules = Vec::new();
+    let mut profile = String::new();
+    for r in rendered {
+        let c = &r.context;
+        let text = |key: &str| c[key].as_str().unwrap_or_default().to_string();
+        let stanza = crate::lower::one_line(&r.rule_name).replace(['[', ']'], "");
+        let filter = text("filter_macro");
+        for name in [format!("stanza [{stanza}]"), format!("macro [{filter}]")] {
+            if let Some(first) = stanzas.insert(name.clone(), &r.source_file) {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "the Splunk app would have two {name}: rename this rule or {}",
+                        first.display()
+                    ),
+                )
+                .in_file(&r.source_file));
+            }
+        }
+        let (macro_name, definition) = (text("source_macro"), text("source_definition"));
+        match sources.get(&macro_name) {
+            Some(s) if s["definition"] != definition.as_str() => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("data-source macro `{macro_name}` is defined two ways by the profile: `{}` and `{definition}`", s["definition"].as_str().unwrap_or_default()),
+                )
+                .in_file(&r.source_file));
+            }
+            Some(_) => {}
+            None => {
+                let description = format!(
+                    "Where the {} events are (profile {}). Add your index here.",
+                    c["rule"]["source"].as_str().unwrap_or_default(),
+                    text("profile")
+                );
+                sources.insert(
+                    macro_name.clone(),
+                    serde_json::json!({"macro": macro_name, "definition": definition, "description": description}),
+                );
+            }
+        }
+        profile = text("profile");
+        rules.push(serde_json::json!({
+            "name": r.rule_name,
+            "stem": r.stem.to_string_lossy().replace('\\', "/"),
+            "filter_macro": filter,
+            "severity": c["rule"]["severity"],
+            "window": c["window"],
+        }));
+    }
+    let context = serde_json::json!({
+        "app": {
+            "id": SPLUNK_APP_ID,
+            "version": env!("CARGO_PKG_VERSION"),
+            "label": "RMM abuse detections (rmmc)",
+            "description": "Scheduled alerts for abused remote monitoring and management tools (MITRE ATT&CK T1219), compiled by rmmc from one rule set shared with KQL, EQL and Sigma.",
+        },
+        "profile": profile,
+        "sources": sources.into_values().collect::<Vec<_>>(),
+        "rules": rules,
+    });
+    let mut files = vec![("default/savedsearches.conf", savedsearches)];
+    for (path, template) in [
+        ("default/macros.conf", "spl/macros.conf.tera"),
+        ("default/app.conf", "spl/app.conf.tera"),
+        ("metadata/default.meta", "spl/default.meta.tera"),
+        ("README.md", "spl/README.md.tera"),
+    ] {
+        files.push((path, renderer.render(template, &context)?));
+    }
+    Ok(files)
+}
+
+/// The id (and installed folder name) of the Splunk app in `out/spl/`.
+pub const SPLUNK_APP_ID: &str = "rmmc_rmm_detections";
 
 /// Write the packs under `out_dir`, replacing each target's folder whole. Every file
 /// is first written to a staging folder, so a failure leaves the old packs in place.

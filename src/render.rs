@@ -24,6 +24,9 @@ pub struct Rendered {
     pub files: Vec<(PathBuf, String)>,
     pub fidelity: Fidelity,
     pub warnings: Vec<String>,
+    /// Everything the rule's templates read (lowering context, `rule`, `query`), for
+    /// the files that gather all rules of a pack.
+    pub context: Value,
 }
 
 /// Tera with the backends' templates loaded once.
@@ -39,6 +42,10 @@ const TEMPLATES: &[&str] = &[
     "eql/query.tera",
     "eql/rule.tera",
     "sigma/rule.tera",
+    "spl/macros.conf.tera",
+    "spl/app.conf.tera",
+    "spl/default.meta.tera",
+    "spl/README.md.tera",
 ];
 
 impl Renderer {
@@ -57,7 +64,8 @@ impl Renderer {
         Ok(Renderer { tera })
     }
 
-    fn render(&self, name: &str, context: &Value) -> Result<String> {
+    /// Render one template with a context of the caller's (the gathered files of a pack).
+    pub fn render(&self, name: &str, context: &Value) -> Result<String> {
         let ctx =
             tera::Context::from_value(context.clone()).map_err(|e| template_error(name, &e))?;
         self.tera
@@ -107,6 +115,7 @@ impl Renderer {
             files,
             fidelity: lowered.fidelity.clone(),
             warnings: lowered.warnings.clone(),
+            context,
         })
     }
 }

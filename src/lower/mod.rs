@@ -21,8 +21,10 @@ pub mod escape {
     pub use super::kql::{column as kql_column, quote as kql_string};
     pub use super::sigma::escape_value as sigma_value;
     pub use super::spl::{
-        pcre_ascii_folded as spl_pcre_ascii_folded, pcre_literal as spl_pcre, quote as spl_string,
-        search_field as spl_search_field, where_field as spl_where_field,
+        ascii_folded_literal as spl_ascii_folded, filter_macro as spl_filter_macro,
+        pcre_literal as spl_pcre, quote as spl_string, search_field as spl_search_field,
+        where_field as spl_where_field, without_backticks as spl_without_backticks,
+        working_name as spl_working_name,
     };
     pub use super::{ascii_classes, term_regex_around, term_regex_unicode};
     pub use crate::render::{conf_value, yaml_block, yaml_scalar};
