@@ -41,6 +41,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../backends/spl/profiles/defender.yaml"),
     ),
     (
+        "spl/profiles/defender_es.yaml",
+        include_str!("../backends/spl/profiles/defender_es.yaml"),
+    ),
+    (
         "spl/profiles/defender_sourcetypes.yaml",
         include_str!("../backends/spl/profiles/defender_sourcetypes.yaml"),
     ),

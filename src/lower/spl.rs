@@ -230,6 +230,21 @@ fn is_macro_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The host's name, the risk object of Enterprise Security's risk events.
+const HOST_NAME: &str = "host.name";
+
+/// Enterprise Security's notable severity and a risk score (the 1-99 scale Splunk's
+/// content uses, as Elastic's for the same levels).
+fn severity_level(s: Severity) -> (&'static str, u8) {
+    match s {
+        Severity::Informational => ("informational", 1),
+        Severity::Low => ("low", 21),
+        Severity::Medium => ("medium", 47),
+        Severity::High => ("high", 73),
+        Severity::Critical => ("critical", 99),
+    }
+}
+
 /// Splunk's `alert.severity`: 1 debug, 2 info, 3 warn, 4 error, 5 severe, 6 fatal.
 fn alert_severity(s: Severity) -> u8 {
     match s {
@@ -379,12 +394,27 @@ impl Dialect for Spl {
             canonical.extend(x.drop_when.fields());
         }
         let host_id = "host.id";
+        let enterprise_security = match input
+            .profile
+            .source(rule.source)?
+            .settings
+            .get("enterprise_security")
+            .map(String::as_str)
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(profile_error(format!(
+                    "setting `enterprise_security` must be \"true\" or \"false\", not `{other}`"
+                )));
+            }
+        };
         match &rule.aggregation {
             Some(agg) => {
                 canonical.extend(agg.group_by.iter().map(String::as_str));
                 canonical.extend(agg.outputs.iter().filter_map(|o| o.function.field()));
             }
-            None => canonical.push(host_id),
+            None => canonical.extend([host_id, HOST_NAME]),
         }
         let mut fill: Vec<String> = Vec::new();
         let mut read_as: BTreeMap<String, String> = BTreeMap::new();
@@ -452,6 +482,33 @@ impl Dialect for Spl {
                 .collect::<Result<_>>()?,
             None => vec![working_name(&input.field(host_id)?).to_string()],
         };
+        // Enterprise Security scores risk on the host: the first of the host's name and
+        // id that each result carries.
+        let result_fields: Vec<&str> = match &rule.aggregation {
+            Some(agg) => agg.group_by.iter().map(String::as_str).collect(),
+            None => vec![host_id, HOST_NAME],
+        };
+        let risk_object = [HOST_NAME, host_id]
+            .into_iter()
+            .find(|f| result_fields.contains(f))
+            .map(|f| input.field(f).map(|m| working_name(&m).to_string()))
+            .transpose()?;
+        let (level, risk_score) = severity_level(rule.meta.severity);
+        let enterprise_security = enterprise_security.then(|| {
+            json!({
+                "security_domain": "endpoint",
+                "severity": level,
+                "risk": risk_object.as_ref().map(|field| json!({
+                    "field": field,
+                    "json": json!([{
+                        "risk_object_field": field,
+                        "risk_object_type": "system",
+                        "risk_score": risk_score,
+                    }]).to_string(),
+                })),
+                "nes_fields": suppress_fields.join(","),
+            })
+        });
         let constants: Vec<_> = rule
             .constants
             .iter()
@@ -483,6 +540,7 @@ impl Dialect for Spl {
             "exclusions": exclusions,
             "stats": stats,
             "constants": constants,
+            "enterprise_security": enterprise_security,
             "alert": {
                 "severity": alert_severity(rule.meta.severity),
                 "suppress_fields": suppress_fields.join(","),
