@@ -190,6 +190,7 @@ fn the_spec_check_catches_misspelled_keys_and_bad_values() {
 /// risk actions on the host, the others add none.
 #[test]
 fn every_stanza_is_a_scheduled_alert() {
+    let relative = Regex::new(r"^-\d+[hms]$").unwrap();
     for profile in PROFILES {
         let files = app(profile);
         let conf = file(files, "default/savedsearches.conf");
@@ -208,10 +209,7 @@ fn every_stanza_is_a_scheduled_alert() {
             assert_eq!(get("quantity"), "0");
             assert_eq!(get("alert.suppress"), "1");
             let window = get("dispatch.earliest_time");
-            assert!(
-                Regex::new(r"^-\d+[hms]$").unwrap().is_match(window),
-                "{window}"
-            );
+            assert!(relative.is_match(window), "{window}");
             assert_eq!(format!("-{}", get("alert.suppress.period")), window);
             assert!(
                 get("search").contains(&format!("earliest={window} latest=+1s")),
@@ -242,6 +240,11 @@ fn every_stanza_is_a_scheduled_alert() {
 /// `search *` (keeps everything) until a user tunes it.
 #[test]
 fn searches_call_only_macros_the_app_defines() {
+    let call = Regex::new(r"`([^`]*)`").unwrap();
+    let shape = Regex::new(
+        r"^`(rmmc_defender_[a-z_]+)` earliest=\S+ latest=\+1s .* \| `([a-z0-9_]+_filter)`$",
+    )
+    .unwrap();
     for profile in PROFILES {
         let files = app(profile);
         let macros = file(files, "default/macros.conf");
@@ -257,11 +260,6 @@ fn searches_call_only_macros_the_app_defines() {
                 (name, definition)
             })
             .collect();
-        let call = Regex::new(r"`([^`]*)`").unwrap();
-        let shape = Regex::new(
-            r"^`(rmmc_defender_[a-z_]+)` earliest=\S+ latest=\+1s .* \| `([a-z0-9_]+_filter)`$",
-        )
-        .unwrap();
         let mut filters = BTreeSet::new();
         for line in file(files, "default/savedsearches.conf").lines() {
             let Some(search) = line.strip_prefix("search = ") else {
@@ -371,6 +369,44 @@ fn a_bad_data_source_macro_is_a_clear_error() {
         assert_eq!(err.kind(), ErrorKind::Schema);
         assert!(err.to_string().contains(expected), "{err}");
         assert!(err.to_string().contains("defender.yaml"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Splunk merges stanzas of one name silently: two rules that would be one alert or
+/// share a filter macro stop the build with a message naming the rule.
+#[test]
+fn rules_that_would_share_an_alert_or_filter_macro_are_refused() {
+    let original = std::fs::read_to_string(root().join("rules/netsupport/filesig.yaml")).unwrap();
+    let name = "name: Remote Management and Monitoring tool - NetSupport - File Signature";
+    assert!(original.contains(name));
+    for (second_name, expected) in [
+        (name, "two rules would be the Splunk alert"),
+        (
+            "name: Remote Management and Monitoring tool NetSupport File Signature",
+            "two rules would share the filter macro `remote_management_and_monitoring_tool_netsupport_file_signature_filter`",
+        ),
+    ] {
+        let dir = std::env::temp_dir().join(format!("rmmc-spl-dup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.yaml"), &original).unwrap();
+        let second = original.replace(name, second_name).replace(
+            "id: b05f18dd-69df-4dc3-9eed-04b29d379ee5",
+            "id: 0f4d0a8e-7d4b-4c55-9a53-7b9e1d2c3f40",
+        );
+        assert_ne!(second, original);
+        std::fs::write(dir.join("b.yaml"), second).unwrap();
+        let sources = discover(&[dir.to_string_lossy().to_string()]).unwrap();
+        let options = BuildOptions {
+            targets: vec![Target::Spl],
+            profile: None,
+            strict: false,
+        };
+        let err = build(&sources, &Backends::embedded().unwrap(), &options)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(expected), "{err}");
+        assert!(err.contains("b.yaml"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,12 +2,28 @@
 //! exclusions become `filter_*` selections (`condition: selection and not 1 of
 //! filter_*`); an aggregation becomes an `event_count` correlation rule.
 
-use super::{Dialect, LowerInput, Notes, one_line};
+use super::{Dialect, LowerInput, Notes, RuleFile, TargetSpec, one_line};
 use crate::error::Result;
 use crate::ir::{Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::{Value, json};
 
 pub(crate) struct Sigma;
+
+/// The registry entry of sigma.
+pub(crate) const SPEC: TargetSpec = TargetSpec {
+    name: "sigma",
+    description: "Sigma rules (specification v2), with a correlation rule for aggregations",
+    dialect: &Sigma,
+    rule_files: &[
+        RuleFile {
+            template: "rule.tera",
+            extension: "yml",
+        },
+    ],
+    gathered: &[],
+    default_profile: "defender",
+};
+
 
 /// The term boundary in Sigma regexes. Python's `re` (pySigma, sigma-cli) has no
 /// `\p{..}` classes; there `[\W_]` is exactly "not a letter or digit". Other
@@ -366,7 +382,7 @@ impl Dialect for Sigma {
             .map(|t| {
                 format!(
                     "attack.{}",
-                    super::tactic(t).1.to_lowercase().replace(' ', "-")
+                    crate::attack::tactic(t).1.to_lowercase().replace(' ', "-")
                 )
             })
             .chain(
@@ -452,6 +468,6 @@ mod tests {
         let a = derived_id("b05f18dd-69df-4dc3-9eed-04b29d379ee5");
         assert_eq!(a, derived_id("b05f18dd-69df-4dc3-9eed-04b29d379ee5"));
         assert_ne!(a, derived_id("54ce8c70-403e-4659-88f7-8bd63a10fdca"));
-        assert!(crate::parse::rule_yaml::is_uuid(&a), "{a}");
+        assert!(crate::text::is_uuid(&a), "{a}");
     }
 }

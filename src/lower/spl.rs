@@ -24,7 +24,7 @@
 //! change), but `latest` is exclusive, so the search runs to `latest=+1s` and
 //! `where _time<=now()` (the search's start time) ends it exactly.
 
-use super::{Dialect, LowerInput, Notes};
+use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{
     AggFunction, Case, Expr, MatchKind, Predicate, Quantifier, Severity, TIMESTAMP_FIELD,
@@ -33,6 +33,52 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 pub(crate) struct Spl;
+
+/// The registry entry of spl.
+pub(crate) const SPEC: TargetSpec = TargetSpec {
+    name: "spl",
+    description: "Splunk Search Processing Language: a Splunk app of scheduled alerts (savedsearches.conf, macros.conf)",
+    dialect: &Spl,
+    rule_files: &[
+        RuleFile {
+            template: "query.tera",
+            extension: "spl",
+        },
+        RuleFile {
+            template: "rule.tera",
+            extension: "conf",
+        },
+    ],
+    // `out/spl/` is a Splunk app as it is: these files and the per-rule `.spl`
+    // (search) and `.conf` (stanza) files kept for review.
+    gathered: &[
+        Gathered::Concat {
+            path: "default/savedsearches.conf",
+            extension: "conf",
+            separator: "\n",
+        },
+        Gathered::Template {
+            path: "default/macros.conf",
+            template: "macros.conf.tera",
+        },
+        Gathered::Template {
+            path: "default/app.conf",
+            template: "app.conf.tera",
+        },
+        Gathered::Template {
+            path: "metadata/default.meta",
+            template: "default.meta.tera",
+        },
+        Gathered::Template {
+            path: "README.md",
+            template: "README.md.tera",
+        },
+    ],
+    default_profile: "defender",
+};
+
+/// The id (and installed folder name) of the Splunk app `out/spl/` is.
+pub const SPLUNK_APP_ID: &str = "rmmc_rmm_detections";
 
 /// The PCRE verb that makes a pattern read its subject as UTF-8 code points.
 pub const UTF: &str = "(*UTF)";
@@ -528,6 +574,11 @@ impl Dialect for Spl {
             .collect::<Result<_>>()?;
         let window = time_span(rule.window.seconds);
         Ok(json!({
+            "app": {
+                "id": SPLUNK_APP_ID,
+                "label": "RMM abuse detections (rmmc)",
+                "description": "Scheduled alerts for abused remote monitoring and management tools (MITRE ATT&CK T1219), compiled by rmmc from one rule set shared with KQL, EQL and Sigma.",
+            },
             "profile": input.profile.name,
             "source_macro": source_macro,
             "source_definition": source_definition,
