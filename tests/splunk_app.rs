@@ -410,3 +410,18 @@ fn rules_that_would_share_an_alert_or_filter_macro_are_refused() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// The README shows one full stanza: the one the build writes.
+#[test]
+fn the_readme_stanza_is_the_built_one() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## The Splunk app").expect("README section")..];
+    let start = section.find("```ini\n").expect("ini block") + "```ini\n".len();
+    let shown = &section[start..start + section[start..].find("\n```").expect("end")];
+    let files = app(None);
+    let conf = file(files, "netsupport/filesig.conf");
+    assert_eq!(
+        shown,
+        conf[conf.find("\n[").expect("stanza") + 1..].trim_end()
+    );
+}
