@@ -137,18 +137,6 @@ fn spl_check(compiler: &Compiler, s: &str, kind: MatchKind, case: Case) -> Resul
         .compile(&rule(&benign(s), kind, case), Target::Spl, None)
         .map_err(|e| e.to_string())?
         .query;
-    let shape = |q: &str| -> Result<Vec<String>, String> {
-        Ok(spl_engine::tokenize(q)
-            .map_err(|e| format!("{e}: {q}"))?
-            .iter()
-            .map(spl_engine::Tok::kind)
-            .collect())
-    };
-    if shape(&q)? != shape(&b)? {
-        return Err(format!(
-            "SPL structure differs from the benign query:\n{q}\n{b}"
-        ));
-    }
     // The search as Splunk runs it: the data-source macro and the rule's filter
     // macro expanded as the app's macros.conf defines them.
     let profile = compiler
@@ -166,6 +154,19 @@ fn spl_check(compiler: &Compiler, s: &str, kind: MatchKind, case: Case) -> Resul
             "search *".to_string(),
         ),
     ]);
+    let shape = |q: &str| -> Result<Vec<String>, String> {
+        let expanded = spl_engine::expand_macros(q, &macros).map_err(|e| format!("{e}: {q}"))?;
+        Ok(spl_engine::tokenize(&expanded)
+            .map_err(|e| format!("{e}: {q}"))?
+            .iter()
+            .map(spl_engine::Tok::kind)
+            .collect())
+    };
+    if shape(&q)? != shape(&b)? {
+        return Err(format!(
+            "SPL structure differs from the benign query:\n{q}\n{b}"
+        ));
+    }
     let expanded = spl_engine::expand_macros(&q, &macros).map_err(|e| format!("{e}: {q}"))?;
     let parsed = spl_engine::parse(&expanded).map_err(|e| format!("{e}: {q}"))?;
     let now = 1_000_000.0;

@@ -189,14 +189,14 @@ pub fn pcre_literal(kind: MatchKind, case: Case, value: &str) -> String {
 /// The search-time prefilter of one value: a case-insensitive wildcard term that
 /// matches every event the exact condition matches. `None` where SPL cannot say it
 /// exactly or the raw event may spell the value differently: a literal `*` cannot be
-/// escaped in a search, backslashes in search strings are escaped again by some
-/// commands, and non-ASCII letters, `&`, `<`, `>` and quotes may be escaped in the
+/// escaped in a search, a backtick would start a macro call, backslashes in search
+/// strings are escaped again by some commands, and non-ASCII letters, `&`, `<`, `>` and quotes may be escaped in the
 /// raw JSON (`\u00e4`, `\u0026`, `\"`), which the indexed terms are made of. The
 /// `where` alone is exact for those.
 fn prefilter_value(kind: MatchKind, value: &str) -> Option<String> {
     if value
         .chars()
-        .any(|c| !c.is_ascii() || "*\\&<>\"'".contains(c))
+        .any(|c| !c.is_ascii() || "*\\&<>\"'`".contains(c))
     {
         return None;
     }
@@ -759,6 +759,7 @@ mod tests {
             (Contains, "O&O Software", None),
             (Contains, "a<b>", None),
             (Contains, "it's", None),
+            (Contains, "a`b`", None),
             (Contains, "say \"hi\"", None),
         ] {
             assert_eq!(
