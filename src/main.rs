@@ -221,6 +221,22 @@ or any catalogue file was malformed (the other tools are still imported).")]
         #[arg(long)]
         fixtures: bool,
     },
+    /// Write a commented skeleton rule and its fixtures file to edit:
+    /// RULES/<tool>/<kind>.yaml and <kind>.fixtures.yaml.
+    #[command(after_help = "Examples:
+  rmmc new FooRemote createproc      writes rules/fooremote/createproc.yaml and .fixtures.yaml
+  rmmc new \"Zoho Assist\" netconn --into /tmp/rules")]
+    New {
+        /// The tool's name as it appears in rule names (`tool:`).
+        tool: String,
+        /// What the rule looks at: filesig (file signatures), createproc (process
+        /// creation) or netconn (network connections).
+        #[arg(value_parser = rmmc::scaffold::KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>())]
+        kind: String,
+        /// The rules folder to write into.
+        #[arg(long, default_value = "rules")]
+        into: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -412,7 +428,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             let compiler = rmmc::Compiler::with_backends(backends)?;
             let parsed = rmmc::parse::parse_rule(&rule, &text, compiler.backends())?;
             for w in &parsed.warnings {
-                eprintln!("{}: warning: {w}", rule.display());
+                eprintln!("{}", warning_line(&rule, w));
             }
             match target {
                 None => {
@@ -449,6 +465,18 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             Ok(0)
         }
         Command::Test { rules } => run_tests(&rules, &backends),
+        Command::New { tool, kind, into } => {
+            for file in rmmc::scaffold::new_rule(&into, &tool, &kind)? {
+                say!("wrote {}", file.display());
+            }
+            let folder = into.join(rmmc::scaffold::tool_folder(&tool));
+            say!(
+                "next: edit both files, then `RMMC_BLESS=1 rmmc test {}`, `rmmc build` and `rmmc list rules --format markdown > {}`",
+                folder.display(),
+                into.join("README.md").display()
+            );
+            Ok(0)
+        }
         Command::Fixtures {
             rules,
             target,
@@ -494,6 +522,18 @@ fn run(cli: Cli) -> Result<u8, Errors> {
     }
 }
 
+/// `file:line:col: warning: ...` for warnings located in the file (they start with
+/// `line:col: `), else `file: warning: ...`.
+fn warning_line(file: &Path, warning: &str) -> String {
+    let located = warning.split_once(": ").filter(|(at, _)| {
+        at.split(':').count() == 2 && at.split(':').all(|n| n.parse::<usize>().is_ok())
+    });
+    match located {
+        Some((at, rest)) => format!("{}:{at}: warning: {rest}", file.display()),
+        None => format!("{}: warning: {warning}", file.display()),
+    }
+}
+
 fn verdict(f: &Fidelity) -> &'static str {
     if f.is_exact() { "exact" } else { "approximate" }
 }
@@ -502,7 +542,7 @@ fn verdict(f: &Fidelity) -> &'static str {
 /// with `--verbose`.
 fn report(build: &pack::Build, verbose: bool) {
     for (file, w) in &build.warnings {
-        eprintln!("{}: warning: {w}", file.display());
+        eprintln!("{}", warning_line(file, w));
     }
     let mut reasons: std::collections::BTreeMap<(Target, String), usize> = Default::default();
     let mut totals: std::collections::BTreeMap<Target, (usize, usize)> = Default::default();
@@ -569,9 +609,13 @@ fn run_tests(rules: &[String], backends: &Backends) -> Result<u8, Errors> {
         let mut problems = outcome.mismatches.clone();
         let rendered = serde_json::to_string_pretty(&outcome.expected).expect("serializes") + "\n";
         if bless {
-            std::fs::write(&expected_file, &rendered).map_err(|e| {
-                rmmc::Error::new(rmmc::ErrorKind::Io, e.to_string()).in_file(&expected_file)
-            })?;
+            let unchanged = std::fs::read_to_string(&expected_file).is_ok_and(|t| t == rendered);
+            if !unchanged {
+                std::fs::write(&expected_file, &rendered).map_err(|e| {
+                    rmmc::Error::new(rmmc::ErrorKind::Io, e.to_string()).in_file(&expected_file)
+                })?;
+                say!("wrote {} (review it)", expected_file.display());
+            }
         } else {
             match std::fs::read_to_string(&expected_file) {
                 Ok(existing) if existing == rendered => {}
