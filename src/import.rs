@@ -540,11 +540,11 @@ pub fn import_sentinel_with(
 
 pub(crate) fn write_file(dest: &Path, text: &str) -> Result<()> {
     if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io_write(dir, e))?;
     }
     let tmp = dest.with_extension(format!("yaml.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))
+    std::fs::write(&tmp, text).map_err(|e| Error::io_write(&tmp, e))?;
+    std::fs::rename(&tmp, dest).map_err(|e| Error::io_write(dest, e))
 }
 
 /// Convert every query under `paths` in memory: the items, with their rule and rule
@@ -630,20 +630,10 @@ fn folder_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// A folder name fit for rules/: lowercase, letters, digits, `.`, `_`, `-`.
+/// A tool's folder under `rules/`: [`crate::text::path_component`], so that a
+/// Sentinel `name` such as `... - .. - File Signature` cannot leave `--into`.
 fn dir_name(tool: &str) -> String {
-    let s: String = tool
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    s.trim_matches('-').to_string()
+    crate::text::path_component(tool)
 }
 
 /// `rmm_AnyDesk_filesig.yaml` → (`AnyDesk`, `filesig`).
@@ -1204,6 +1194,40 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn an_imported_name_cannot_leave_the_rules_folder() {
+        let backends = Backends::embedded().unwrap();
+        let dir = temp("traversal");
+        let src = dir.join("RMM/Other");
+        std::fs::create_dir_all(&src).unwrap();
+        let hostile = SENTINEL.replace(
+            "name: Remote Management and Monitoring tool - Example - File Signature",
+            "name: Remote Management and Monitoring tool - .. - File Signature",
+        );
+        std::fs::write(src.join("rmm_Other_filesig.yaml"), hostile).unwrap();
+        let into = dir.join("out/rules");
+        let options = ImportOptions {
+            into: into.clone(),
+            force: false,
+        };
+        let s = import_sentinel_with(&[dir.join("RMM")], &options, &backends).unwrap();
+        let rel = s.items[0].rel_dest().expect("imported");
+        assert!(
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_))),
+            "{}",
+            rel.display()
+        );
+        assert!(!dir.join("out/filesig.yaml").exists());
+        for name in ["..", ".", "a/../b", "x\n| y", "C:\\t", ".hidden", ""] {
+            let d = dir_name(name);
+            assert!(
+                !d.is_empty() && !d.starts_with('.') && !d.contains(['/', '\\', '\n']) && d != "..",
+                "{name:?} -> {d:?}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Rule, Severity};
 use crate::lower::{Fidelity, Gathered, Lowered, Target, missing_exclusion_fields};
-use crate::text::{conf_value, one_line, yaml_block, yaml_scalar};
+use crate::text::{conf_line, conf_stanza, conf_value, one_line, yaml_block, yaml_scalar};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,7 @@ impl Renderer {
         tera.register_filter("yaml_block", filter_yaml_block);
         tera.register_filter("one_line", filter_one_line);
         tera.register_filter("conf_value", filter_conf_value);
+        tera.register_filter("conf_line", filter_conf_line);
         tera.register_filter("conf_stanza", filter_conf_stanza);
         Ok(Renderer { tera })
     }
@@ -102,9 +103,10 @@ impl Renderer {
         })
     }
 
-    /// The target's gathered files ([`crate::lower::TargetSpec::gathered`]) from its
-    /// rendered rules, paths relative to `out/<target>/`.
-    pub fn render_gathered(
+    /// The target's gathered files rendered from templates over the whole rule set
+    /// ([`Gathered::Template`]), paths relative to `out/<target>/`. `Concat` files are
+    /// streamed by the pack stage instead.
+    pub fn render_gathered_templates(
         &self,
         target: Target,
         rendered: &[&Rendered],
@@ -121,16 +123,7 @@ impl Renderer {
         let mut out = Vec::new();
         for gathered in target.spec().gathered {
             let text = match gathered {
-                Gathered::Concat {
-                    extension,
-                    separator,
-                    ..
-                } => rendered
-                    .iter()
-                    .filter_map(|r| file_with(r, extension))
-                    .map(|t| t.trim_end().to_string() + "\n")
-                    .collect::<Vec<_>>()
-                    .join(separator),
+                Gathered::Concat { .. } => continue,
                 Gathered::Template { template, .. } => {
                     let rules: Vec<Value> = rendered
                         .iter()
@@ -169,7 +162,8 @@ impl Renderer {
     }
 }
 
-fn with_ext(stem: &Path, ext: &str) -> PathBuf {
+/// `stem` with `.ext` added (the extension may itself contain dots).
+pub(crate) fn with_ext(stem: &Path, ext: &str) -> PathBuf {
     let mut s = stem.as_os_str().to_owned();
     s.push(".");
     s.push(ext);
@@ -310,8 +304,16 @@ fn filter_conf_value(value: &Value, _: &HashMap<String, Value>) -> tera::Result<
     Ok(Value::String(conf_value(&s)))
 }
 
+/// A one-line savedsearches.conf value or comment, never continued by a trailing
+/// backslash.
+fn filter_conf_line(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(conf_line(&arg_string(value, "conf_line")?)))
+}
+
 /// A stanza name: one line, without the brackets that would end it.
 fn filter_conf_stanza(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
-    let s = one_line(&arg_string(value, "conf_stanza")?);
-    Ok(Value::String(s.replace(['[', ']'], "")))
+    Ok(Value::String(conf_stanza(&arg_string(
+        value,
+        "conf_stanza",
+    )?)))
 }

@@ -151,7 +151,7 @@ fn spl_check(compiler: &Compiler, s: &str, kind: MatchKind, case: Case) -> Resul
             source.settings["search"].clone(),
         ),
         (
-            rmmc::lower::escape::spl_filter_macro(&r.meta.name, &r.meta.id),
+            rmmc::lower::escape::spl_filter_macro(&r.meta.id),
             "search *".to_string(),
         ),
     ]);

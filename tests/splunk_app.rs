@@ -242,7 +242,7 @@ fn every_stanza_is_a_scheduled_alert() {
 fn searches_call_only_macros_the_app_defines() {
     let call = Regex::new(r"`([^`]*)`").unwrap();
     let shape = Regex::new(
-        r"^`(rmmc_defender_[a-z_]+)` earliest=\S+ latest=\+1s .* \| `([a-z0-9_]+_filter)`$",
+        r"^`(rmmc_defender_[a-z_]+)` earliest=\S+ latest=\+1s .* \| `(rmmc_[a-z0-9]+_filter)`$",
     )
     .unwrap();
     for profile in PROFILES {
@@ -380,20 +380,23 @@ fn rules_that_would_share_an_alert_or_filter_macro_are_refused() {
     let original = std::fs::read_to_string(root().join("rules/netsupport/filesig.yaml")).unwrap();
     let name = "name: Remote Management and Monitoring tool - NetSupport - File Signature";
     assert!(original.contains(name));
-    for (second_name, expected) in [
-        (name, "two rules would be the Splunk alert"),
+    let id = "id: b05f18dd-69df-4dc3-9eed-04b29d379ee5";
+    for (second_name, second_id, expected) in [
+        (
+            name,
+            "id: 0f4d0a8e-7d4b-4c55-9a53-7b9e1d2c3f40",
+            "both become the savedsearches.conf stanza",
+        ),
         (
             "name: Remote Management and Monitoring tool NetSupport File Signature",
-            "two rules would share the filter macro `remote_management_and_monitoring_tool_netsupport_file_signature_filter`",
+            "id: b05f18dd-0f4d-4c55-9a53-7b9e1d2c3f40",
+            "both become the Splunk filter macro `rmmc_b05f18dd_filter`",
         ),
     ] {
         let dir = std::env::temp_dir().join(format!("rmmc-spl-dup-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.yaml"), &original).unwrap();
-        let second = original.replace(name, second_name).replace(
-            "id: b05f18dd-69df-4dc3-9eed-04b29d379ee5",
-            "id: 0f4d0a8e-7d4b-4c55-9a53-7b9e1d2c3f40",
-        );
+        let second = original.replace(name, second_name).replace(id, second_id);
         assert_ne!(second, original);
         std::fs::write(dir.join("b.yaml"), second).unwrap();
         let sources = discover(&[dir.to_string_lossy().to_string()]).unwrap();

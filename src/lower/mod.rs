@@ -40,6 +40,22 @@ targets! {
     Sigma => sigma,
 }
 
+/// Names a target derives from a rule that must be unique across a rule set, with
+/// what they name: the savedsearches.conf stanza (Splunk keeps only the last of
+/// two equal stanzas), the alert's `_filter` macro in macros.conf (likewise) and the
+/// Sigma rule `name` (a correlation refers to it).
+/// Builds fail on a collision, naming both rules.
+pub fn rule_set_names(rule: &Rule) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "the savedsearches.conf stanza",
+            crate::text::conf_stanza(&rule.meta.name),
+        ),
+        ("the Splunk filter macro", spl::filter_macro(&rule.meta.id)),
+        ("the Sigma rule name", sigma::rule_name(rule)),
+    ]
+}
+
 /// Each target's literal, pattern and name escaping, public so their properties can be
 /// tested against each target's own parser (`tests/escaping.rs`, the conformance
 /// suite). A value in a rule must never change the structure of a query.

@@ -245,7 +245,7 @@ pub fn time_span(seconds: u64) -> String {
 }
 
 /// A macro name as Splunk's content names them: lower-case ASCII letters, digits and
-/// `_`, e.g. `remote_management_tool_netsupport_file_signature_filter`.
+/// `_`.
 pub fn macro_slug(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
@@ -258,17 +258,19 @@ pub fn macro_slug(name: &str) -> String {
     out.trim_end_matches('_').to_string()
 }
 
-/// The per-rule filter macro a search ends with: the rule's name as a slug, then
-/// `_filter` (Splunk's content convention); the rule id where the name has no ASCII
-/// letter or digit.
-pub fn filter_macro(rule_name: &str, rule_id: &str) -> String {
-    let slug = macro_slug(rule_name);
-    let slug = if slug.is_empty() {
-        format!("rmmc_{}", macro_slug(rule_id))
+/// The per-rule filter macro a search ends with: `rmmc_`, the first block of the
+/// rule's id, `_filter` (Splunk's content ends each search with a `<name>_filter`
+/// macro). The id, not the name, so that renaming a rule (or any other metadata)
+/// never changes the search nor orphans a user's tuning of it; the macro's
+/// description names the alert. Collisions fail the build (`rule_set_names`).
+pub fn filter_macro(rule_id: &str) -> String {
+    let block = rule_id.split('-').next().unwrap_or(rule_id);
+    let slug = macro_slug(block);
+    if slug.is_empty() {
+        format!("rmmc_{}_filter", macro_slug(rule_id))
     } else {
-        slug
-    };
-    format!("{slug}_filter")
+        format!("rmmc_{slug}_filter")
+    }
 }
 
 /// Is this a name `macros.conf` and a backtick call can carry unchanged?
@@ -582,7 +584,7 @@ impl Dialect for Spl {
             "profile": input.profile.name,
             "source_macro": source_macro,
             "source_definition": source_definition,
-            "filter_macro": filter_macro(&rule.meta.name, &rule.meta.id),
+            "filter_macro": filter_macro(&rule.meta.id),
             "window": window,
             "prefilter": prefilter,
             "fill": fill,
@@ -731,16 +733,13 @@ mod tests {
     }
 
     #[test]
-    fn filter_macros_are_slugs_of_the_rule_name() {
+    fn filter_macros_are_named_by_the_rule_id() {
         assert_eq!(
-            filter_macro("Remote Management - NetSupport - File Signature", "x"),
-            "remote_management_netsupport_file_signature_filter"
+            filter_macro("b05f18dd-69df-4dc3-9eed-04b29d379ee5"),
+            "rmmc_b05f18dd_filter"
         );
-        assert_eq!(filter_macro("  Ä/b  c ", "x"), "b_c_filter");
-        assert_eq!(
-            filter_macro("東京", "6f1c7a52-0b7e"),
-            "rmmc_6f1c7a52_0b7e_filter"
-        );
+        assert_eq!(macro_slug("Remote Management - NetSupport"), "remote_management_netsupport");
+        assert_eq!(macro_slug("  Ä/b  c "), "b_c");
     }
 
     #[test]
