@@ -82,7 +82,7 @@ use crate::profile::Profile;
 pub(crate) use crate::text::{backslash_quoted, has_non_ascii_cased, one_line};
 use crate::vocabulary;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One construct a target can only approximate, and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -498,18 +498,6 @@ pub(crate) fn is_plain_name(name: &str, extra: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(c))
-}
-
-/// Where a rule's pack files go, relative to `out/<target>/`: the rule file's path
-/// under its rules folder without the extension, e.g. `netsupport/filesig`.
-pub fn output_stem(rule_file: &Path, rules_root: &Path) -> PathBuf {
-    let rel = rule_file.strip_prefix(rules_root).unwrap_or(rule_file);
-    let rel = if rel.is_absolute() {
-        Path::new(rel.file_name().unwrap_or_default())
-    } else {
-        rel
-    };
-    rel.with_extension("")
 }
 
 #[cfg(test)]
