@@ -1,6 +1,36 @@
 //! Pack writing: rule discovery, compiling a rule set for the chosen targets rule by
 //! rule into a [`Sink`] (memory, a staging folder, or nowhere), replacing
 //! `out/<target>/` atomically, and `--check` against what is there.
+//!
+//! Building a rule folder in memory, for every registered target:
+//!
+//! ```
+//! use rmmc::pack::{self, BuildOptions};
+//! use rmmc::{Backends, Target};
+//!
+//! let dir = std::env::temp_dir().join(format!("rmmc-doc-pack-{}", std::process::id()));
+//! std::fs::create_dir_all(dir.join("netsupport"))?;
+//! let rule_text = "id: 6f1c7a52-0b7e-4d33-9a4e-1f0c2d3e4b5a
+//! name: Example - NetSupport signer
+//! description: Files signed by NetSupport.
+//! tool: NetSupport
+//! tactics: [CommandAndControl]
+//! techniques: [T1219]
+//! source: file_signature
+//! window: 5d
+//! detection:
+//!   field: file.code_signature.subject_name
+//!   has: netsupport
+//! ";
+//! std::fs::write(dir.join("netsupport/filesig.yaml"), rule_text)?;
+//! let sources = pack::discover(&[dir.display().to_string()])?;
+//! let options = BuildOptions { targets: Target::all().collect(), profile: None, strict: false };
+//! let build = pack::build(&sources, &Backends::embedded()?, &options)?;
+//! assert!(build.files.contains_key(std::path::Path::new("kql/netsupport/filesig.kql")));
+//! assert!(build.files.contains_key(std::path::Path::new("spl/default/savedsearches.conf")));
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod sink;
 mod swap;
@@ -8,11 +38,13 @@ mod swap;
 pub use sink::{DirSink, DiscardSink, MemorySink, Sink};
 
 use crate::backends::Backends;
+use crate::compiler::Compiler;
 use crate::error::{Error, ErrorKind, Errors, Result};
+pub use crate::golden::unified_diff;
 use crate::ir::Rule;
-use crate::lower::{Fidelity, Gathered, Target, lower};
+use crate::lower::{Fidelity, Gathered, Piece, Target};
 use crate::parse::{Parsed, parse_rule, read_rule_text};
-use crate::render::{Rendered, Renderer};
+use crate::render::Rendered;
 use sink::cannot_write;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -424,8 +456,22 @@ pub fn stream(
     backends: &Backends,
     options: &BuildOptions,
     sink: &mut dyn Sink,
+    on_rule: impl FnMut(&RuleReport),
+) -> Result<Summary, Errors> {
+    let compiler = Compiler::with_backends(backends.clone())?;
+    stream_with(&compiler, sources, options, sink, on_rule)
+}
+
+/// [`stream`] with a compiler already set up: every rule goes through
+/// [`Compiler::compile_to`], the one compile path of the crate.
+pub fn stream_with(
+    compiler: &Compiler,
+    sources: &[RuleSource],
+    options: &BuildOptions,
+    sink: &mut dyn Sink,
     mut on_rule: impl FnMut(&RuleReport),
 ) -> Result<Summary, Errors> {
+    let backends = compiler.backends();
     let mut errors = Vec::new();
     let mut profiles = Vec::new();
     for &target in &options.targets {
@@ -437,16 +483,12 @@ pub fn stream(
     if !errors.is_empty() {
         return Err(Errors(errors));
     }
-    let renderer = Renderer::new(backends)?;
     let mut ordered: Vec<&RuleSource> = sources.iter().collect();
     ordered.sort_by(|a, b| (&a.stem, &a.path).cmp(&(&b.stem, &b.path)));
 
     let mut summary = Summary::default();
     let mut gathered = Gatherer::new(&options.targets);
-    gathered.start(sink)?;
-    // Gathered files rendered from the whole rule set need every rule's context; only
-    // targets that declare one keep their rules (the others stream in constant memory).
-    let mut kept: BTreeMap<Target, Vec<Rendered>> = BTreeMap::new();
+    gathered.start(sink, compiler.renderer(), &profiles)?;
     let mut keys = ConflictKeys::default();
     let mut rendered = Vec::with_capacity(profiles.len());
     for source in ordered {
@@ -461,11 +503,17 @@ pub fn stream(
             errors.push(e);
             continue;
         }
-        let mut warnings = parsed.warnings.clone();
+        let mut warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
         rendered.clear();
         for (target, profile) in &profiles {
-            let result = lower(&parsed.rule, &source.path, *target, profile)
-                .and_then(|l| renderer.render_rule(&parsed.rule, &l, &source.name, &source.stem));
+            let result = compiler.compile_to(
+                &parsed.rule,
+                &source.path,
+                &source.name,
+                &source.stem,
+                *target,
+                Some(&profile.name),
+            );
             match result {
                 Ok(r) => {
                     if rendered.is_empty() {
@@ -490,9 +538,6 @@ pub fn stream(
                 }
                 gathered.add(sink, r)?;
             }
-            if !r.target.spec().gathered.iter().all(is_streamed) {
-                kept.entry(r.target).or_default().push(r.clone());
-            }
         }
         summary.rules += 1;
         on_rule(&RuleReport {
@@ -504,25 +549,27 @@ pub fn stream(
     if !errors.is_empty() {
         return Err(Errors(errors));
     }
-    for (target, rules) in &kept {
-        let refs: Vec<&Rendered> = rules.iter().collect();
-        for (rel, text) in renderer.render_gathered_templates(*target, &refs)? {
-            sink.write_gathered(&Path::new(target.as_str()).join(rel), &text)?;
-        }
-    }
+    gathered.finish(sink)?;
     summary.files += gathered.count();
     sink.finish()?;
     Ok(summary)
 }
 
-fn is_streamed(g: &Gathered) -> bool {
-    matches!(g, Gathered::Concat { .. })
-}
-
-/// `--strict`: every approximation the rule does not acknowledge is an error.
+/// `--strict`: every approximation the rule does not acknowledge is an error, and so
+/// is a rule the target's data cannot run (no file is written for it).
 fn strict_errors(rule: &Rule, r: &Rendered, target: Target, rule_file: &Path) -> Vec<Error> {
     match &r.fidelity {
         Fidelity::Exact => Vec::new(),
+        Fidelity::Unsupported(u) => vec![
+            Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "--strict: {target} (profile {}) cannot run the rule: {u}",
+                    r.profile
+                ),
+            )
+            .in_file(rule_file),
+        ],
         Fidelity::Approximate(list) => list
             .iter()
             .filter(|a| !crate::lint::acknowledges_approximation(rule, target, a))
@@ -531,7 +578,8 @@ fn strict_errors(rule: &Rule, r: &Rendered, target: Target, rule_file: &Path) ->
                     ErrorKind::Approximation,
                     format!(
                         "--strict: {target} can only approximate {}: {}",
-                        a.construct, a.reason
+                        a.construct,
+                        a.reason()
                     ),
                 )
                 .in_file(rule_file)
@@ -546,6 +594,8 @@ struct Gatherer {
     targets: Vec<Target>,
     /// (target, gathered path) that already have a rule, so the next one gets the separator.
     started: std::collections::HashSet<(Target, &'static str)>,
+    /// Each wrapped document's text after its parts, written once every rule is in.
+    footers: Vec<(PathBuf, String)>,
 }
 
 impl Gatherer {
@@ -553,6 +603,7 @@ impl Gatherer {
         Gatherer {
             targets: targets.to_vec(),
             started: Default::default(),
+            footers: Vec::new(),
         }
     }
 
@@ -560,19 +611,38 @@ impl Gatherer {
         Path::new(target.as_str()).join("FIDELITY.md")
     }
 
-    /// Create every gathered file (empty, or with its header), so a pack has them even
-    /// when no rule contributes.
-    fn start(&self, sink: &mut dyn Sink) -> Result<()> {
-        for &target in &self.targets {
+    /// Create every gathered file (empty, or with its header; a fixed file whole), so
+    /// a pack has them even when no rule contributes. They read the pack's context
+    /// (the profile's), never a rule's.
+    fn start(
+        &mut self,
+        sink: &mut dyn Sink,
+        renderer: &crate::render::Renderer,
+        profiles: &[(Target, &crate::profile::Profile)],
+    ) -> Result<()> {
+        for &(target, profile) in profiles {
+            let pack = target.pack_context(profile)?;
             for g in target.spec().gathered {
-                if let Gathered::Concat { path, .. } = g {
-                    sink.append(&Path::new(target.as_str()).join(path), "")?;
+                match g {
+                    Gathered::Concat { path, .. } => {
+                        sink.append(&Path::new(target.as_str()).join(path), "")?;
+                    }
+                    Gathered::Wrapped { path, template, .. } => {
+                        let (head, foot) = renderer.wrapper(target, template, &pack)?;
+                        let rel = Path::new(target.as_str()).join(path);
+                        sink.append(&rel, &head)?;
+                        self.footers.push((rel, foot));
+                    }
+                    Gathered::Fixed { path, template } => {
+                        let text = renderer.fixed(target, template, &pack)?;
+                        sink.append(&Path::new(target.as_str()).join(path), &text)?;
+                    }
                 }
             }
             sink.append(
                 &Gatherer::fidelity_path(target),
                 &format!(
-                    "# {target} fidelity\n\nGenerated by rmmc. One row per rule: `exact`, or each construct {target} can only approximate and why.\n\n| rule | file | verdict | approximations |\n|---|---|---|---|\n"
+                    "# {target} fidelity\n\nGenerated by rmmc. One row per rule: `exact`; or each construct {target} can only approximate and why; or `unsupported`, with the field the profile's data does not record and why (no file is written for that rule).\n\n| rule | file | verdict | approximations |\n|---|---|---|---|\n"
                 ),
             )?;
         }
@@ -582,32 +652,63 @@ impl Gatherer {
     fn add(&mut self, sink: &mut dyn Sink, r: &Rendered) -> Result<()> {
         let target = r.target;
         for g in target.spec().gathered {
-            let Gathered::Concat {
-                path,
-                extension,
-                separator,
-            } = g
-            else {
-                continue;
+            let (path, extension, separator, piece) = match g {
+                Gathered::Concat {
+                    path,
+                    extension,
+                    separator,
+                } => (path, extension, separator, None),
+                Gathered::Wrapped {
+                    path,
+                    extension,
+                    separator,
+                    piece,
+                    ..
+                } => (path, extension, separator, Some(*piece)),
+                Gathered::Fixed { .. } => continue,
             };
-            let wanted = crate::render::with_ext(&r.stem, extension);
-            let Some((_, text)) = r.files.iter().find(|(p, _)| *p == wanted) else {
+            let part = match piece {
+                // Rendered with the rule, for the rules that have the file.
+                Some(Piece::Template(_)) => r
+                    .parts
+                    .iter()
+                    .find(|(p, _)| p == path)
+                    .map(|(_, t)| t.clone()),
+                _ => {
+                    let wanted = crate::render::with_ext(&r.stem, extension);
+                    match r.files.iter().find(|(p, _)| *p == wanted) {
+                        None => None,
+                        Some((_, text)) => Some(match piece {
+                            None => format!("{}\n", text.trim_end()),
+                            Some(piece) => crate::render::piece(piece, text)?,
+                        }),
+                    }
+                }
+            };
+            let Some(part) = part else {
                 continue;
             };
             let rel = Path::new(target.as_str()).join(path);
             if !self.started.insert((target, path)) {
                 sink.append(&rel, separator)?;
             }
-            sink.append(&rel, text.trim_end())?;
-            sink.append(&rel, "\n")?;
+            sink.append(&rel, &part)?;
         }
         sink.append(&Gatherer::fidelity_path(target), &fidelity_row(r))
+    }
+
+    /// End the wrapped documents.
+    fn finish(&self, sink: &mut dyn Sink) -> Result<()> {
+        for (rel, foot) in &self.footers {
+            sink.append(rel, foot)?;
+        }
+        Ok(())
     }
 
     fn count(&self) -> usize {
         self.targets
             .iter()
-            .map(|t| 1 + t.spec().gathered.iter().filter(|g| is_streamed(g)).count())
+            .map(|t| 1 + t.spec().gathered.len())
             .sum()
     }
 }
@@ -619,10 +720,11 @@ fn fidelity_row(r: &Rendered) -> String {
         Fidelity::Approximate(list) => (
             "approximate",
             list.iter()
-                .map(|a| format!("{}: {}", a.construct, a.reason))
+                .map(|a| format!("{}: {}", a.construct, a.reason()))
                 .collect::<Vec<_>>()
                 .join("<br>"),
         ),
+        Fidelity::Unsupported(u) => ("unsupported", u.to_string()),
     };
     format!(
         "| {} | {} | {verdict} | {} |\n",
@@ -772,10 +874,6 @@ impl<S: Sink> Sink for SelectSink<'_, S> {
         self.inner.append(rel, text)
     }
 
-    fn write_gathered(&mut self, rel: &Path, text: &str) -> Result<()> {
-        self.inner.write_gathered(rel, text)
-    }
-
     fn finish(&mut self) -> Result<()> {
         self.inner.finish()
     }
@@ -806,8 +904,16 @@ pub fn write(build: &Build, out_dir: &Path) -> Result<()> {
 /// One difference between the packs a build would write and what `out/` holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stale {
+    /// A file the build produces that `out/` lacks.
     Missing(PathBuf),
-    Changed { path: PathBuf, diff: String },
+    /// A file whose text differs.
+    Changed {
+        /// The file in `out/`.
+        path: PathBuf,
+        /// A unified diff from what is there to what the build produces.
+        diff: String,
+    },
+    /// A file in `out/<target>/` no rule produces.
     Extra(PathBuf),
 }
 
@@ -825,22 +931,33 @@ pub fn check(build: &Build, out_dir: &Path) -> Result<Vec<Stale>> {
             Err(_) => stale.push(Stale::Missing(path)),
         }
     }
-    for &target in &build.targets {
+    stale.extend(extra_files(out_dir, &build.targets, |rel| {
+        !build.files.contains_key(rel)
+    })?);
+    Ok(stale)
+}
+
+/// The files in the chosen targets' folders of `out_dir` that `is_extra` (given the
+/// path relative to `out_dir`) says no build produced.
+fn extra_files(
+    out_dir: &Path,
+    targets: &[Target],
+    is_extra: impl Fn(&Path) -> bool,
+) -> Result<Vec<Stale>> {
+    let mut extra = Vec::new();
+    for &target in targets {
         let dir = out_dir.join(target.as_str());
         if !dir.is_dir() {
             continue;
         }
         let pattern = format!("{}/**/*", dir.display());
         for p in glob_paths(&pattern)? {
-            if p.is_file() {
-                let rel = p.strip_prefix(out_dir).expect("under out").to_path_buf();
-                if !build.files.contains_key(&rel) {
-                    stale.push(Stale::Extra(p));
-                }
+            if p.is_file() && is_extra(p.strip_prefix(out_dir).expect("under out")) {
+                extra.push(Stale::Extra(p));
             }
         }
     }
-    Ok(stale)
+    Ok(extra)
 }
 
 /// Compare what a build of `sources` would write with `out_dir`, streaming: each
@@ -874,22 +991,9 @@ pub fn check_packs(
     let _ = std::fs::remove_dir_all(&spill);
     result?;
     let mut stale = sink.stale;
-    for &target in &options.targets {
-        let dir = out_dir.join(target.as_str());
-        if !dir.is_dir() {
-            continue;
-        }
-        let pattern = format!("{}/**/*", dir.display());
-        for p in glob_paths(&pattern)? {
-            if p.is_file() {
-                let rel = p.strip_prefix(out_dir).expect("under out").to_path_buf();
-                let checked = only.is_none_or(|selection| selection.owns(&rel));
-                if checked && !sink.produced.contains(&rel) {
-                    stale.push(Stale::Extra(p));
-                }
-            }
-        }
-    }
+    stale.extend(extra_files(out_dir, &options.targets, |rel| {
+        only.is_none_or(|selection| selection.owns(rel)) && !sink.produced.contains(rel)
+    })?);
     Ok(stale)
 }
 
@@ -929,13 +1033,6 @@ impl Sink for CompareSink<'_> {
         Ok(())
     }
 
-    fn write_gathered(&mut self, rel: &Path, text: &str) -> Result<()> {
-        if self.only.is_none() {
-            self.compare(rel, text);
-        }
-        Ok(())
-    }
-
     fn append(&mut self, rel: &Path, text: &str) -> Result<()> {
         if self.only.is_some() {
             return Ok(());
@@ -955,16 +1052,4 @@ impl Sink for CompareSink<'_> {
         }
         Ok(())
     }
-}
-
-/// A unified diff from `old` to `new`, labelled with the path.
-pub fn unified_diff(old: &str, new: &str, path: &Path) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(
-            &format!("{} (in out/)", path.display()),
-            &format!("{} (rebuilt)", path.display()),
-        )
-        .to_string()
 }

@@ -676,9 +676,10 @@ fn strict_accepts_only_the_approximations_a_rule_acknowledges() {
 fn profiles_per_target() {
     let ws = workspace("profiles");
     let rule = "rules/netsupport/filesig.yaml";
+    // Elastic Defend records signers on process events (the ecs profile's rewrite).
     let ecs = rmmc(&["explain", rule, "--target", "eql", "--raw"], &ws);
     assert!(
-        stdout(&ecs).contains("file.code_signature.subject_name"),
+        stdout(&ecs).contains("process where (process.code_signature.subject_name :"),
         "{}",
         text(&ecs)
     );

@@ -152,10 +152,10 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
                 "event_count correlation groups differ:\n      evaluator {want:?}\n      rsigma    {counts:?}"
             );
             let window_documented = match &compiled.fidelity {
-                rmmc::Fidelity::Approximate(list) => {
-                    list.iter().any(|a| a.construct == "time window")
-                }
-                rmmc::Fidelity::Exact => false,
+                rmmc::Fidelity::Approximate(list) => list
+                    .iter()
+                    .any(|a| a.kind.category() == rmmc::ApproxCategory::Window),
+                rmmc::Fidelity::Exact | rmmc::Fidelity::Unsupported(_) => false,
             };
             if window_documented && counts.keys().eq(want.keys()) {
                 j.documented

@@ -297,7 +297,14 @@ fn the_default_profile_reads_the_defender_add_on_layout() {
             "{source}: {search}"
         );
         assert_eq!(map.settings["null_string"], "null");
-        for (canonical, field) in &map.fields {
+        // The data it names is the add-on's category the search selects.
+        let category = map.data.strip_prefix("defender-xdr-splunk/").unwrap();
+        assert!(
+            search.ends_with(&format!(r#"category="{category}""#)),
+            "{source}: {search} searches other data than {}",
+            map.data
+        );
+        for (canonical, field) in map.names() {
             assert!(
                 field == "_time" || field.starts_with("properties."),
                 "{source}: {canonical} -> {field}"
@@ -373,6 +380,48 @@ fn a_bad_data_source_macro_is_a_clear_error() {
     }
 }
 
+/// `macros.conf` is written from the profile, not from the rules: one macro name for
+/// two data sources, defined two ways, or a data-source macro named like the rules'
+/// filter macros, stops the build naming the profile, whatever rules are built.
+#[test]
+fn data_source_macros_that_would_clash_are_refused() {
+    let base = std::fs::read_to_string(root().join("backends/spl/profiles/defender.yaml")).unwrap();
+    for (from, to, expected) in [
+        (
+            "macro: rmmc_defender_device_process_events",
+            "macro: rmmc_defender_device_file_certificate_info",
+            "data sources `file_signature` and `process_creation` both define macro `rmmc_defender_device_file_certificate_info`, differently",
+        ),
+        (
+            "macro: rmmc_defender_device_process_events",
+            "macro: rmmc_b05f18dd_filter",
+            "macro name `rmmc_b05f18dd_filter` ends in `_filter`",
+        ),
+    ] {
+        let dir = std::env::temp_dir().join(format!("rmmc-spl-clash-{}", std::process::id()));
+        let profiles = dir.join("spl/profiles");
+        std::fs::create_dir_all(&profiles).unwrap();
+        std::fs::write(profiles.join("defender.yaml"), base.replacen(from, to, 1)).unwrap();
+        let backends = Backends::from_dir(&dir).unwrap();
+        let sources = discover(&[root()
+            .join("rules/netsupport/filesig.yaml")
+            .display()
+            .to_string()])
+        .unwrap();
+        let options = BuildOptions {
+            targets: vec![Target::Spl],
+            profile: None,
+            strict: false,
+        };
+        let err = build(&sources, &backends, &options)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(expected), "{err}");
+        assert!(err.contains("defender.yaml"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
 /// Splunk merges stanzas of one name silently: two rules that would be one alert or
 /// share a filter macro stop the build with a message naming the rule.
 #[test]
@@ -409,7 +458,10 @@ fn rules_that_would_share_an_alert_or_filter_macro_are_refused() {
             .expect_err("refused")
             .to_string();
         assert!(err.contains(expected), "{err}");
-        assert!(err.contains("b.yaml"), "{err}");
+        assert!(
+            err.contains("a.yaml") && err.contains("b.yaml"),
+            "names both: {err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

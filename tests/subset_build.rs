@@ -108,6 +108,7 @@ fn a_subset_build_replaces_exactly_its_rules_files_however_the_path_is_typed() {
         let own = p.contains("netsupport/filesig.");
         let gathered = p.ends_with("savedsearches.conf")
             || p.ends_with("rules.ndjson")
+            || p.ends_with("analytics-rules.json")
             || p.ends_with("FIDELITY.md")
             || !p.contains('/')
             || p.split('/').nth(1).is_some_and(|d| d == "default");

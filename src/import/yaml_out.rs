@@ -183,6 +183,9 @@ pub fn rule_yaml(rule: &Rule, header: &[String]) -> String {
     if let Some(a) = &m.author {
         s.push_str(&format!("author: {}\n", quoted(a)));
     }
+    if let Some(l) = &m.license {
+        s.push_str(&format!("license: {}\n", quoted(l)));
+    }
     s.push_str(&format!("tool: {}\n", scalar(&m.tool)));
     s.push_str(&format!("tactics: {}\n", flow_list(&m.tactics)));
     s.push_str(&format!("techniques: {}\n", flow_list(&m.techniques)));

@@ -4,6 +4,7 @@
 
 use super::{Dialect, REGISTRY};
 use crate::error::{Error, ErrorKind, Result};
+use crate::profile::Profile;
 use serde::{Serialize, Serializer};
 use std::cmp::Ordering;
 use std::fmt;
@@ -51,11 +52,27 @@ pub enum Gathered {
         /// What goes between two rules' texts.
         separator: &'static str,
     },
-    /// `backends/<target>/<template>` rendered once with `rules`: every rule's `id`,
-    /// `name`, `stem`, `query`, `fidelity`, `files` (extension → text) and `context`
-    /// (all its per-rule templates read: the lowering's context, `rule`, `query`), in
-    /// rule-stem order; and `rmmc_version`.
-    Template {
+    /// A document around every rule's part, streamed like `Concat`: the template
+    /// `backends/<target>/<template>` is rendered once with `body` standing for the
+    /// parts; each rule's per-rule file with `extension` becomes its part by `piece`,
+    /// and the parts are joined by `separator` (e.g. one ARM template holding every
+    /// rule's resources). Memory does not grow with the rule count.
+    Wrapped {
+        /// Where the file goes, relative to `out/<target>/`.
+        path: &'static str,
+        /// Which per-rule file ([`RuleFile::extension`]) each part comes from.
+        extension: &'static str,
+        /// The template's file name under `backends/<target>/`.
+        template: &'static str,
+        /// What goes between two rules' parts.
+        separator: &'static str,
+        /// How a rule's file becomes its part.
+        piece: Piece,
+    },
+    /// `backends/<target>/<template>` rendered once per pack from the pack's context
+    /// (the profile's, see `Dialect::pack_context`, and `rmmc_version`); no rule
+    /// contributes (e.g. a Splunk app's `app.conf`).
+    Fixed {
         /// Where the file goes, relative to `out/<target>/`.
         path: &'static str,
         /// The template's file name under `backends/<target>/`.
@@ -63,11 +80,25 @@ pub enum Gathered {
     },
 }
 
+/// How a rule's file becomes its part of a [`Gathered::Wrapped`] document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    /// The `resources` array elements of an ARM template, indented by four spaces,
+    /// ASCII-escaped.
+    ArmResources,
+    /// `backends/<target>/<template>` rendered with everything the rule's own
+    /// templates read (e.g. its macro stanza in a Splunk app's `macros.conf`), when
+    /// the rule is rendered; only a rule that has the per-rule file gets a part.
+    Template(&'static str),
+}
+
 impl Gathered {
     /// Where the file goes, relative to `out/<target>/`.
     pub fn path(&self) -> &'static str {
         match self {
-            Gathered::Concat { path, .. } | Gathered::Template { path, .. } => path,
+            Gathered::Concat { path, .. }
+            | Gathered::Wrapped { path, .. }
+            | Gathered::Fixed { path, .. } => path,
         }
     }
 }
@@ -106,6 +137,22 @@ impl Target {
         self.spec().dialect
     }
 
+    /// What a pack's files that no single rule owns read ([`Gathered::Fixed`], the
+    /// text around a [`Gathered::Wrapped`] document's parts): `target`, `profile`
+    /// (its name), `rmmc_version`, and what the target takes from the profile (a
+    /// Splunk app's data-source macros). Never anything of a rule, so it is the same
+    /// for one rule as for a million.
+    pub fn pack_context(self, profile: &Profile) -> Result<serde_json::Value> {
+        let mut context = self.dialect().pack_context(profile)?;
+        if !context.is_object() {
+            context = serde_json::json!({});
+        }
+        context["target"] = serde_json::json!(self.0);
+        context["profile"] = serde_json::json!(profile.name);
+        context["rmmc_version"] = serde_json::json!(env!("CARGO_PKG_VERSION"));
+        Ok(context)
+    }
+
     /// Every template the target renders, relative to `backends/`, e.g. `kql/query.tera`.
     pub fn templates(self) -> Vec<String> {
         let spec = self.spec();
@@ -113,9 +160,15 @@ impl Target {
             .rule_files
             .iter()
             .map(|f| f.template)
-            .chain(spec.gathered.iter().filter_map(|g| match g {
-                Gathered::Template { template, .. } => Some(*template),
-                Gathered::Concat { .. } => None,
+            .chain(spec.gathered.iter().flat_map(|g| match g {
+                Gathered::Fixed { template, .. } => vec![*template],
+                Gathered::Wrapped {
+                    template,
+                    piece: Piece::Template(part),
+                    ..
+                } => vec![*template, *part],
+                Gathered::Wrapped { template, .. } => vec![*template],
+                Gathered::Concat { .. } => Vec::new(),
             }))
             .map(|t| format!("{}/{t}", self.0))
             .collect();

@@ -2,7 +2,7 @@
 //! exclusions become `filter_*` selections (`condition: selection and not 1 of
 //! filter_*`); an aggregation becomes an `event_count` correlation rule.
 
-use super::{Dialect, LowerInput, Notes, RuleFile, TargetSpec, one_line};
+use super::{ApproxKind, Dialect, LowerInput, Notes, RuleFile, TargetSpec, one_line};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::{Value, json};
@@ -130,7 +130,7 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         MatchKind::Regex => {
             notes.approximate(
                 format!("regex on `{}`", p.field),
-                "Sigma's |re is a PCRE subset and leaves anchoring unspecified; the rule's pattern is RE2 with partial matching",
+                ApproxKind::SigmaRegex,
             );
             let i = if p.case == Case::Insensitive {
                 "|i"
@@ -152,7 +152,7 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
 fn note_sigma_term(p: &Predicate, notes: &mut Notes) {
     notes.approximate(
         format!("whole-term match on `{}`", p.field),
-        "Sigma regexes have no portable Unicode letter class: the boundary is written [\\W_], exact in Python's re (pySigma), but Rust regex counts combining marks and connector punctuation as word characters and RE2 treats every non-ASCII letter as a separator",
+        ApproxKind::SigmaTermEdges,
     );
 }
 
@@ -332,10 +332,9 @@ impl Dialect for Sigma {
             None => {
                 notes.approximate(
                     "time window",
-                    format!(
-                        "a Sigma rule has no look-back window: run the converted query over the last {}",
-                        rule.window.shorthand()
-                    ),
+                    ApproxKind::SigmaNoLookBack {
+                        window: rule.window.shorthand(),
+                    },
                 );
                 None
             }
@@ -354,19 +353,16 @@ impl Dialect for Sigma {
                 if !counted.is_empty() {
                     notes.approximate(
                         "aggregation",
-                        format!(
-                            "a Sigma correlation counts events only: {} have no Sigma form (their source fields are listed in `fields`)",
-                            counted.join("/")
-                        ),
+                        ApproxKind::CorrelationCountsOnly {
+                            outputs: counted.iter().map(|o| o.to_string()).collect(),
+                        },
                     );
                 }
                 notes.approximate(
                     "time window",
-                    format!(
-                        "the correlation timespan {} groups events that lie within {} of each other; it is not a look-back ending now",
-                        rule.window.shorthand(),
-                        rule.window.shorthand()
-                    ),
+                    ApproxKind::CorrelationTimespan {
+                        window: rule.window.shorthand(),
+                    },
                 );
                 fields.extend(by.iter().cloned());
                 for o in &agg.outputs {
@@ -388,7 +384,7 @@ impl Dialect for Sigma {
         if !rule.constants.is_empty() {
             notes.approximate(
                 "constant columns",
-                "a Sigma rule cannot add constant fields",
+                ApproxKind::SigmaConstantColumns,
             );
         }
         let tags: Vec<String> = rule

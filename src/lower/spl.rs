@@ -24,11 +24,13 @@
 //! change), but `latest` is exclusive, so the search runs to `latest=+1s` and
 //! `where _time<=now()` (the search's start time) ends it exactly.
 
-use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
+use super::{ApproxKind, Dialect, Gathered, LowerInput, Notes, Piece, RuleFile, TargetSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{
-    AggFunction, Case, Expr, MatchKind, Predicate, Quantifier, Severity, TIMESTAMP_FIELD,
+    AggFunction, Case, DataSource, Expr, MatchKind, Predicate, Quantifier, Severity,
+    TIMESTAMP_FIELD,
 };
+use crate::profile::Profile;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -50,28 +52,36 @@ pub(crate) const SPEC: TargetSpec = TargetSpec {
         },
     ],
     // `out/spl/` is a Splunk app as it is: these files and the per-rule `.spl`
-    // (search) and `.conf` (stanza) files kept for review.
+    // (search) and `.conf` (stanza) files kept for review. All streamed: a rule adds
+    // its stanza, its filter macro and its README row as it is compiled; the rest
+    // comes from the profile (`pack_context`).
     gathered: &[
         Gathered::Concat {
             path: "default/savedsearches.conf",
             extension: "conf",
             separator: "\n",
         },
-        Gathered::Template {
+        Gathered::Wrapped {
             path: "default/macros.conf",
+            extension: "conf",
             template: "macros.conf.tera",
+            separator: "",
+            piece: Piece::Template("macro.tera"),
         },
-        Gathered::Template {
+        Gathered::Fixed {
             path: "default/app.conf",
             template: "app.conf.tera",
         },
-        Gathered::Template {
+        Gathered::Fixed {
             path: "metadata/default.meta",
             template: "default.meta.tera",
         },
-        Gathered::Template {
+        Gathered::Wrapped {
             path: "README.md",
+            extension: "conf",
             template: "README.md.tera",
+            separator: "",
+            piece: Piece::Template("README.row.tera"),
         },
     ],
     default_profile: "defender",
@@ -273,6 +283,49 @@ pub fn filter_macro(rule_id: &str) -> String {
     }
 }
 
+/// The Splunk app `out/spl/` is: its id, label and description.
+fn app() -> serde_json::Value {
+    json!({
+        "id": SPLUNK_APP_ID,
+        "label": "RMM abuse detections (rmmc)",
+        "description": "Scheduled alerts for abused remote monitoring and management tools (MITRE ATT&CK T1219), compiled by rmmc from one rule set shared with KQL, EQL and Sigma.",
+    })
+}
+
+/// A data source's macro in the profile: its name and its definition (search terms),
+/// or an error naming the profile file. The name cannot end in `_filter`, which the
+/// rules' own filter macros do ([`filter_macro`]).
+fn source_macro(profile: &Profile, source: DataSource) -> Result<(&str, &str)> {
+    let profile_error = |message: String| {
+        Error::new(
+            ErrorKind::Schema,
+            format!(
+                "profile `{}`, data source `{source}`: {message}",
+                profile.name
+            ),
+        )
+        .in_file(&profile.path)
+    };
+    let name = profile.setting(source, "macro")?;
+    if !is_macro_name(name) {
+        return Err(profile_error(format!(
+            "macro name `{name}` must be ASCII letters, digits and `_`"
+        )));
+    }
+    if name.ends_with("_filter") {
+        return Err(profile_error(format!(
+            "macro name `{name}` ends in `_filter`, as the rules' own filter macros do: choose another"
+        )));
+    }
+    let definition = profile.setting(source, "search")?;
+    if definition.contains(['`', '|', '\n']) {
+        return Err(profile_error(format!(
+            "the search of macro `{name}` must be search terms on one line, without `|` or macro calls"
+        )));
+    }
+    Ok((name, definition))
+}
+
 /// Is this a name `macros.conf` and a backtick call can carry unchanged?
 fn is_macro_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -369,7 +422,7 @@ impl Dialect for Spl {
                 if kind == MatchKind::Regex {
                     notes.approximate(
                         format!("regex on `{}`", p.field),
-                        "the RE2 pattern runs as PCRE in Splunk: the same for common syntax, but PCRE's `$` also matches before a final newline",
+                        ApproxKind::PcreRegex,
                     );
                 }
                 let parts: Vec<String> = p.values.iter().map(one).collect();
@@ -399,6 +452,41 @@ impl Dialect for Spl {
         format!("NOT ({})", super::unwrap_parens(inner))
     }
 
+    /// The app's identity and the profile's data-source macros (each once, in data
+    /// source order), for `macros.conf`, `app.conf` and the README.
+    fn pack_context(&self, profile: &Profile) -> Result<serde_json::Value> {
+        let mut defined: BTreeMap<&str, (&str, DataSource)> = BTreeMap::new();
+        let mut sources = Vec::new();
+        for &source in profile.sources.keys() {
+            let (name, definition) = source_macro(profile, source)?;
+            match defined.get(name) {
+                // Splunk merges two stanzas of one name silently: one macro defined
+                // two ways would make one data source search the other's events.
+                Some((other, first)) if *other != definition => {
+                    return Err(Error::new(
+                        ErrorKind::Schema,
+                        format!(
+                            "profile `{}`: data sources `{first}` and `{source}` both define macro `{name}`, differently (`{other}`, `{definition}`): name them apart",
+                            profile.name
+                        ),
+                    )
+                    .in_file(&profile.path));
+                }
+                Some(_) => {}
+                None => {
+                    defined.insert(name, (definition, source));
+                    sources.push(json!({
+                        "source": source.as_str(),
+                        "macro": name,
+                        "definition": definition,
+                        "data": profile.sources[&source].data,
+                    }));
+                }
+            }
+        }
+        Ok(json!({ "app": app(), "sources": sources }))
+    }
+
     fn context(&self, input: &LowerInput, notes: &mut Notes) -> Result<serde_json::Value> {
         let rule = input.rule;
         let profile_error = |message: String| {
@@ -411,18 +499,7 @@ impl Dialect for Spl {
             )
             .in_file(&input.profile.path)
         };
-        let source_macro = input.setting("macro")?;
-        if !is_macro_name(source_macro) {
-            return Err(profile_error(format!(
-                "macro name `{source_macro}` must be ASCII letters, digits and `_`"
-            )));
-        }
-        let source_definition = input.setting("search")?;
-        if source_definition.contains(['`', '|', '\n']) {
-            return Err(profile_error(format!(
-                "the search of macro `{source_macro}` must be search terms on one line, without `|` or macro calls"
-            )));
-        }
+        let (source_macro, source_definition) = source_macro(input.profile, rule.source)?;
         let null_string = input
             .profile
             .source(rule.source)?
@@ -576,11 +653,6 @@ impl Dialect for Spl {
             .collect::<Result<_>>()?;
         let window = time_span(rule.window.seconds);
         Ok(json!({
-            "app": {
-                "id": SPLUNK_APP_ID,
-                "label": "RMM abuse detections (rmmc)",
-                "description": "Scheduled alerts for abused remote monitoring and management tools (MITRE ATT&CK T1219), compiled by rmmc from one rule set shared with KQL, EQL and Sigma.",
-            },
             "profile": input.profile.name,
             "source_macro": source_macro,
             "source_definition": source_definition,
@@ -623,9 +695,9 @@ fn note_null_string(input: &LowerInput, null: &str, notes: &mut Notes) {
         if reads(null) != reads("") {
             notes.approximate(
                 format!("the value {null:?} on `{}`", p.field),
-                format!(
-                    "the data source writes JSON nulls as the string {null:?}, so a real value {null:?} reads as missing"
-                ),
+                ApproxKind::NullString {
+                    null: null.to_string(),
+                },
             );
         }
     }

@@ -22,6 +22,7 @@ struct RawRule {
     #[serde(default)]
     references: Vec<String>,
     author: Option<String>,
+    license: Option<String>,
     tool: String,
     tactics: Vec<String>,
     techniques: Vec<String>,
@@ -407,6 +408,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule> {
             description: raw.description,
             references: raw.references,
             author: raw.author,
+            license: raw.license,
             tool: raw.tool,
             tactics: raw.tactics,
             techniques: raw.techniques,
@@ -556,6 +558,7 @@ pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     Some(line_col(text, offset))
 }
 
+/// The 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
