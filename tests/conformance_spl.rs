@@ -210,7 +210,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> Outcome {
     let compiled = common::compile(compiler, case, Target::Spl);
     let events: Vec<CaseEvent> = case.events();
     let answers = common::answers(case, &events);
-    let documented = common::documented(&compiled.fidelity);
+    let documented = common::documented(&compiled.rendered.fidelity);
     let table = table_of(compiler, case);
     let spl_events: Vec<SplEvent> = events
         .iter()
@@ -233,7 +233,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> Outcome {
                 line: json!({"rule": case.stem, "target": "spl", "oracle": "spl-subset-engine", "verdict": "disagree",
                              "disagreements": [format!("the emitted SPL is outside the engine's subset or fails: {e}")]}),
                 verdict: Verdict::Disagree,
-                text: format!("{e}\n{}", compiled.query),
+                text: format!("{e}\n{}", compiled.rendered.query),
             };
         }
     };
