@@ -625,6 +625,38 @@ def eql_all(lines, res):
         if not keep and j["verdict"] == "disagree":
             j["verdict"] = "approximate-as-documented" if j["documented"] else "agree"
         detail = "%d events in the window, %d matched; %s" % (len(events), len(got), window_note)
+        # Near misses of the profile's event selection (Defend's process stream also
+        # holds process ends): each matched event again as an event the selection
+        # leaves out must not match. Values are single keywords: Elasticsearch matches
+        # one element of Defend's `["start"]` arrays alike, and eql's PythonEngine
+        # compares a list whole (`==` is false, `in` raises).
+        selection = l.get("event_selection") or {}
+        if selection and got:
+            misses = []
+            for d in data:
+                if d["__name"] not in got:
+                    continue
+                miss = json.loads(json.dumps(d))
+                for field, values in selection.items():
+                    other = next(v for v in ("end", "info", "start", "other") if v not in values)
+                    node = miss
+                    *path, last = field.split(".")
+                    for part in path:
+                        node = node.setdefault(part, {})
+                    node[last] = other
+                miss["__name"] = d["__name"] + " (not selected: %s)" % ", ".join(
+                    "%s outside %s" % (f, v) for f, v in sorted(selection.items()))
+                misses.append(miss)
+            wrong = []
+            engine = eql.PythonEngine()
+            engine.add_query(q)
+            engine.add_output_hook(lambda out: wrong.extend(ev.data["__name"] for ev in out.events))
+            engine.stream_events([eql.Event.from_data(m) for m in misses])
+            for name in wrong:
+                j["disagreements"].append(name + " matched: the query reads events its profile's data source does not select")
+            if wrong:
+                j["verdict"] = "disagree"
+            detail += "; %d near misses outside the event selection, %d matched" % (len(misses), len(wrong))
         read = set(re.findall(r"[\w.@]+", l["query"]))
         subs = ["%s as %s" % (c, f) for c, f in sorted(l.get("substitutes", {}).items()) if f in read]
         if subs:

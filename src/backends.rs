@@ -99,6 +99,19 @@ impl Backends {
             let mut profile: Profile = from_yaml(&path, text)?;
             profile.path = path;
             profile.resolve_data(&data)?;
+            let selecting = profile.sources.iter().find(|(_, m)| !m.events.is_empty());
+            if let Some((source, _)) = selecting
+                && !target.spec().dialect.selects_events()
+            {
+                return Err(Error::new(
+                    ErrorKind::Schema,
+                    format!(
+                        "profile `{}`, data source `{source}`: target `{target}` cannot select events (`events`); only a target whose queries add the selection may have it",
+                        profile.name
+                    ),
+                )
+                .in_file(&profile.path));
+            }
             profiles.entry(target).or_default().push(profile);
         }
         for target in Target::all() {

@@ -227,6 +227,8 @@ pub fn map_event(event: &Event, rule: &Rule, profile: &Profile) -> Result<Event>
             out.insert(name.to_string(), v.clone());
         }
     }
+    // The event is one of those the source's `events` select (a process start).
+    out.extend(map.selected_event_fields());
     Ok(out)
 }
 
@@ -256,6 +258,7 @@ pub fn bundle_line(
         "target": rendered.target,
         "profile": profile.name,
         "settings": map.settings,
+        "event_selection": map.events,
         "field_map": map.names(),
         "query": rendered.query,
         "files": files,

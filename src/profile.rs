@@ -97,6 +97,13 @@ pub struct SourceMap {
     /// (EQL), `logsource.*` (Sigma).
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// Which events of the data source the rules mean, where the data source also
+    /// holds others: a field of the data → the values that select them (Elastic
+    /// Defend's process stream holds process start, end and already-running events:
+    /// `event.type: [start]`). A target adds it to every query of the source; only
+    /// targets whose lowering does may have it ([`crate::backends`] checks at load).
+    #[serde(default)]
+    pub events: BTreeMap<String, Vec<String>>,
     /// Canonical field name → how the data holds it.
     pub fields: BTreeMap<String, FieldMapping>,
     /// The fields the data source records (its schema's list plus the platform's),
@@ -106,6 +113,20 @@ pub struct SourceMap {
 }
 
 impl SourceMap {
+    /// The fields an event of this source carries because the source's `events`
+    /// select it: the first selected value of each field. A single keyword, as
+    /// Elasticsearch matches one element of an array (Defend stores `["start"]`) the
+    /// same as the value alone.
+    pub fn selected_event_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.events
+            .iter()
+            .filter_map(|(field, values)| {
+                let first = values.first()?;
+                Some((field.clone(), serde_json::Value::String(first.clone())))
+            })
+            .collect()
+    }
+
     /// Canonical name → the data's field name, for the fields the data records.
     pub fn names(&self) -> BTreeMap<String, String> {
         self.fields
@@ -140,6 +161,27 @@ impl Profile {
                 )
                 .in_file(&self.path));
             };
+            for (field, values) in &map.events {
+                let problem = if !fields.fields.contains(field) {
+                    Some(format!(
+                        "`events` selects by `{field}`, which {} does not record",
+                        map.data
+                    ))
+                } else if values.is_empty() || values.iter().any(String::is_empty) {
+                    Some(format!(
+                        "`events` selects by `{field}` with no value (expected a list of non-empty values)"
+                    ))
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    return Err(Error::new(
+                        ErrorKind::Schema,
+                        format!("profile `{}`, data source `{source}`: {problem}", self.name),
+                    )
+                    .in_file(&self.path));
+                }
+            }
             map.data_title = schema.title.clone();
             map.recorded = fields
                 .fields

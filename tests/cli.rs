@@ -676,10 +676,13 @@ fn strict_accepts_only_the_approximations_a_rule_acknowledges() {
 fn profiles_per_target() {
     let ws = workspace("profiles");
     let rule = "rules/netsupport/filesig.yaml";
-    // Elastic Defend records signers on process events (the ecs profile's rewrite).
+    // Elastic Defend records signers on process events (the ecs profile's rewrite):
+    // of processes started or already running, not of their ends.
     let ecs = rmmc(&["explain", rule, "--target", "eql", "--raw"], &ws);
     assert!(
-        stdout(&ecs).contains("process where (process.code_signature.subject_name :"),
+        stdout(&ecs).contains(
+            r#"process where event.type in ("start", "info") and (process.code_signature.subject_name :"#
+        ),
         "{}",
         text(&ecs)
     );

@@ -216,7 +216,22 @@ fn every_emitted_elastic_rule_reads_only_fields_its_stream_maps() {
             .and_then(|s| s.strip_suffix("-*"))
             .unwrap_or_else(|| panic!("{index} is not an Elastic Defend stream"));
         let mapped = &reference[stream];
-        let mut fields = eql_fields(rule["query"].as_str().unwrap());
+        let query = rule["query"].as_str().unwrap();
+        // Defend's process stream also holds process ends: a creation rule reads the
+        // starts only, a signature rule the starts and already-running processes.
+        let selection = match r.source_file.file_stem().and_then(|s| s.to_str()) {
+            Some("createproc") => Some(r#"process where event.type == "start" and ("#),
+            Some("filesig") => Some(r#"process where event.type in ("start", "info") and ("#),
+            _ => None,
+        };
+        if let Some(selection) = selection {
+            assert!(
+                query.starts_with(selection),
+                "{}: {query}",
+                r.source_file.display()
+            );
+        }
+        let mut fields = eql_fields(query);
         for f in rule["alert_suppression"]["group_by"]
             .as_array()
             .into_iter()
@@ -305,6 +320,55 @@ fn a_profile_naming_unknown_data_is_refused_at_load() {
         line.contains("elastic-defend/network"),
         "lists the known: {line}"
     );
+}
+
+/// The `events` of a data source select by a field of its data, and only a target
+/// whose queries add the selection may have them: anything else is refused at load,
+/// naming the profile, never silently ignored.
+#[test]
+fn an_event_selection_the_data_or_target_cannot_honour_is_refused_at_load() {
+    let unrecorded = std::env::temp_dir().join(format!("rmmc-events-field-{}", std::process::id()));
+    let path = unrecorded.join("eql/profiles/ecs.yaml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let text = std::fs::read_to_string(root().join("backends/eql/profiles/ecs.yaml")).unwrap();
+    assert!(
+        text.contains("event.type: [start]"),
+        "ecs selects process starts"
+    );
+    std::fs::write(
+        &path,
+        text.replace("event.type: [start]", "event.action: [start]"),
+    )
+    .unwrap();
+    let e = Backends::from_dir(&unrecorded).unwrap_err();
+    std::fs::remove_dir_all(unrecorded).ok();
+    let line = e.to_string();
+    for part in [
+        "ecs.yaml",
+        "`event.action`",
+        "elastic-defend/process",
+        "process_creation",
+    ] {
+        assert!(line.contains(part), "`{part}` missing from: {line}");
+    }
+
+    let other_target = std::env::temp_dir().join(format!("rmmc-events-kql-{}", std::process::id()));
+    let path = other_target.join("kql/profiles/defender.yaml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let text = std::fs::read_to_string(root().join("backends/kql/profiles/defender.yaml")).unwrap();
+    let edited = text.replacen(
+        "    fields:\n",
+        "    events:\n      IsSigned: [\"1\"]\n    fields:\n",
+        1,
+    );
+    assert_ne!(edited, text, "the edit applies");
+    std::fs::write(&path, edited).unwrap();
+    let e = Backends::from_dir(&other_target).unwrap_err();
+    std::fs::remove_dir_all(other_target).ok();
+    let line = e.to_string();
+    for part in ["defender.yaml", "target `kql`", "`events`"] {
+        assert!(line.contains(part), "`{part}` missing from: {line}");
+    }
 }
 
 /// A rule needing a field the data does not record: the build says so, writes no

@@ -803,6 +803,9 @@ pub struct Compiled {
     /// Canonical fields the profile's data holds in another field (what changes in
     /// meaning is in the verdict): canonical → the field the events carry it in.
     pub substitutes: BTreeMap<String, String>,
+    /// What every event of the source carries because the profile's `events` select
+    /// it (`event.type: start`), already in the target's names.
+    pub selected: Event,
 }
 
 pub fn compile(compiler: &Compiler, case: &RuleCase, target: Target) -> Compiled {
@@ -833,6 +836,7 @@ pub fn compile(compiler: &Compiler, case: &RuleCase, target: Target) -> Compiled
                 _ => None,
             })
             .collect(),
+        selected: source.selected_event_fields(),
         profile: profile.clone(),
         rendered,
     }
@@ -851,6 +855,8 @@ pub fn map_event(compiled: &Compiled, e: &Event) -> Event {
         });
         out.insert(name.clone(), v.clone());
     }
+    // One of the events the profile's data source selects (a process start).
+    out.extend(compiled.selected.clone());
     out
 }
 

@@ -213,14 +213,22 @@ impl Dialect for Eql {
         }
     }
 
+    fn selects_events(&self) -> bool {
+        true
+    }
+
     fn context(&self, input: &LowerInput, notes: &mut Notes) -> Result<serde_json::Value> {
         let rule = input.rule;
+        let source = input.profile.source(rule.source)?;
         let mut condition = self.expr(input, &rule.detection, notes)?;
         for x in self.exclusions(input, notes)? {
             condition = format!(
                 "{condition}\n  and {}",
                 x["condition"].as_str().unwrap_or_default()
             );
+        }
+        if let Some(selection) = event_selection(&source.events) {
+            condition = format!("{selection} and ({})", super::unwrap_parens(&condition));
         }
         let suppression = match &rule.aggregation {
             None => None,
@@ -256,7 +264,6 @@ impl Dialect for Eql {
                 look_back: SCHEDULE_LOOK_BACK.to_string(),
             },
         );
-        let source = input.profile.source(rule.source)?;
         let tactics = rule
             .meta
             .tactics
@@ -287,6 +294,26 @@ impl Dialect for Eql {
             "tags": tags,
         }))
     }
+}
+
+/// The condition that keeps the events a data source's `events` select (Elastic
+/// Defend's process starts out of a stream that also holds their ends): one `==` or
+/// `in` per field, cased as the data's keywords are. `None` when it selects none.
+fn event_selection(events: &std::collections::BTreeMap<String, Vec<String>>) -> Option<String> {
+    let parts: Vec<String> = events
+        .iter()
+        .map(|(field, values)| {
+            let f = field_name(field);
+            match values.as_slice() {
+                [one] => format!("{f} == {}", quote(one)),
+                many => {
+                    let list: Vec<String> = many.iter().map(|v| quote(v)).collect();
+                    format!("{f} in ({})", list.join(", "))
+                }
+            }
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" and "))
 }
 
 /// How often Kibana runs an rmmc rule, and over how much time. An alerting rule
@@ -400,6 +427,25 @@ mod tests {
         ] {
             assert_eq!(lucene_escape(value), expected, "{value}");
         }
+    }
+
+    #[test]
+    fn event_selection_keeps_only_the_selected_events_and_quotes_values() {
+        let mut events = std::collections::BTreeMap::new();
+        assert_eq!(event_selection(&events), None);
+        events.insert("event.type".to_string(), vec!["start".to_string()]);
+        assert_eq!(
+            event_selection(&events).as_deref(),
+            Some(r#"event.type == "start""#)
+        );
+        events.insert(
+            "event.type".to_string(),
+            vec!["start".to_string(), "in\"fo".to_string()],
+        );
+        assert_eq!(
+            event_selection(&events).as_deref(),
+            Some(r#"event.type in ("start", "in\"fo")"#)
+        );
     }
 
     #[test]

@@ -703,6 +703,12 @@ pub(crate) trait Dialect: Sync {
         Ok(serde_json::json!({}))
     }
 
+    /// Whether the lowering adds a data source's `events` selection to its queries.
+    /// A profile of a target that does not may not have one: it would be ignored.
+    fn selects_events(&self) -> bool {
+        false
+    }
+
     fn and_word(&self) -> &'static str {
         "and"
     }
