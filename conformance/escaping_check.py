@@ -32,18 +32,25 @@ def parse(q):
         return eql.parse_query(q)
 
 
-def run(query, value, field):
+def put(event, field, value):
+    *parents, leaf = field.split(".")
+    node = event
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+
+
+def run(query, value, field, selected):
     out = []
     engine = eql.PythonEngine()
     engine.add_query(query)
     engine.add_output_hook(lambda o: out.extend(o.events))
     category = str(query.first.event_type) if hasattr(query, "first") else "file"
     event = {"event_type": category}
-    *parents, leaf = field.split(".")
-    node = event
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = value
+    # An event the profile's data source selects (a process start).
+    for f, v in selected.items():
+        put(event, f, v)
+    put(event, field, value)
     engine.stream_events([eql.Event.from_data(event)])
     return bool(out)
 
@@ -66,7 +73,7 @@ def main():
             # whose outcome depends on case, are not probed (Elastic folds otherwise).
             if any(len(ch.lower()) != 1 for ch in v):
                 continue
-            got = run(q, v, c["field"])
+            got = run(q, v, c["field"], c.get("selected", {}))
             if got != p["match"]:
                 failures.append("%r on %r: engine %s, evaluator %s" % (c["query"], v, got, p["match"]))
     json.dump({"version": eql.__version__, "failures": failures}, sys.stdout)

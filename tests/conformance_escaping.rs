@@ -333,12 +333,14 @@ fn escaping_reads_back_on_every_target() {
     let mut kql = Vec::new();
     let mut eql = Vec::new();
     // The field the probe value lands in on the default EQL profile's data.
-    let eql_field = compiler
+    // The probe event is one the profile's data source selects (`event.type`).
+    let eql_source = compiler
         .backends()
         .profile(Target::Eql, None)
-        .and_then(|p| p.source(DataSource::FileSignature).map(|s| s.names()))
-        .expect("eql profile")[FIELD]
-        .clone();
+        .and_then(|p| p.source(DataSource::FileSignature))
+        .expect("eql profile");
+    let eql_field = eql_source.names()[FIELD].clone();
+    let eql_selected = eql_source.selected_event_fields();
     for (i, (s, kind, case)) in cases.iter().enumerate() {
         let q = compiler
             .compile(&rule(s, *kind, *case), Target::Kql, None)
@@ -359,7 +361,7 @@ fn escaping_reads_back_on_every_target() {
             .map(|(v, m)| json!({"value": v, "match": m}))
             .collect();
         eql.push(
-            json!({"id": i.to_string(), "query": q.query, "benign": b.query, "probes": probes, "field": eql_field}),
+            json!({"id": i.to_string(), "query": q.query, "benign": b.query, "probes": probes, "field": eql_field, "selected": eql_selected}),
         );
     }
     let node_pkg = dir.join("node/node_modules/@kusto/language-service-next");
