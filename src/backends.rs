@@ -39,6 +39,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../backends/sigma/rule.tera"),
     ),
     (
+        "sigma/correlation.tera",
+        include_str!("../backends/sigma/correlation.tera"),
+    ),
+    (
         "sigma/profiles/defender.yaml",
         include_str!("../backends/sigma/profiles/defender.yaml"),
     ),

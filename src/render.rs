@@ -39,6 +39,7 @@ const TEMPLATES: &[&str] = &[
     "eql/query.tera",
     "eql/rule.tera",
     "sigma/rule.tera",
+    "sigma/correlation.tera",
 ];
 
 impl Renderer {
@@ -93,8 +94,19 @@ impl Renderer {
                 (query, files)
             }
             Target::Sigma => {
+                // SigmaHQ names files after the log source and the rule
+                // (`proc_creation_win_rmm_netsupport.yml`), and keeps a correlation in
+                // a file of its own, so a folder of base rules converts with backends
+                // that have no correlations.
                 let text = self.render("sigma/rule.tera", &context)?;
-                (text.clone(), vec![(with_ext(stem, "yml"), text)])
+                let dir = stem.parent().unwrap_or(Path::new(""));
+                let name = |key: &Value| dir.join(key.as_str().unwrap_or_default());
+                let mut files = vec![(name(&context["file_name"]), text.clone())];
+                if !context["correlation"].is_null() {
+                    let correlation = self.render("sigma/correlation.tera", &context)?;
+                    files.push((name(&context["correlation"]["file_name"]), correlation));
+                }
+                (text, files)
             }
         };
         Ok(Rendered {

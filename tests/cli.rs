@@ -58,7 +58,8 @@ fn build_writes_every_target_then_check_passes() {
         "out/kql/netsupport/filesig.yaml",
         "out/spl/savedsearches.conf",
         "out/eql/rules.ndjson",
-        "out/sigma/netsupport/netconn.yml",
+        "out/sigma/netsupport/net_connection_win_rmm_netsupport.yml",
+        "out/sigma/netsupport/correlation_net_connection_win_rmm_netsupport.yml",
         "out/eql/FIDELITY.md",
     ] {
         assert!(ws.join(f).is_file(), "{f} missing:\n{}", text(&o));

@@ -34,8 +34,13 @@ struct Item {
     values: Vec<Value>,
 }
 
-/// The table from match kind to Sigma modifiers. Returns several items when the
-/// predicate needs more than one selection (empty = missing or "").
+/// The table from match kind to Sigma modifiers. Native modifiers wherever they say
+/// exactly what the rule says: a plain value (Sigma compares case-insensitively),
+/// `|contains`, `|startswith`, `|endswith`, `|cased`, `|all`. `|re` only for a
+/// whole term (no Sigma modifier has term boundaries), for an ASCII-folded value
+/// with non-ASCII letters (Sigma engines fold those, KQL does not) and for a regex
+/// predicate. Returns several items when the predicate needs more than one
+/// selection (empty = missing or "").
 fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
     let cased = if p.case == Case::Sensitive {
         "|cased"
@@ -51,22 +56,23 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
     if p.kind == MatchKind::Term {
         note_sigma_term(p, notes);
     }
-    if super::needs_ascii_classes(p, true) && p.kind.takes_values() {
-        // Sigma folds non-ASCII letters without |cased: spell ASCII folding out in |re.
-        let values = p
+    let regex_only = p.kind == MatchKind::Term
+        || (p.kind.takes_values()
+            && p.kind != MatchKind::Regex
+            && p.case == Case::Insensitive
+            && super::has_non_ascii_cased(&p.values));
+    if regex_only {
+        let values: Vec<Value> = p
             .values
             .iter()
-            .map(|v| {
-                let body = super::ascii_classes(v, regex::escape);
-                Value::String(match p.kind {
-                    MatchKind::Equals => format!("^{body}$"),
-                    MatchKind::Contains => body,
-                    MatchKind::Prefix => format!("^{body}"),
-                    MatchKind::Suffix => format!("{body}$"),
-                    _ => super::term_regex_around(v, &body, SIGMA_BOUNDARY),
-                })
-            })
+            .map(|v| Value::String(literal_regex(p.kind, p.case, v)))
             .collect();
+        if matches!(p.kind, MatchKind::Equals | MatchKind::Suffix) {
+            notes.approximate(
+                format!("end of value on `{}`", p.field),
+                "the value has letters outside ASCII, so it is a |re whose end anchor is `$`: PCRE and Python also accept it before a final newline",
+            );
+        }
         return vec![Item {
             key: format!("{field}|re{all}"),
             values,
@@ -89,28 +95,7 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         MatchKind::Contains => ("|contains", p.values.iter().map(plain).collect()),
         MatchKind::Prefix => ("|startswith", p.values.iter().map(plain).collect()),
         MatchKind::Suffix => ("|endswith", p.values.iter().map(plain).collect()),
-        MatchKind::Term => {
-            let i = if p.case == Case::Insensitive {
-                "|i"
-            } else {
-                ""
-            };
-            let key = format!("{field}|re{i}{all}");
-            return vec![Item {
-                key,
-                values: p
-                    .values
-                    .iter()
-                    .map(|v| {
-                        Value::String(super::term_regex_around(
-                            v,
-                            &regex::escape(v),
-                            SIGMA_BOUNDARY,
-                        ))
-                    })
-                    .collect(),
-            }];
-        }
+        MatchKind::Term => unreachable!("whole terms are regexes, above"),
         MatchKind::Regex => {
             notes.approximate(
                 format!("regex on `{}`", p.field),
@@ -131,6 +116,52 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         key: format!("{field}{modifier}{all}{cased}"),
         values,
     }]
+}
+
+/// The `|re` pattern of a literal predicate. Case-insensitive patterns start with
+/// `(?i)` and guard, with `(?-i:..)`, the letters a Unicode-folding engine (Python's
+/// re, PCRE, RE2, Rust regex all fold by Unicode under `(?i)`) would match to more
+/// than KQL's ASCII folding does: `k` and `s` (the Kelvin sign K and the long s ſ
+/// fold to them) and every non-ASCII cased letter (`ä` must not match `Ä`).
+pub fn literal_regex(kind: MatchKind, case: Case, value: &str) -> String {
+    let (flag, body) = if case == Case::Insensitive {
+        ("(?i)", guarded_folding(value))
+    } else {
+        ("", regex::escape(value))
+    };
+    let pattern = match kind {
+        MatchKind::Equals => format!("^{body}$"),
+        MatchKind::Prefix => format!("^{body}"),
+        MatchKind::Suffix => format!("{body}$"),
+        MatchKind::Term => super::term_regex_around(value, &body, SIGMA_BOUNDARY),
+        _ => body,
+    };
+    format!("{flag}{pattern}")
+}
+
+/// The literal as a pattern for use under `(?i)`: characters escaped, and the
+/// letters whose Unicode folding goes beyond ASCII pinned to their ASCII cases.
+fn guarded_folding(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        let non_ascii_cased = !c.is_ascii()
+            && (c.to_lowercase().ne(std::iter::once(c)) || c.to_uppercase().ne(std::iter::once(c)));
+        if matches!(c, 'k' | 'K' | 's' | 'S') {
+            out.push_str(&format!(
+                "(?-i:[{}{}])",
+                c.to_ascii_uppercase(),
+                c.to_ascii_lowercase()
+            ));
+        } else if non_ascii_cased {
+            out.push_str(&format!(
+                "(?-i:{})",
+                regex::escape(c.encode_utf8(&mut [0; 4]))
+            ));
+        } else {
+            out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+        }
+    }
+    out
 }
 
 fn note_sigma_term(p: &Predicate, notes: &mut Notes) {
@@ -295,7 +326,11 @@ impl Dialect for Sigma {
                 logsource.insert(key.to_string(), Value::String(v.clone()));
             }
         }
-        let mut fields: Vec<String> = Vec::new();
+        let name = rule_name(&rule.meta.tool, rule.source.as_str());
+        let file_stem = file_stem(
+            logsource.get("category").and_then(Value::as_str),
+            &rule.meta.tool,
+        );
         let correlation = match &rule.aggregation {
             None => {
                 notes.approximate(
@@ -323,7 +358,7 @@ impl Dialect for Sigma {
                     notes.approximate(
                         "aggregation",
                         format!(
-                            "a Sigma correlation counts events only: {} have no Sigma form (their source fields are listed in `fields`)",
+                            "a Sigma correlation counts events only: {} have no Sigma form",
                             counted.join("/")
                         ),
                     );
@@ -336,20 +371,17 @@ impl Dialect for Sigma {
                         rule.window.shorthand()
                     ),
                 );
-                fields.extend(by.iter().cloned());
-                for o in &agg.outputs {
-                    if let Some(f) = o.function.field() {
-                        let name = input.field(f)?;
-                        if !fields.contains(&name) {
-                            fields.push(name);
-                        }
-                    }
-                }
                 Some(json!({
                     "id": derived_id(&rule.meta.id),
-                    "title": format!("{} (event count)", rule.meta.name),
+                    "title": sigma_title(&format!("{} - Event Count", rule.meta.name)),
+                    "description": format!(
+                        "Alerts once per {} when the rule {name} matches, with the number of its events within {}.",
+                        if by.is_empty() { "time span".to_string() } else { format!("group of {}", by.join(", ")) },
+                        rule.window.shorthand()
+                    ),
                     "group_by": by,
                     "timespan": rule.window.shorthand(),
+                    "file_name": format!("correlation_{file_stem}.yml"),
                 }))
             }
         };
@@ -380,10 +412,11 @@ impl Dialect for Sigma {
             "logsource": logsource,
             "detection": detection,
             "condition": condition,
-            "fields": fields,
             "correlation": correlation,
             "tags": tags,
-            "rule_name": rule_name(&rule.meta.tool, rule.source.as_str()),
+            "title": sigma_title(&rule.meta.name),
+            "rule_name": name,
+            "file_name": format!("{file_stem}.yml"),
             "known_fps": rule.exclusions.iter().map(|x| one_line(&format!("{}: {}", x.scenario, x.description))).collect::<Vec<_>>(),
         }))
     }
@@ -399,6 +432,49 @@ fn sanitize_identifier(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A rule title in SigmaHQ's casing: every word that is all lower case becomes
+/// capitalized, except the short words the convention keeps lower case (and words
+/// with `.`, `/` or `_`, or starting with a digit, which it leaves alone); no final
+/// dot.
+pub fn sigma_title(name: &str) -> String {
+    const LOWER: &[&str] = &[
+        "a", "an", "and", "as", "at", "by", "for", "from", "in", "new", "of", "on", "or", "over",
+        "the", "through", "to", "via", "with", "without",
+    ];
+    let words: Vec<String> = name
+        .split(' ')
+        .map(|w| {
+            let keep = !w.chars().any(char::is_lowercase)
+                || w.chars().any(char::is_uppercase)
+                || LOWER.contains(&w)
+                || w.contains(['.', '/', '_'])
+                || w.starts_with(|c: char| c.is_ascii_digit());
+            if keep {
+                w.to_string()
+            } else {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default()
+            }
+        })
+        .collect();
+    words.join(" ").trim_end_matches('.').to_string()
+}
+
+/// The file name (without `.yml`) of a rule's Sigma file, after SigmaHQ's file-name
+/// convention: the log source's prefix (`proc_creation_win_`, `net_connection_win_`;
+/// for a category of rmmc's own, the category itself), then `rmm_` and the tool.
+fn file_stem(category: Option<&str>, tool: &str) -> String {
+    let prefix = match category {
+        Some("process_creation") => "proc_creation_win".to_string(),
+        Some("network_connection") => "net_connection_win".to_string(),
+        Some(other) => format!("{}_win", sanitize_identifier(other)),
+        None => "win".to_string(),
+    };
+    format!("{prefix}_rmm_{}", sanitize_identifier(tool))
 }
 
 /// The Sigma `name` of the base rule, referenced by its correlation rule.
