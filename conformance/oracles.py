@@ -438,30 +438,34 @@ def eql_all(lines, res):
 
 
 def sigma_check(lines, oracles_dir, res):
+    """`sigma check` over the pack as written (base rules and correlation files, under
+    their own names), then the same validators in-process per rule for attribution."""
     tmp = Path(tempfile.mkdtemp(prefix="rmmc-sigma-"))
-    owner = {}
+    files_of = defaultdict(list)
     for l in lines:
         if l["target"] != "sigma":
             continue
-        for p, text in l["files"].items():
+        for p, text in sorted(l["files"].items()):
             if p.endswith((".yml", ".yaml")):
-                f = tmp / Path(p).name
+                f = tmp / p
+                f.parent.mkdir(parents=True, exist_ok=True)
                 f.write_text(text, encoding="utf-8")
-                owner[str(f)] = l["rule"]
+                files_of[l["rule"]].append(f)
     sigma = oracles_dir / "venv" / "bin" / "sigma"
     proc = subprocess.run([str(sigma), "check", "-c", str(HERE / "sigma_validation.yml"), "--fail-on-error",
                            "--fail-on-issues", str(tmp)], capture_output=True, text=True, check=False)
     # Per-rule attribution with the same library and configuration in-process (the
-    # CLI does not name the file of a parse error).
-    import yaml
+    # CLI does not name the file of a parse error): a rule's files are loaded together,
+    # so its correlation resolves the base rule's name.
     from sigma.collection import SigmaCollection
     from sigma.plugins import InstalledSigmaPlugins
     from sigma.validation import SigmaValidator
+    import yaml
     validator = SigmaValidator.from_dict(yaml.safe_load((HERE / "sigma_validation.yml").read_text()),
                                          InstalledSigmaPlugins.autodiscover().validators)
     problems = defaultdict(list)
-    for f, rule in owner.items():
-        coll = SigmaCollection.from_yaml(Path(f).read_text(encoding="utf-8"), collect_errors=True)
+    for rule, files in files_of.items():
+        coll = SigmaCollection.load_ruleset(files, collect_errors=True)
         for r in coll.rules:
             problems[rule] += ["error: %s" % e for e in getattr(r, "errors", [])]
         try:
@@ -479,7 +483,7 @@ def sigma_check(lines, oracles_dir, res):
             res.add(l["rule"], "sigma", "sigma check", "disagree",
                     "sigma check failed: " + " ".join((proc.stdout + proc.stderr)[-300:].split()))
         else:
-            res.add(l["rule"], "sigma", "sigma check", "agree", "rule and correlation documents pass (offline validators, issues fail)")
+            res.add(l["rule"], "sigma", "sigma check", "agree", "rule and correlation files pass (pySigma and SigmaHQ validators, offline set; issues fail)")
     return proc.returncode
 
 

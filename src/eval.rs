@@ -751,6 +751,8 @@ mod tests {
                 description: "t".into(),
                 references: vec![],
                 author: None,
+                date: None,
+                modified: None,
                 tool: "NetSupport".into(),
                 tactics: vec![],
                 techniques: vec![],

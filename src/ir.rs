@@ -34,6 +34,12 @@ pub struct Metadata {
     pub references: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// When the rule was written and last changed (`YYYY-MM-DD`); Sigma's `date`
+    /// and `modified`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modified: Option<String>,
     pub tool: String,
     pub tactics: Vec<String>,
     pub techniques: Vec<String>,

@@ -203,6 +203,8 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         "description_with_references": description_with_references,
         "references": m.references,
         "author_line": m.author.clone().unwrap_or_else(|| "rmmc".to_string()),
+        "date": m.date,
+        "modified": m.modified,
         "authors": vec![m.author.clone().unwrap_or_else(|| "rmmc".to_string())],
         "tool": m.tool,
         "tactics": m.tactics,

@@ -71,6 +71,8 @@ fn rule(value: &str, kind: MatchKind, case: Case) -> Rule {
             description: "Escaping probe".into(),
             references: vec![],
             author: None,
+            date: None,
+            modified: None,
             tool: "Probe".into(),
             tactics: vec!["CommandAndControl".into()],
             techniques: vec!["T1219".into()],

@@ -118,16 +118,20 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
     }]
 }
 
-/// The `|re` pattern of a literal predicate. Case-insensitive patterns start with
-/// `(?i)` and guard, with `(?-i:..)`, the letters a Unicode-folding engine (Python's
-/// re, PCRE, RE2, Rust regex all fold by Unicode under `(?i)`) would match to more
-/// than KQL's ASCII folding does: `k` and `s` (the Kelvin sign K and the long s ſ
-/// fold to them) and every non-ASCII cased letter (`ä` must not match `Ä`).
+/// The `|re` pattern of a literal predicate. A case-insensitive pattern starts with
+/// `(?i)` and pins `k` and `s` to their ASCII cases with `(?-i:[Kk])`: under `(?i)`
+/// every Sigma regex engine (Python's re, PCRE, RE2, Rust regex) folds by Unicode,
+/// where the Kelvin sign K and the long s ſ fold to them, and KQL does not. A value
+/// with non-ASCII cased letters is spelled as ASCII classes (`[Kk]r(ä)...`) with no
+/// flag at all: a `(?-i:ä)` guard would be exact too, but an engine that lower-cases
+/// the input for `(?i)` patterns (rsigma does) then loses the case of `Ä`.
 pub fn literal_regex(kind: MatchKind, case: Case, value: &str) -> String {
-    let (flag, body) = if case == Case::Insensitive {
-        ("(?i)", guarded_folding(value))
-    } else {
-        ("", regex::escape(value))
+    let (flag, body) = match case {
+        Case::Sensitive => ("", regex::escape(value)),
+        Case::Insensitive if super::has_non_ascii_cased(&[value.to_string()]) => {
+            ("", super::ascii_classes(value, regex::escape))
+        }
+        Case::Insensitive => ("(?i)", guarded_folding(value)),
     };
     let pattern = match kind {
         MatchKind::Equals => format!("^{body}$"),
@@ -139,23 +143,16 @@ pub fn literal_regex(kind: MatchKind, case: Case, value: &str) -> String {
     format!("{flag}{pattern}")
 }
 
-/// The literal as a pattern for use under `(?i)`: characters escaped, and the
-/// letters whose Unicode folding goes beyond ASCII pinned to their ASCII cases.
+/// The literal as a pattern for use under `(?i)`: characters escaped, `k` and `s`
+/// pinned to their two ASCII cases.
 fn guarded_folding(value: &str) -> String {
     let mut out = String::new();
     for c in value.chars() {
-        let non_ascii_cased = !c.is_ascii()
-            && (c.to_lowercase().ne(std::iter::once(c)) || c.to_uppercase().ne(std::iter::once(c)));
         if matches!(c, 'k' | 'K' | 's' | 'S') {
             out.push_str(&format!(
                 "(?-i:[{}{}])",
                 c.to_ascii_uppercase(),
                 c.to_ascii_lowercase()
-            ));
-        } else if non_ascii_cased {
-            out.push_str(&format!(
-                "(?-i:{})",
-                regex::escape(c.encode_utf8(&mut [0; 4]))
             ));
         } else {
             out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
