@@ -498,7 +498,9 @@ def sigma_kusto(lines, schema, res, by_rule):
             continue
         kql_line = by_rule[l["rule"]]["kql"]
         table = kql_line["settings"]["table"]
-        text = next(t for p, t in l["files"].items() if p.endswith((".yml", ".yaml")))
+        # The base rule (its correlation, if any, is a file of its own).
+        text = next(t for p, t in l["files"].items()
+                    if p.endswith((".yml", ".yaml")) and not Path(p).name.startswith("correlation_"))
         try:
             coll = SigmaCollection.from_yaml(text, collect_errors=True)
             errors = [str(e) for r in coll.rules for e in getattr(r, "errors", [])]

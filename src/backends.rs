@@ -3,106 +3,13 @@
 //! They live in `backends/<target>/` and are embedded in the binary at build time, so
 //! an installed rmmc works anywhere; `--backends DIR` reads a copy from disk instead.
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::ir::DataSource;
+use crate::error::{Error, ErrorKind, Result, yaml_error};
 use crate::lower::Target;
-use serde::Deserialize;
+pub use crate::profile::{Profile, SourceMap};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Every backend file, by path relative to `backends/`.
-const EMBEDDED: &[(&str, &str)] = &[
-    ("kql/query.tera", include_str!("../backends/kql/query.tera")),
-    ("kql/rule.tera", include_str!("../backends/kql/rule.tera")),
-    (
-        "kql/profiles/defender.yaml",
-        include_str!("../backends/kql/profiles/defender.yaml"),
-    ),
-    ("spl/query.tera", include_str!("../backends/spl/query.tera")),
-    ("spl/rule.tera", include_str!("../backends/spl/rule.tera")),
-    (
-        "spl/profiles/defender.yaml",
-        include_str!("../backends/spl/profiles/defender.yaml"),
-    ),
-    ("eql/query.tera", include_str!("../backends/eql/query.tera")),
-    ("eql/rule.tera", include_str!("../backends/eql/rule.tera")),
-    (
-        "eql/profiles/ecs.yaml",
-        include_str!("../backends/eql/profiles/ecs.yaml"),
-    ),
-    (
-        "eql/profiles/defender.yaml",
-        include_str!("../backends/eql/profiles/defender.yaml"),
-    ),
-    (
-        "sigma/rule.tera",
-        include_str!("../backends/sigma/rule.tera"),
-    ),
-    (
-        "sigma/correlation.tera",
-        include_str!("../backends/sigma/correlation.tera"),
-    ),
-    (
-        "sigma/profiles/defender.yaml",
-        include_str!("../backends/sigma/profiles/defender.yaml"),
-    ),
-];
-
-/// A field-map profile: which data a target's queries assume, and how canonical
-/// fields are named there.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Profile {
-    pub name: String,
-    #[serde(default)]
-    pub default: bool,
-    pub description: String,
-    pub sources: BTreeMap<DataSource, SourceMap>,
-    /// Where the profile was read from, for error messages.
-    #[serde(skip)]
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceMap {
-    /// Target-specific settings: `table` (KQL), `search` (SPL), `index` and `category`
-    /// (EQL), `logsource.*` (Sigma).
-    #[serde(default)]
-    pub settings: BTreeMap<String, String>,
-    /// Canonical field name → the target's field name.
-    pub fields: BTreeMap<String, String>,
-}
-
-impl Profile {
-    /// The map of one data source, or an error naming the profile file.
-    pub fn source(&self, source: DataSource) -> Result<&SourceMap> {
-        self.sources.get(&source).ok_or_else(|| {
-            Error::new(
-                ErrorKind::UnmappedField,
-                format!(
-                    "profile `{}` has no map for data source `{source}`",
-                    self.name
-                ),
-            )
-            .in_file(&self.path)
-        })
-    }
-
-    pub fn setting(&self, source: DataSource, key: &str) -> Result<&str> {
-        let map = self.source(source)?;
-        map.settings.get(key).map(String::as_str).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Schema,
-                format!(
-                    "profile `{}`, data source `{source}`: missing setting `{key}`",
-                    self.name
-                ),
-            )
-            .in_file(&self.path)
-        })
-    }
-}
+include!(concat!(env!("OUT_DIR"), "/embedded_backends.rs"));
 
 /// Templates and profiles of all targets.
 #[derive(Debug, Clone)]
@@ -136,7 +43,7 @@ impl Backends {
             .iter()
             .map(|(p, c)| (p.to_string(), c.to_string()))
             .collect();
-        for target in Target::ALL {
+        for target in Target::all() {
             let pattern = dir.join(target.as_str()).join("**").join("*");
             let pattern = pattern.to_string_lossy().to_string();
             for entry in
@@ -171,19 +78,23 @@ impl Backends {
                 continue;
             };
             let path = root.join(rel);
-            let mut profile: Profile = serde_yaml::from_str(text)
-                .map_err(|e| crate::parse::rule_yaml::yaml_error(&path, &e))?;
+            let mut profile: Profile =
+                serde_yaml::from_str(text).map_err(|e| yaml_error(&path, &e))?;
             profile.path = path;
             profiles.entry(target).or_default().push(profile);
         }
-        for target in Target::ALL {
-            let list = profiles.get(&target).map(Vec::as_slice).unwrap_or(&[]);
-            let defaults = list.iter().filter(|p| p.default).count();
-            if defaults != 1 {
+        for target in Target::all() {
+            let default = target.spec().default_profile;
+            let found = profiles
+                .get(&target)
+                .into_iter()
+                .flatten()
+                .any(|p| p.name == default);
+            if !found {
                 return Err(Error::new(
                     ErrorKind::Schema,
                     format!(
-                        "target `{target}` needs exactly one profile with `default: true` in {}/{target}/profiles, found {defaults}",
+                        "target `{target}` needs its default profile `{default}` (the registry's default_profile): no {}/{target}/profiles/{default}.yaml",
                         root.display()
                     ),
                 ));
@@ -207,7 +118,8 @@ impl Backends {
     /// The profiles of a target, default first, then by name.
     pub fn profiles(&self, target: Target) -> Vec<&Profile> {
         let mut list: Vec<&Profile> = self.profiles.get(&target).into_iter().flatten().collect();
-        list.sort_by_key(|p| (!p.default, p.name.clone()));
+        let default = target.spec().default_profile;
+        list.sort_by_key(|p| (p.name != default, p.name.clone()));
         list
     }
 

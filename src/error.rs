@@ -141,6 +141,39 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Turn a serde_yaml error into an rmmc error with the file, line and column.
+pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
+    let text = e.to_string();
+    // serde_yaml appends " at line L column C" to the message; the location is kept apart.
+    let message = match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text.clone(),
+    };
+    let kind = if message.contains("unknown field")
+        || message.contains("missing field")
+        || message.contains("invalid type")
+        || message.contains("unknown variant")
+        || message.starts_with("a detection node")
+        || message.starts_with("predicate on")
+    {
+        ErrorKind::Schema
+    } else if message.contains("is not a UUID")
+        || message.contains("is not a duration")
+        || message.contains("invalid regex")
+        || message.contains("is empty")
+        || message.contains("needs at least one value")
+    {
+        ErrorKind::InvalidValue
+    } else {
+        ErrorKind::Syntax
+    };
+    let err = Error::new(kind, message).in_file(path);
+    match e.location() {
+        Some(loc) => err.at(loc.line(), loc.column()),
+        None => err,
+    }
+}
+
 /// Many errors at once: a build reports every bad rule, not only the first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Errors(pub Vec<Error>);

@@ -61,7 +61,7 @@ pub fn expected_path(rule_file: &Path) -> PathBuf {
 
 pub fn load(path: &Path) -> Result<FixtureFile> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_yaml::from_str(&text).map_err(|e| crate::parse::rule_yaml::yaml_error(path, &e))
+    serde_yaml::from_str(&text).map_err(|e| crate::error::yaml_error(path, &e))
 }
 
 pub fn parse_now(now: &str, path: &Path) -> Result<DateTime<Utc>> {

@@ -32,6 +32,7 @@
 
 pub mod coverage;
 pub mod fixtures_gen;
+pub mod lolrmm;
 pub mod md;
 pub mod precedence;
 pub mod uuid5;
@@ -542,7 +543,7 @@ pub fn import_sentinel_with(
     Ok(Summary { items })
 }
 
-fn write_file(dest: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_file(dest: &Path, text: &str) -> Result<()> {
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }

@@ -20,6 +20,32 @@
 //! [`lower::lower`], [`render::Renderer::render_rule`], [`pack::build`] /
 //! [`pack::write`], and [`eval::evaluate`]. The IR ([`ir`]) is plain data.
 //!
+//! ## Targets
+//!
+//! Every target is one entry of the registry ([`lower::TargetSpec`], a `targets!`
+//! line in `lower/mod.rs` and `SPEC` in `lower/<target>.rs`): its name, description,
+//! lowering, per-rule files, gathered files and default profile. The command line,
+//! the embedded backends (every file under `backends/`), rendering, pack writing and
+//! the tests read it; a new target is a `lower/<name>.rs`, a `backends/<name>/` folder
+//! and one registry line (`scripts/dummy-target` adds one and builds it).
+//!
+//! ## Layers
+//!
+//! Modules import only modules below them (`tests/layers.rs` checks that no import
+//! closes a cycle):
+//!
+//! ```text
+//!  import, fixtures                    importers, fixture runs      (top)
+//!  pack                                discovery, build, write, --check
+//!  render                              tera over lowered rules
+//!  parse                               rule text -> ir (reads the KQL profile for Sentinel columns)
+//!  backends                            templates and profiles of each registered target
+//!  lower                               the target registry and each target's lowering
+//!  eval                                reference evaluator
+//!  profile, vocabulary                 field maps, canonical fields
+//!  ir, error, text, attack             plain data and leaf helpers  (bottom)
+//! ```
+//!
 //! ## Using the library
 //!
 //! Load a rule from text, look at its IR, and compile it, without touching the file
@@ -62,6 +88,7 @@
 //! Every fallible function returns [`Error`], whose [`ErrorKind`] says what went
 //! wrong and whose `Display` is `file:line:col: error[kind]: message`.
 
+pub mod attack;
 pub mod backends;
 pub mod error;
 pub mod eval;
@@ -71,7 +98,9 @@ pub mod ir;
 pub mod lower;
 pub mod pack;
 pub mod parse;
+pub mod profile;
 pub mod render;
+pub mod text;
 pub mod vocabulary;
 
 pub use backends::Backends;

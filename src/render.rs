@@ -4,10 +4,12 @@
 //! templates only lay the pieces out. Filters here quote values for the file format
 //! around the query (YAML, savedsearches.conf), never for the query language.
 
+use crate::attack;
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Rule, Severity};
-use crate::lower::{Fidelity, Lowered, Target, missing_exclusion_fields};
+use crate::lower::{Fidelity, Gathered, Lowered, Target, missing_exclusion_fields};
+use crate::text::{conf_value, one_line, yaml_block, yaml_scalar};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,24 +33,15 @@ pub struct Renderer {
     tera: tera::Tera,
 }
 
-const TEMPLATES: &[&str] = &[
-    "kql/query.tera",
-    "kql/rule.tera",
-    "spl/query.tera",
-    "spl/rule.tera",
-    "eql/query.tera",
-    "eql/rule.tera",
-    "sigma/rule.tera",
-    "sigma/correlation.tera",
-];
-
 impl Renderer {
     pub fn new(backends: &Backends) -> Result<Renderer> {
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![]);
-        for name in TEMPLATES {
-            tera.add_raw_template(name, backends.template(name)?)
-                .map_err(|e| template_error(name, &e))?;
+        for target in Target::all() {
+            for name in target.templates() {
+                tera.add_raw_template(&name, backends.template(&name)?)
+                    .map_err(|e| template_error(&name, &e))?;
+            }
         }
         tera.register_filter("yaml", filter_yaml);
         tera.register_filter("yaml_block", filter_yaml_block);
@@ -77,38 +70,20 @@ impl Renderer {
         let mut context = lowered.context.clone();
         context["rule"] = rule_context(rule, source_file);
         let t = lowered.target.as_str();
-        let (query, files) = match lowered.target {
-            Target::Kql | Target::Spl | Target::Eql => {
-                let query = self.render(&format!("{t}/query.tera"), &context)?;
-                context["query"] = Value::String(query.trim_end().to_string());
-                let rule_file = self.render(&format!("{t}/rule.tera"), &context)?;
-                let (qext, rext) = match lowered.target {
-                    Target::Kql => ("kql", "yaml"),
-                    Target::Spl => ("spl", "conf"),
-                    _ => ("eql", "ndjson"),
-                };
-                let files = vec![
-                    (with_ext(stem, qext), query.clone()),
-                    (with_ext(stem, rext), rule_file),
-                ];
-                (query, files)
+        let mut query = None;
+        let mut files = Vec::new();
+        for file in lowered.target.spec().rule_files {
+            let text = self.render(&format!("{t}/{}", file.template), &context)?;
+            if query.is_none() {
+                // Later files (the rule file around the query) embed the query.
+                context["query"] = Value::String(text.trim_end().to_string());
+                query = Some(text.clone());
             }
-            Target::Sigma => {
-                // SigmaHQ names files after the log source and the rule
-                // (`proc_creation_win_rmm_netsupport.yml`), and keeps a correlation in
-                // a file of its own, so a folder of base rules converts with backends
-                // that have no correlations.
-                let text = self.render("sigma/rule.tera", &context)?;
-                let dir = stem.parent().unwrap_or(Path::new(""));
-                let name = |key: &Value| dir.join(key.as_str().unwrap_or_default());
-                let mut files = vec![(name(&context["file_name"]), text.clone())];
-                if !context["correlation"].is_null() {
-                    let correlation = self.render("sigma/correlation.tera", &context)?;
-                    files.push((name(&context["correlation"]["file_name"]), correlation));
-                }
-                (text, files)
+            if !text.trim().is_empty() {
+                files.push((rule_file_path(stem, file.extension, &context), text));
             }
-        };
+        }
+        let query = query.unwrap_or_default();
         Ok(Rendered {
             target: lowered.target,
             rule_id: rule.meta.id.clone(),
@@ -120,6 +95,77 @@ impl Renderer {
             fidelity: lowered.fidelity.clone(),
             warnings: lowered.warnings.clone(),
         })
+    }
+
+    /// The target's gathered files ([`crate::lower::TargetSpec::gathered`]) from its
+    /// rendered rules, paths relative to `out/<target>/`.
+    pub fn render_gathered(
+        &self,
+        target: Target,
+        rendered: &[&Rendered],
+    ) -> Result<Vec<(PathBuf, String)>> {
+        let mut rendered = rendered.to_vec();
+        rendered.sort_by(|a, b| a.stem.cmp(&b.stem));
+        let file_with = |r: &Rendered, ext: &str| -> Option<String> {
+            let wanted = with_ext(&r.stem, ext);
+            r.files
+                .iter()
+                .find(|(p, _)| *p == wanted)
+                .map(|(_, t)| t.clone())
+        };
+        let mut out = Vec::new();
+        for gathered in target.spec().gathered {
+            let text = match gathered {
+                Gathered::Concat {
+                    extension,
+                    separator,
+                    ..
+                } => rendered
+                    .iter()
+                    .filter_map(|r| file_with(r, extension))
+                    .map(|t| t.trim_end().to_string() + "\n")
+                    .collect::<Vec<_>>()
+                    .join(separator),
+                Gathered::Template { template, .. } => {
+                    let rules: Vec<Value> = rendered
+                        .iter()
+                        .map(|r| {
+                            let files: serde_json::Map<String, Value> = target
+                                .spec()
+                                .rule_files
+                                .iter()
+                                .filter_map(|f| {
+                                    file_with(r, f.extension)
+                                        .map(|t| (f.extension.to_string(), Value::String(t)))
+                                })
+                                .collect();
+                            json!({
+                                "id": r.rule_id,
+                                "name": r.rule_name,
+                                "stem": r.stem.to_string_lossy().replace('\\', "/"),
+                                "query": r.query,
+                                "fidelity": r.fidelity,
+                                "files": files,
+                            })
+                        })
+                        .collect();
+                    let context = json!({ "target": target.as_str(), "rules": rules });
+                    self.render(&format!("{target}/{template}"), &context)?
+                }
+            };
+            out.push((PathBuf::from(gathered.path()), text));
+        }
+        Ok(out)
+    }
+}
+
+/// Where a rule's file goes: `<stem>.<extension>`, unless the target's context names
+/// the file (`file_names`: extension → file name in the stem's folder), as Sigma does
+/// after SigmaHQ's convention (`proc_creation_win_rmm_netsupport.yml`).
+fn rule_file_path(stem: &Path, extension: &str, context: &Value) -> PathBuf {
+    match context["file_names"][extension].as_str() {
+        Some(name) => stem.parent().unwrap_or(Path::new("")).join(name),
+        None => with_ext(stem, extension),
     }
 }
 
@@ -177,7 +223,7 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         .tactics
         .iter()
         .map(|t| {
-            let (id, name) = crate::lower::tactic(t);
+            let (id, name) = attack::tactic(t);
             json!({
                 "framework": "MITRE ATT&CK",
                 "tactic": {
@@ -187,7 +233,7 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
                 },
                 "technique": m.techniques.iter().map(|tech| json!({
                     "id": tech,
-                    "name": crate::lower::technique_name(tech),
+                    "name": attack::technique_name(tech),
                     "reference": format!("https://attack.mitre.org/techniques/{}/", tech.replace('.', "/")),
                 })).collect::<Vec<_>>(),
             })
@@ -222,7 +268,7 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         "window": rule.window.shorthand(),
         "source_file": source_file.to_string_lossy().replace('\\', "/"),
         "false_positives": false_positives,
-        "false_positive_texts": rule.exclusions.iter().map(|x| crate::lower::one_line(&format!("{}: {}", x.scenario, x.description))).collect::<Vec<_>>(),
+        "false_positive_texts": rule.exclusions.iter().map(|x| one_line(&format!("{}: {}", x.scenario, x.description))).collect::<Vec<_>>(),
         "tags": std::iter::once(format!("RMM: {}", m.tool)).chain(m.techniques.iter().map(|t| format!("MITRE ATT&CK: {t}"))).collect::<Vec<_>>(),
         "threat": threat,
         "annotations": annotations,
@@ -249,27 +295,6 @@ fn filter_yaml(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value>
     Ok(Value::String(yaml_scalar(&s)))
 }
 
-pub fn yaml_scalar(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars().next().is_some_and(|c| c.is_alphanumeric())
-        && !s.ends_with(' ')
-        && s.chars()
-            .all(|c| c.is_alphanumeric() || " ._-/()".contains(c))
-        && !matches!(
-            s.to_ascii_lowercase().as_str(),
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n" | "~"
-        )
-        && s.parse::<f64>().is_err()
-        && !s
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '_' || c == '.' || c == '-');
-    if plain {
-        s.to_string()
-    } else {
-        serde_json::to_string(s).expect("strings serialize")
-    }
-}
-
 /// A YAML literal block (`|`, `|-`) where the text allows one, else a quoted scalar.
 fn filter_yaml_block(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
     let s = arg_string(value, "yaml_block")?;
@@ -277,42 +302,8 @@ fn filter_yaml_block(value: &Value, args: &HashMap<String, Value>) -> tera::Resu
     Ok(Value::String(yaml_block(&s, indent)))
 }
 
-pub fn yaml_block(s: &str, indent: usize) -> String {
-    let body = s.strip_suffix('\n').unwrap_or(s);
-    let chomp = if s.ends_with('\n') { "" } else { "-" };
-    let safe = !body.is_empty()
-        && !body.ends_with('\n')
-        && !body.contains('\r')
-        && body
-            .chars()
-            .all(|c| c == '\n' || c == '\t' || !c.is_control())
-        && body.lines().all(|l| l.is_empty() || !l.trim().is_empty());
-    if !safe {
-        return serde_json::to_string(s).expect("strings serialize");
-    }
-    // A line that starts with blanks would be read as deeper indentation of the
-    // whole block: then the indentation is stated (`|2`).
-    let indicator = if body.lines().any(|l| l.starts_with([' ', '\t'])) {
-        indent.to_string()
-    } else {
-        String::new()
-    };
-    let pad = " ".repeat(indent);
-    let mut out = format!("|{indicator}{chomp}");
-    for line in body.split('\n') {
-        out.push('\n');
-        if !line.is_empty() {
-            out.push_str(&pad);
-            out.push_str(line);
-        }
-    }
-    out
-}
-
 fn filter_one_line(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
-    Ok(Value::String(crate::lower::one_line(&arg_string(
-        value, "one_line",
-    )?)))
+    Ok(Value::String(one_line(&arg_string(value, "one_line")?)))
 }
 
 /// A savedsearches.conf value: lines joined with ` \` continuations.
@@ -321,74 +312,8 @@ fn filter_conf_value(value: &Value, _: &HashMap<String, Value>) -> tera::Result<
     Ok(Value::String(conf_value(&s)))
 }
 
-pub fn conf_value(s: &str) -> String {
-    s.trim_end()
-        .lines()
-        .map(|l| l.replace('\r', " "))
-        .collect::<Vec<_>>()
-        .join(" \\\n")
-}
-
 /// A stanza name: one line, without the brackets that would end it.
 fn filter_conf_stanza(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
-    let s = crate::lower::one_line(&arg_string(value, "conf_stanza")?);
+    let s = one_line(&arg_string(value, "conf_stanza")?);
     Ok(Value::String(s.replace(['[', ']'], "")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yaml_scalars_are_plain_only_when_unambiguous() {
-        for (value, expected) in [
-            ("CommandAndControl", "CommandAndControl"),
-            ("T1219", "T1219"),
-            (
-                "Remote Management - NetSupport",
-                "Remote Management - NetSupport",
-            ),
-            ("true", "\"true\""),
-            ("123", "\"123\""),
-            ("a: b", "\"a: b\""),
-            ("#x", "\"#x\""),
-            ("it's", "\"it's\""),
-            ("a\nb", "\"a\\nb\""),
-            ("", "\"\""),
-            ("Krämer", "Krämer"),
-        ] {
-            assert_eq!(yaml_scalar(value), expected, "{value:?}");
-        }
-    }
-
-    #[test]
-    fn yaml_blocks_fall_back_to_quotes() {
-        assert_eq!(yaml_block("a\nb\n", 2), "|\n  a\n  b");
-        assert_eq!(yaml_block("a\n\nb", 2), "|-\n  a\n\n  b");
-        assert_eq!(yaml_block(" leading", 2), "|2-\n   leading");
-        assert_eq!(yaml_block("\n \"", 2), "|2-\n\n   \"");
-        assert_eq!(yaml_block("a\r\nb", 2), "\"a\\r\\nb\"");
-        assert_eq!(yaml_block("a\n\n", 2), "\"a\\n\\n\"");
-    }
-
-    #[test]
-    fn yaml_blocks_read_back_as_the_text() {
-        for text in [
-            "a\nb\n",
-            "x: y\n- z",
-            "a\n\nb\n",
-            " lead",
-            "q\"'\\",
-            "tail  \n",
-        ] {
-            let doc = format!("k: {}\n", yaml_block(text, 2));
-            let back: HashMap<String, String> = serde_yaml::from_str(&doc).expect(&doc);
-            assert_eq!(back["k"], text, "{doc}");
-        }
-    }
-
-    #[test]
-    fn conf_values_continue_lines() {
-        assert_eq!(conf_value("a\n| b\n"), "a \\\n| b");
-    }
 }

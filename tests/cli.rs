@@ -306,3 +306,39 @@ fn explain_points_markdown_files_to_the_importer() {
         text(&o)
     );
 }
+
+#[test]
+fn import_lolrmm_warns_where_a_catalogue_file_is_bad_and_imports_the_rest() {
+    let dir = std::env::temp_dir().join(format!("rmmc-cli-lolrmm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalogue = root.join("tests/lolrmm/catalogue");
+    let into = dir.join("rules");
+    let o = rmmc(
+        &[
+            "import",
+            "lolrmm",
+            catalogue.to_str().unwrap(),
+            "--into",
+            into.to_str().unwrap(),
+        ],
+        root,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no_name.yaml:1:1: warning[schema]: no `Name`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad_path.yaml:5:11: warning[invalid-value]"),
+        "{err}"
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("held back by the quality gate"), "{out}");
+    assert!(into.join("example-rmm/createproc.yaml").is_file());
+    assert!(!into.join("bad-path-tool").exists());
+    // The written rules build for every target.
+    let o = rmmc(&["check", into.to_str().unwrap()], root);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

@@ -54,10 +54,15 @@ fn generated_fixtures_are_up_to_date() {
             .unwrap()
             .to_string_lossy()
             .to_string();
-        let want = fixtures_gen::render(&fixtures_gen::generate(&parsed.rule), &label);
+        let rule_text = std::fs::read_to_string(&source.path).unwrap();
+        let want = fixtures_gen::render(
+            &fixtures_gen::generate(&parsed.rule),
+            &label,
+            fixtures_gen::importer_of(&rule_text),
+        );
         assert!(
             have == want,
-            "{} is stale: run `rmmc import sentinel --fixtures`, then `RMMC_BLESS=1 rmmc test`",
+            "{} is stale: run `rmmc import sentinel --fixtures` (or `lolrmm`), then `RMMC_BLESS=1 rmmc test`",
             path.display()
         );
         generated += 1;

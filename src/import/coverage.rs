@@ -11,7 +11,9 @@ use std::path::Path;
 /// Where a rule file comes from, read from its first line.
 pub fn origin(text: &str) -> &'static str {
     let first = text.lines().next().unwrap_or("");
-    if first.starts_with(super::GENERATED_MARK) {
+    if first.starts_with(super::lolrmm::GENERATED_MARK) {
+        "lolrmm"
+    } else if first.starts_with(super::GENERATED_MARK) {
         "imported"
     } else if first.starts_with(super::HAND_CORRECTED_MARK) {
         "hand-corrected"
@@ -30,6 +32,9 @@ fn cell(f: &Fidelity) -> String {
 fn esc(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
+
+/// One tool folder: its tools, the origins and the kinds of its rules.
+type FolderRow<'a> = (BTreeSet<&'a str>, BTreeSet<&'a str>, Vec<&'a str>);
 
 /// One table row: tool, kind, origin, verdict per target.
 type Row<'a> = (String, String, String, BTreeMap<Target, &'a Fidelity>);
@@ -86,7 +91,11 @@ pub fn markdown(build: &Build, rules: &[(RuleSource, Parsed)]) -> String {
     s.push_str(
         "`hand-corrected` (an upstream query that does not import as written, fixed by hand; the\n",
     );
-    s.push_str("file's header says what and why) or `hand-written`.\n\n");
+    s.push_str("file's header says what and why), `lolrmm` (written by `rmmc import lolrmm` from the LOLRMM\n");
+    s.push_str(
+        "catalogue; a `lolrmm-<kind>` file adds to a tool with Sentinel-derived rules only the\n",
+    );
+    s.push_str("indicators they lack) or `hand-written`. [Tools](#tools) lists each tool's sources and kinds.\n\n");
     s.push_str("| tool | kind | origin |");
     for t in &targets {
         s.push_str(&format!(" {t} |"));
@@ -140,6 +149,30 @@ pub fn markdown(build: &Build, rules: &[(RuleSource, Parsed)]) -> String {
         s.push_str(&format!("| {t} | {e} | {a} |\n"));
     }
     s.push_str(&format!("| all | {all_exact} | {all_approx} |\n"));
+    s.push_str("\n## Tools\n\n");
+    s.push_str("Each tool folder, where its rules come from and their kinds.\n\n");
+    s.push_str("| tool | folder | sources | kinds |\n|---|---|---|---|\n");
+    let mut folders: BTreeMap<String, FolderRow> = BTreeMap::new();
+    for (stem, (tool, kind, origin, _)) in &rows {
+        let folder = Path::new(stem)
+            .parent()
+            .map(|p| p.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let f = folders.entry(folder).or_default();
+        f.0.insert(tool.as_str());
+        f.1.insert(origin.as_str());
+        f.2.push(kind.as_str());
+    }
+    for (folder, (tools, origins, kinds)) in &folders {
+        let tools: Vec<String> = tools.iter().map(|t| esc(t)).collect();
+        let origins: Vec<&str> = origins.iter().copied().collect();
+        s.push_str(&format!(
+            "| {} | {folder} | {} | {} |\n",
+            tools.join(", "),
+            origins.join(", "),
+            kinds.join(", ")
+        ));
+    }
     s.push_str("\n## What is approximated\n\n");
     s.push_str("Each construct a target can only approximate, the number of rules it affects, and why.\n\n");
     s.push_str("| target | construct | rules | reason |\n|---|---|---|---|\n");

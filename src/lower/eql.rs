@@ -3,12 +3,38 @@
 //! `:` prefilter plus an anchored Lucene `regex`/`regex~`. EQL has no aggregation and
 //! no time range: the rule file carries the window (`from`) and alert suppression.
 
-use super::{Dialect, LowerInput, Notes};
+use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
 use crate::error::Result;
 use crate::ir::{Case, MatchKind, Predicate, Quantifier};
 use serde_json::json;
 
 pub(crate) struct Eql;
+
+/// The registry entry of eql.
+pub(crate) const SPEC: TargetSpec = TargetSpec {
+    name: "eql",
+    description: "Elastic Event Query Language: Elastic Security detection rules (NDJSON)",
+    dialect: &Eql,
+    rule_files: &[
+        RuleFile {
+            template: "query.tera",
+            extension: "eql",
+        },
+        RuleFile {
+            template: "rule.tera",
+            extension: "ndjson",
+        },
+    ],
+    gathered: &[
+        Gathered::Concat {
+            path: "rules.ndjson",
+            extension: "ndjson",
+            separator: "",
+        },
+    ],
+    default_profile: "ecs",
+};
+
 
 /// An EQL string literal: `"..."` with `\\`, `\"`, `\n`, `\r`, `\t` escaped.
 pub fn quote(s: &str) -> String {

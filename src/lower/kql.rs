@@ -2,12 +2,33 @@
 //! semantics are KQL's, so every construct is native and exact, except `dcount`,
 //! which KQL estimates.
 
-use super::{Dialect, LowerInput, Notes, tactic};
+use super::{Dialect, LowerInput, Notes, RuleFile, TargetSpec};
+use crate::attack::tactic;
 use crate::error::Result;
 use crate::ir::{AggFunction, Case, MatchKind, Predicate, Quantifier};
 use serde_json::json;
 
 pub(crate) struct Kql;
+
+/// The registry entry of kql.
+pub(crate) const SPEC: TargetSpec = TargetSpec {
+    name: "kql",
+    description: "Kusto Query Language: Microsoft Defender XDR advanced hunting / Microsoft Sentinel hunting queries",
+    dialect: &Kql,
+    rule_files: &[
+        RuleFile {
+            template: "query.tera",
+            extension: "kql",
+        },
+        RuleFile {
+            template: "rule.tera",
+            extension: "yaml",
+        },
+    ],
+    gathered: &[],
+    default_profile: "defender",
+};
+
 
 /// A KQL string literal: `"..."` with `\\`, `\"`, `\n`, `\r`, `\t` escaped.
 pub fn quote(s: &str) -> String {

@@ -5,10 +5,40 @@
 //! arm per [`MatchKind`]), the boolean syntax, and the template context. Whatever a
 //! target cannot say exactly goes into the [`Fidelity`] verdict, never silently.
 
-mod eql;
-mod kql;
-mod sigma;
-mod spl;
+mod registry;
+
+pub use registry::{Gathered, RuleFile, Target, TargetSpec};
+
+/// Declares the target modules and the registry from one list: each entry is the
+/// target's constant (`Target::Kql`) and its module `lower/<name>.rs`, which declares
+/// the target's [`TargetSpec`] as `SPEC`.
+macro_rules! targets {
+    ($($constant:ident => $module:ident),* $(,)?) => {
+        $(mod $module;)*
+
+        /// Every target's entry, in registry order.
+        const REGISTRY: &[&TargetSpec] = &[$(&$module::SPEC),*];
+
+        #[allow(non_upper_case_globals)]
+        impl Target {
+            $(
+                #[doc = concat!("The `", stringify!($module), "` target.")]
+                pub const $constant: Target = Target($module::SPEC.name);
+            )*
+            /// Every registered target, in registry order.
+            pub const ALL: [Target; REGISTRY.len()] = [$(Target::$constant),*];
+        }
+    };
+}
+
+// The target registry: one line per target, in the order targets are built and
+// listed. A new target is this line, its `lower/<name>.rs` and its `backends/<name>/`.
+targets! {
+    Kql => kql,
+    Spl => spl,
+    Eql => eql,
+    Sigma => sigma,
+}
 
 /// Each target's literal, pattern and name escaping, public so their properties can be
 /// tested against each target's own parser (`tests/escaping.rs`, the conformance
@@ -25,86 +55,16 @@ pub mod escape {
         search_field as spl_search_field, where_field as spl_where_field,
     };
     pub use super::{ascii_classes, term_regex_around, term_regex_unicode};
-    pub use crate::render::{conf_value, yaml_block, yaml_scalar};
+    pub use crate::text::{conf_value, yaml_block, yaml_scalar};
 }
 
-use crate::backends::Profile;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Case, DataSource, Exclusion, Expr, MatchKind, Predicate, Rule};
+use crate::profile::Profile;
+pub(crate) use crate::text::{backslash_quoted, has_non_ascii_cased, one_line};
 use crate::vocabulary;
 use serde::Serialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-
-/// A query language rmmc compiles to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Target {
-    Kql,
-    Spl,
-    Eql,
-    Sigma,
-}
-
-impl Target {
-    pub const ALL: [Target; 4] = [Target::Kql, Target::Spl, Target::Eql, Target::Sigma];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Target::Kql => "kql",
-            Target::Spl => "spl",
-            Target::Eql => "eql",
-            Target::Sigma => "sigma",
-        }
-    }
-
-    /// What the target is, for `rmmc list targets`.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Target::Kql => {
-                "Kusto Query Language: Microsoft Defender XDR advanced hunting / Microsoft Sentinel hunting queries"
-            }
-            Target::Spl => "Splunk Search Processing Language: savedsearches.conf stanzas",
-            Target::Eql => {
-                "Elastic Event Query Language: Elastic Security detection rules (NDJSON)"
-            }
-            Target::Sigma => {
-                "Sigma rules (specification v2), with a correlation rule for aggregations"
-            }
-        }
-    }
-
-    fn dialect(self) -> &'static dyn Dialect {
-        match self {
-            Target::Kql => &kql::Kql,
-            Target::Spl => &spl::Spl,
-            Target::Eql => &eql::Eql,
-            Target::Sigma => &sigma::Sigma,
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Target {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Target> {
-        Target::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::UnknownTarget,
-                    format!("unknown target `{s}`: expected one of kql, spl, eql, sigma, all"),
-                )
-            })
-    }
-}
 
 /// One construct a target can only approximate, and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -438,15 +398,6 @@ pub fn predicate_text(target: Target, field: &str, p: &Predicate) -> (String, Ve
     (text, approximations)
 }
 
-/// Is any letter of the values one whose case a Unicode-folding engine would fold
-/// although KQL (ASCII folding) does not?
-pub(crate) fn has_non_ascii_cased(values: &[String]) -> bool {
-    values.iter().flat_map(|v| v.chars()).any(|c| {
-        !c.is_ascii()
-            && (c.to_lowercase().ne(std::iter::once(c)) || c.to_uppercase().ne(std::iter::once(c)))
-    })
-}
-
 /// Must a target spell ASCII case folding out (`[Kk][Rr]ä[Mm][Ee][Rr]`) instead of
 /// using its case-insensitive operator? Yes where that operator folds letters KQL
 /// does not: any non-ASCII letter of the value (`ä` ~ `Ä`), and, in engines that fold
@@ -531,70 +482,6 @@ pub(crate) fn is_plain_name(name: &str, extra: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(c))
 }
 
-/// `"..."` with backslash escapes for `\\` and `"`, and with `controls` also for
-/// `\n`, `\r`, `\t`: the string literal of KQL and EQL (with controls) and SPL.
-pub(crate) fn backslash_quoted(s: &str, controls: bool) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str(r"\\"),
-            '"' => out.push_str("\\\""),
-            '\n' if controls => out.push_str(r"\n"),
-            '\r' if controls => out.push_str(r"\r"),
-            '\t' if controls => out.push_str(r"\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Text safe inside a one-line comment: control characters become spaces.
-pub(crate) fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// ATT&CK tactic ids and display names for the names used in Sentinel content.
-pub(crate) fn tactic(name: &str) -> (&str, String) {
-    const TACTICS: &[(&str, &str, &str)] = &[
-        ("Reconnaissance", "TA0043", "Reconnaissance"),
-        ("ResourceDevelopment", "TA0042", "Resource Development"),
-        ("InitialAccess", "TA0001", "Initial Access"),
-        ("Execution", "TA0002", "Execution"),
-        ("Persistence", "TA0003", "Persistence"),
-        ("PrivilegeEscalation", "TA0004", "Privilege Escalation"),
-        ("DefenseEvasion", "TA0005", "Defense Evasion"),
-        ("CredentialAccess", "TA0006", "Credential Access"),
-        ("Discovery", "TA0007", "Discovery"),
-        ("LateralMovement", "TA0008", "Lateral Movement"),
-        ("Collection", "TA0009", "Collection"),
-        ("CommandAndControl", "TA0011", "Command and Control"),
-        ("Exfiltration", "TA0010", "Exfiltration"),
-        ("Impact", "TA0040", "Impact"),
-    ];
-    TACTICS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, id, display)| (*id, display.to_string()))
-        .unwrap_or(("", name.to_string()))
-}
-
-/// The display name of an ATT&CK technique rmmc knows, else the id itself.
-pub(crate) fn technique_name(id: &str) -> &str {
-    match id {
-        "T1219" => "Remote Access Software",
-        "T1133" => "External Remote Services",
-        "T1021" => "Remote Services",
-        _ => id,
-    }
-}
-
 /// Where a rule's pack files go, relative to `out/<target>/`: the rule file's path
 /// under its rules folder without the extension, e.g. `netsupport/filesig`.
 pub fn output_stem(rule_file: &Path, rules_root: &Path) -> PathBuf {
@@ -616,24 +503,6 @@ mod tests {
         let err = "splunk".parse::<Target>().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnknownTarget);
         assert!(err.message().contains("kql, spl, eql, sigma"), "{err}");
-    }
-
-    #[test]
-    fn non_ascii_cased_letters_are_detected() {
-        for (value, expected) in [
-            ("NetSupport Ltd", false),
-            ("Krämer IT Solutions GmbH", true),
-            ("DWSNET OÜ", true),
-            ("TEKNOPARS BİLİŞİM", true),
-            ("東京", false),
-            ("Servably, Inc.", false),
-        ] {
-            assert_eq!(
-                has_non_ascii_cased(&[value.to_string()]),
-                expected,
-                "{value}"
-            );
-        }
     }
 
     #[test]
@@ -660,10 +529,5 @@ mod tests {
         ] {
             assert_eq!(unwrap_parens(text), expected, "{text}");
         }
-    }
-
-    #[test]
-    fn one_line_removes_line_breaks() {
-        assert_eq!(one_line("a\nb\r\n  c\t"), "a b c");
     }
 }

@@ -2,12 +2,32 @@
 //! exclusions become `filter_*` selections (`condition: selection and not 1 of
 //! filter_*`); an aggregation becomes an `event_count` correlation rule.
 
-use super::{Dialect, LowerInput, Notes, one_line};
+use super::{Dialect, LowerInput, Notes, RuleFile, TargetSpec, one_line};
 use crate::error::Result;
 use crate::ir::{Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::{Value, json};
 
 pub(crate) struct Sigma;
+
+/// The registry entry of sigma.
+pub(crate) const SPEC: TargetSpec = TargetSpec {
+    name: "sigma",
+    description: "Sigma rules (specification v2), each aggregation as a correlation rule in a file of its own",
+    dialect: &Sigma,
+    // Named after SigmaHQ's file-name convention by the context's `file_names`.
+    rule_files: &[
+        RuleFile {
+            template: "rule.tera",
+            extension: "yml",
+        },
+        RuleFile {
+            template: "correlation.tera",
+            extension: "correlation.yml",
+        },
+    ],
+    gathered: &[],
+    default_profile: "defender",
+};
 
 /// The term boundary in Sigma regexes. Python's `re` (pySigma, sigma-cli) has no
 /// `\p{..}` classes; there `[\W_]` is exactly "not a letter or digit". Other
@@ -378,7 +398,6 @@ impl Dialect for Sigma {
                     ),
                     "group_by": by,
                     "timespan": rule.window.shorthand(),
-                    "file_name": format!("correlation_{file_stem}.yml"),
                 }))
             }
         };
@@ -395,7 +414,7 @@ impl Dialect for Sigma {
             .map(|t| {
                 format!(
                     "attack.{}",
-                    super::tactic(t).1.to_lowercase().replace(' ', "-")
+                    crate::attack::tactic(t).1.to_lowercase().replace(' ', "-")
                 )
             })
             .chain(
@@ -413,7 +432,10 @@ impl Dialect for Sigma {
             "tags": tags,
             "title": sigma_title(&rule.meta.name),
             "rule_name": name,
-            "file_name": format!("{file_stem}.yml"),
+            "file_names": {
+                "yml": format!("{file_stem}.yml"),
+                "correlation.yml": format!("correlation_{file_stem}.yml"),
+            },
             "known_fps": rule.exclusions.iter().map(|x| one_line(&format!("{}: {}", x.scenario, x.description))).collect::<Vec<_>>(),
         }))
     }
@@ -525,6 +547,6 @@ mod tests {
         let a = derived_id("b05f18dd-69df-4dc3-9eed-04b29d379ee5");
         assert_eq!(a, derived_id("b05f18dd-69df-4dc3-9eed-04b29d379ee5"));
         assert_ne!(a, derived_id("54ce8c70-403e-4659-88f7-8bd63a10fdca"));
-        assert!(crate::parse::rule_yaml::is_uuid(&a), "{a}");
+        assert!(crate::text::is_uuid(&a), "{a}");
     }
 }

@@ -8,12 +8,38 @@
 //! `earliest=-5d` is inclusive, but `latest` is exclusive, so the search runs to
 //! `latest=+1s` and `where _time<=now()` (the search's start time) ends it exactly.
 
-use super::{Dialect, LowerInput, Notes};
+use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{AggFunction, Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::json;
 
 pub(crate) struct Spl;
+
+/// The registry entry of spl.
+pub(crate) const SPEC: TargetSpec = TargetSpec {
+    name: "spl",
+    description: "Splunk Search Processing Language: savedsearches.conf stanzas",
+    dialect: &Spl,
+    rule_files: &[
+        RuleFile {
+            template: "query.tera",
+            extension: "spl",
+        },
+        RuleFile {
+            template: "rule.tera",
+            extension: "conf",
+        },
+    ],
+    gathered: &[
+        Gathered::Concat {
+            path: "savedsearches.conf",
+            extension: "conf",
+            separator: "\n",
+        },
+    ],
+    default_profile: "defender",
+};
+
 
 /// A quoted SPL string (search terms and eval/where literals): `\\` and `"` escaped.
 pub fn quote(s: &str) -> String {

@@ -1,11 +1,12 @@
 //! rmmc's own YAML rule format, strictly parsed: unknown keys are errors that list the
 //! allowed keys, and every error carries the line and column serde_yaml reports.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, yaml_error};
 use crate::ir::{
     AggFunction, Aggregation, Case, Constant, DataSource, Exclusion, Expr, MatchKind, Metadata,
     Output, Predicate, Quantifier, Rule, Severity, Status, Window,
 };
+use crate::text::is_uuid;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -81,15 +82,6 @@ impl TryFrom<String> for RuleId {
             ))
         }
     }
-}
-
-pub(crate) fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// `5d`, `12h`, `30m` or `90s`.
@@ -399,40 +391,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule> {
     })
 }
 
-/// Turn a serde_yaml error into an rmmc error with the file, line and column.
-pub(crate) fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
-    let text = e.to_string();
-    // serde_yaml appends " at line L column C" to the message; the location is kept apart.
-    let message = match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text.clone(),
-    };
-    let kind = if message.contains("unknown field")
-        || message.contains("missing field")
-        || message.contains("invalid type")
-        || message.contains("unknown variant")
-        || message.starts_with("a detection node")
-        || message.starts_with("predicate on")
-    {
-        ErrorKind::Schema
-    } else if message.contains("is not a UUID")
-        || message.contains("is not a duration")
-        || message.contains("invalid regex")
-        || message.contains("is empty")
-        || message.contains("needs at least one value")
-    {
-        ErrorKind::InvalidValue
-    } else {
-        ErrorKind::Syntax
-    };
-    let err = Error::new(kind, message).in_file(path);
-    match e.location() {
-        Some(loc) => err.at(loc.line(), loc.column()),
-        None => err,
-    }
-}
-
-/// Like [`yaml_error`], but where serde_yaml could only point at the start of the
+/// Like [`yaml_error`](crate::error::yaml_error), but where serde_yaml could only point at the start of the
 /// document (it does for errors raised while converting a value), point at the first
 /// place the text holds the value the message quotes in backticks.
 pub(crate) fn yaml_error_in(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {

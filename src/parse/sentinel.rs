@@ -6,10 +6,12 @@
 
 use super::Parsed;
 use super::kql::{KqlError, KqlQuery, parse_kql};
-use super::rule_yaml::{is_uuid, locate, located, yaml_error};
+use super::rule_yaml::{locate, located};
 use crate::backends::Profile;
+use crate::error::yaml_error;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{AggFunction, DataSource, Expr, Metadata, Rule, Severity, Status, Window};
+use crate::text::is_uuid;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,0 +1,177 @@
+//! The target registry's types: what a target is ([`TargetSpec`], declared as `SPEC`
+//! in its `lower/<target>.rs`) and the handle the rest of the crate passes around
+//! ([`Target`]). The list of targets itself is the `targets!` line in `lower/mod.rs`.
+
+use super::{Dialect, REGISTRY};
+use crate::error::{Error, ErrorKind, Result};
+use serde::{Serialize, Serializer};
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+/// Everything rmmc knows about one target, in one place: the CLI's `--target`
+/// values, the embedded backends, rendering, pack writing and the tests all read it.
+pub struct TargetSpec {
+    /// The name on the command line, of `backends/<name>/` and of `out/<name>/`.
+    pub name: &'static str,
+    /// What the target is, for `rmmc list targets`.
+    pub description: &'static str,
+    /// The lowering: operator table, boolean syntax and template context.
+    pub(crate) dialect: &'static dyn Dialect,
+    /// The files written per rule, in order; the first one's text is the query.
+    pub rule_files: &'static [RuleFile],
+    /// The files that gather all rules of the pack (besides `FIDELITY.md`, which
+    /// every target gets).
+    pub gathered: &'static [Gathered],
+    /// The profile (`backends/<name>/profiles/<profile>.yaml`) used without `--profile`.
+    pub default_profile: &'static str,
+}
+
+/// One file written per rule: `out/<target>/<rule stem>.<extension>`, rendered from
+/// `backends/<target>/<template>`. A template that renders to blank text writes no
+/// file for that rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleFile {
+    /// The template's file name under `backends/<target>/`.
+    pub template: &'static str,
+    /// The extension after the rule's stem (may contain dots: `arm.json`).
+    pub extension: &'static str,
+}
+
+/// One file that gathers all rules of a pack, at `out/<target>/<path>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gathered {
+    /// Every rule's per-rule file with `extension`, trimmed and ended by a newline,
+    /// in rule-stem order, joined by `separator`.
+    Concat {
+        /// Where the file goes, relative to `out/<target>/`.
+        path: &'static str,
+        /// Which per-rule file ([`RuleFile::extension`]) is gathered.
+        extension: &'static str,
+        /// What goes between two rules' texts.
+        separator: &'static str,
+    },
+    /// `backends/<target>/<template>` rendered once with `rules`: every rule's
+    /// metadata (as templates see `rule`), `stem`, `query`, `fidelity` and `files`
+    /// (extension → text), in rule-stem order.
+    Template {
+        /// Where the file goes, relative to `out/<target>/`.
+        path: &'static str,
+        /// The template's file name under `backends/<target>/`.
+        template: &'static str,
+    },
+}
+
+impl Gathered {
+    /// Where the file goes, relative to `out/<target>/`.
+    pub fn path(&self) -> &'static str {
+        match self {
+            Gathered::Concat { path, .. } | Gathered::Template { path, .. } => path,
+        }
+    }
+}
+
+/// A target in the registry. Compare, order (registry order), print and parse it;
+/// everything else about it is in its [`TargetSpec`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target(pub(super) &'static str);
+
+impl Target {
+    /// The target's entry in the registry.
+    pub fn spec(self) -> &'static TargetSpec {
+        REGISTRY
+            .iter()
+            .copied()
+            .find(|s| s.name == self.0)
+            .expect("a Target is only made from a registry entry")
+    }
+
+    /// Every registered target, in registry order (the order of builds and listings).
+    pub fn all() -> impl Iterator<Item = Target> {
+        REGISTRY.iter().map(|s| Target(s.name))
+    }
+
+    /// The target's name: `kql`, `spl`, ...
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+
+    /// What the target is, for `rmmc list targets`.
+    pub fn describe(self) -> &'static str {
+        self.spec().description
+    }
+
+    pub(crate) fn dialect(self) -> &'static dyn Dialect {
+        self.spec().dialect
+    }
+
+    /// Every template the target renders, relative to `backends/`, e.g. `kql/query.tera`.
+    pub fn templates(self) -> Vec<String> {
+        let spec = self.spec();
+        let mut names: Vec<String> = spec
+            .rule_files
+            .iter()
+            .map(|f| f.template)
+            .chain(spec.gathered.iter().filter_map(|g| match g {
+                Gathered::Template { template, .. } => Some(*template),
+                Gathered::Concat { .. } => None,
+            }))
+            .map(|t| format!("{}/{t}", self.0))
+            .collect();
+        names.dedup();
+        names
+    }
+
+    fn position(self) -> usize {
+        REGISTRY
+            .iter()
+            .position(|s| s.name == self.0)
+            .expect("registered")
+    }
+}
+
+impl PartialOrd for Target {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Target {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.position().cmp(&other.position())
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Target({})", self.0)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl FromStr for Target {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Target> {
+        Target::all().find(|t| t.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = Target::all().map(Target::as_str).collect();
+            Error::new(
+                ErrorKind::UnknownTarget,
+                format!(
+                    "unknown target `{s}`: expected one of {}, all",
+                    names.join(", ")
+                ),
+            )
+        })
+    }
+}
