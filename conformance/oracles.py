@@ -487,60 +487,165 @@ def sigma_check(lines, oracles_dir, res):
     return proc.returncode
 
 
-def sigma_kusto(lines, schema, res, by_rule):
+PACK_PIPELINE = "pipelines/rmmc_file_signature_microsoft_xdr.yaml"
+# What a Defender column holding a process's path is, per table: the path column and
+# the column with the file name at its end (microsoft_xdr maps Sysmon's Image and, for
+# process_creation, ParentImage onto the path columns).
+DEFENDER_PATHS = {
+    "DeviceProcessEvents": [("FolderPath", "FileName"), ("InitiatingProcessFolderPath", "InitiatingProcessFileName")],
+    "DeviceNetworkEvents": [("InitiatingProcessFolderPath", "InitiatingProcessFileName")],
+}
+
+
+def defender_event(table, ev):
+    """A Defender event as the real table holds it: a path column ends with the file
+    name column (`FolderPath` = `...\\NetSupport.exe` when `FileName` is
+    `NetSupport.exe`). Fixtures give the file name; the path is made in a fixed folder
+    when missing. Returns None for an event no real table holds (a file name with a
+    backslash, or a path that does not end with the file name)."""
+    out = dict(ev)
+    for path_col, name_col in DEFENDER_PATHS.get(table, []):
+        name = out.get(name_col)
+        if not isinstance(name, str) or name == "":
+            continue
+        if "\\" in name:
+            return None
+        path = out.get(path_col)
+        if isinstance(path, str) and path:
+            if not path.lower().endswith("\\" + name.lower()):
+                return None
+        else:
+            out[path_col] = "C:\\rmmc-fixture\\" + name
+    return out
+
+
+def sigma_backends(root):
+    """pySigma backends as a user runs them: kusto with the pack's file_signature
+    pipeline and microsoft_xdr; splunk with splunk_windows; eql with ecs_windows."""
+    from sigma.backends.elasticsearch import EqlBackend
     from sigma.backends.kusto import KustoBackend
+    from sigma.backends.splunk import SplunkBackend
+    from sigma.pipelines.elasticsearch import ecs_windows
+    from sigma.pipelines.microsoftxdr import microsoft_xdr_pipeline
+    from sigma.pipelines.splunk import splunk_windows_pipeline
+    from sigma.processing.pipeline import ProcessingPipeline
+    pack = ProcessingPipeline.from_yaml((root / "out" / "sigma" / PACK_PIPELINE).read_text(encoding="utf-8"))
+    return {
+        "kusto": lambda: KustoBackend(processing_pipeline=pack + microsoft_xdr_pipeline()),
+        "splunk": lambda: SplunkBackend(processing_pipeline=splunk_windows_pipeline()),
+        "eql": lambda: EqlBackend(processing_pipeline=ecs_windows()),
+    }
+
+
+def base_rule_text(files):
+    """The base rule of a rule's Sigma files (a correlation is a file of its own)."""
+    return next(t for p, t in sorted(files.items())
+                if p.endswith((".yml", ".yaml")) and not Path(p).name.startswith("correlation_"))
+
+
+def sigma_profiles(l):
+    """(profile label, files, documented) of a Sigma bundle line: the default profile
+    and the taxonomy profile (when the rule can be said in taxonomy fields)."""
+    out = [("default", l["files"], l["documented"])]
+    tax = l.get("taxonomy", {})
+    if "files" in tax:
+        out.append(("taxonomy", tax["files"], tax["documented"]))
+    return out
+
+
+def sigma_kusto(lines, schema, res, by_rule, root):
+    """pySigma -> KQL (kusto backend, the pack's pipeline + microsoft_xdr, as a user
+    runs it), executed in duckdb-kql over the fixture events in Defender columns."""
     from sigma.collection import SigmaCollection
-    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-    from sigma.processing.transformations import SetStateTransformation
     from sigma.rule import SigmaRule
+    backends = sigma_backends(root)
     for l in lines:
         if l["target"] != "sigma":
             continue
         kql_line = by_rule[l["rule"]]["kql"]
         table = kql_line["settings"]["table"]
-        # The base rule (its correlation, if any, is a file of its own).
-        text = next(t for p, t in l["files"].items()
-                    if p.endswith((".yml", ".yaml")) and not Path(p).name.startswith("correlation_"))
-        try:
-            coll = SigmaCollection.from_yaml(text, collect_errors=True)
-            errors = [str(e) for r in coll.rules for e in getattr(r, "errors", [])]
-            if errors:
-                raise ValueError("pySigma rejects the rule: " + "; ".join(errors))
-            rules = [r for r in coll.rules if isinstance(r, SigmaRule)]
-            # A rule referenced by a correlation is marked "no output" by pySigma; the
-            # base rule's own query is what is checked here.
-            for r in rules:
-                r._output = True
-            pipeline = ProcessingPipeline(items=[ProcessingItem(SetStateTransformation("query_table", table))])
-            backend = KustoBackend(processing_pipeline=pipeline)
-            queries = backend.convert(SigmaCollection(rules))
-            query = queries[0]
-            # pySigma's Kusto backend emits only the condition unless its own category
-            # map names a table: put the rule's table in front, as a user would.
-            if not query.lstrip().startswith(table):
-                query = "%s\n| where %s" % (table, query)
-        except Exception as e:
-            res.add(l["rule"], "sigma", "pySigma->kusto->duckdb-kql", "disagree", "conversion failed: %s" % e)
+        for profile, files, documented in sigma_profiles(l):
+            oracle = "pySigma microsoft_xdr->duckdb-kql" + ("" if profile == "default" else " (taxonomy)")
+            try:
+                coll = SigmaCollection.from_yaml(base_rule_text(files), collect_errors=True)
+                errors = [str(e) for r in coll.rules for e in getattr(r, "errors", [])]
+                if errors:
+                    raise ValueError("pySigma rejects the rule: " + "; ".join(errors))
+                query = backends["kusto"]().convert(SigmaCollection([r for r in coll.rules if isinstance(r, SigmaRule)]))[0]
+                if not query.lstrip().startswith(table):
+                    raise ValueError("converted query reads %r, not %s" % (query.split()[0], table))
+            except Exception as e:
+                res.add(l["rule"], "sigma", oracle, "disagree", "conversion failed: %s" % e)
+                continue
+            # No look-back window in Sigma: apply the rule's window to the events first.
+            events, skipped = [], 0
+            for e in kql_line["events"]:
+                d = defender_event(table, e["event"])
+                if d is None:
+                    skipped += 1
+                elif in_window(kql_line, e):
+                    events.append(dict(e, event=d))
+            line = dict(l, kql_table=table, answers=kql_line["answers"])
+            kept = {e["name"] for e in kql_line["events"] if defender_event(table, e["event"]) is not None}
+            try:
+                _, detail, got = run_duck_kql(line, query, events, schema, "pysigma", documented, ["unicode_fold"], False)
+                j = judge([e for e in kql_line["events"] if e["name"] in kept], got, kql_line["answers"],
+                          documented, ["unicode_fold"])
+            except Exception as e:
+                res.add(l["rule"], "sigma", oracle, "disagree", "engine error on %r: %s" % (query, e))
+                continue
+            if skipped:
+                detail += "; %d generated events not checked (no Defender table holds them: a file name with a backslash, or a path not ending with it)" % skipped
+            res.add(l["rule"], "sigma", oracle, j["verdict"],
+                    "%s; window applied by the harness (Sigma has none); query: %s" % (detail, " ".join(query.split())[:300]),
+                    **{k: j[k] for k in ("documented", "oracle_limited", "disagreements")})
+
+
+def sigma_convert(lines, oracles_dir, res, root):
+    """Every emitted Sigma rule converted by pySigma for kusto (microsoft_xdr + the
+    pack's pipeline), splunk (splunk_windows) and eql (ecs_windows), in-process per
+    rule for attribution; then sigma-cli over the whole out/sigma/ folder per backend,
+    as the README tells users to run it (correlation files left out with -P: the
+    kusto and eql backends have no correlations)."""
+    from sigma.collection import SigmaCollection
+    from sigma.rule import SigmaRule
+    backends = sigma_backends(root)
+    for l in lines:
+        if l["target"] != "sigma":
             continue
-        # No look-back window in Sigma: apply the rule's window to the events first.
-        events = [e for e in l["events"] if in_window(l, e)]
-        l["kql_table"] = table
-        try:
-            _, detail, got = run_duck_kql(l, query, events, schema, "pysigma", l["documented"],
-                                          ["unicode_fold"], False)
-            # Events outside the window count as not matched.
-            j = judge(l["events"], got, l["answers"], l["documented"], ["unicode_fold"])
-        except Exception as e:
-            res.add(l["rule"], "sigma", "pySigma->kusto->duckdb-kql", "disagree", "engine error on %r: %s" % (query, e))
-            continue
-        res.add(l["rule"], "sigma", "pySigma->kusto->duckdb-kql", j["verdict"],
-                "%s; window applied by the harness (Sigma has none); query: %s" % (detail, " ".join(query.split())[:300]),
-                **{k: j[k] for k in ("documented", "oracle_limited", "disagreements")})
+        for profile, files, _ in sigma_profiles(l):
+            failures = []
+            for name, make in backends.items():
+                try:
+                    coll = SigmaCollection.from_yaml(base_rule_text(files), collect_errors=True)
+                    out = make().convert(SigmaCollection([r for r in coll.rules if isinstance(r, SigmaRule)]))
+                    if not out or not all(isinstance(q, str) and q.strip() for q in out):
+                        failures.append("%s: empty conversion" % name)
+                except Exception as e:
+                    failures.append("%s: %s" % (name, " ".join(str(e).split())[:200]))
+            oracle = "pySigma convert" + ("" if profile == "default" else " (taxonomy)")
+            if failures:
+                res.add(l["rule"], "sigma", oracle, "disagree", " | ".join(failures))
+            else:
+                res.add(l["rule"], "sigma", oracle, "agree", "converts with kusto (microsoft_xdr + pack pipeline), splunk (splunk_windows), eql (ecs_windows)")
+    sigma = oracles_dir / "venv" / "bin" / "sigma"
+    folder = root / "out" / "sigma"
+    runs = {
+        "kusto": ["-t", "kusto", "-p", str(folder / PACK_PIPELINE), "-p", "microsoft_xdr"],
+        "splunk": ["-t", "splunk", "-p", "splunk_windows"],
+        "eql": ["-t", "eql", "-p", "ecs_windows"],
+    }
+    summary = {}
+    for name, args in runs.items():
+        proc = subprocess.run([str(sigma), "convert", *args, "-P", "[!c]*.yml", str(folder)],
+                              capture_output=True, text=True, check=False)
+        summary[name] = (proc.returncode, (proc.stdout + proc.stderr)[-400:])
+    return summary
 
 
 def rust_results(results_dir, res):
     versions = {}
-    for name, oracle in [("spl.json", "spl-subset-engine"), ("sigma.json", None)]:
+    for name, oracle in [("spl.json", "spl-subset-engine"), ("sigma.json", None), ("sigma_taxonomy.json", None)]:
         p = results_dir / name
         if not p.exists():
             continue
@@ -603,13 +708,17 @@ def main():
         "duckdb-kql": version("duckdb-kql"), "duckdb": duckdb.__version__, "eql": eql.__version__,
         "pySigma": version("pySigma"), "sigma-cli": version("sigma-cli"),
         "pySigma-backend-kusto": version("pySigma-backend-kusto"),
+        "pySigma-backend-splunk": version("pySigma-backend-splunk"),
+        "pySigma-backend-elasticsearch": version("pySigma-backend-elasticsearch"),
     }
     timings = {}
     t = time.time(); versions["@kusto/language-service-next"], _ = kusto_language(lines, schema, args.oracles, res, []); timings["Kusto.Language"] = time.time() - t
     t = time.time(); duck_kql_all(lines, schema, res); timings["duckdb-kql"] = time.time() - t
     t = time.time(); eql_all(lines, res); timings["eql"] = time.time() - t
     t = time.time(); sigma_check(lines, args.oracles, res); timings["sigma check"] = time.time() - t
-    t = time.time(); sigma_kusto(lines, schema, res, by_rule); timings["pySigma->kusto"] = time.time() - t
+    root = HERE.parent
+    t = time.time(); sigma_kusto(lines, schema, res, by_rule, root); timings["pySigma->kusto"] = time.time() - t
+    t = time.time(); folder_runs = sigma_convert(lines, args.oracles, res, root); timings["pySigma convert"] = time.time() - t
     rust_results(args.results, res)
 
     print("== oracle versions ==")
@@ -640,7 +749,12 @@ def main():
     summary = {"versions": versions, "counts": dict(counts), "rules": len(rules), "fixture_events": fixture,
                "generated_events": events - fixture, "lines": res.lines}
     (args.results / "oracles.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
-    return 1 if counts.get("disagree") else 0
+    print("== sigma convert of the whole out/sigma/ folder (sigma-cli, -P '[!c]*.yml') ==")
+    folder_failed = False
+    for name, (rc, tail) in folder_runs.items():
+        print("  %-7s exit %d%s" % (name, rc, "" if rc == 0 else ": " + " ".join(tail.split())[-300:]))
+        folder_failed |= rc != 0
+    return 1 if counts.get("disagree") or folder_failed else 0
 
 
 if __name__ == "__main__":

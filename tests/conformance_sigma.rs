@@ -21,23 +21,151 @@ use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine, ResultBody, Time
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
-fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, String) {
-    let compiled = common::compile(compiler, case, Target::Sigma);
-    // The base rule and, in a file of its own, its correlation: read together, as a
-    // user loading the folder would.
-    let text = compiled
-        .files
+/// One rule's Sigma under one profile, ready for rsigma.
+struct UnderTest {
+    /// `rsigma` (default profile) or `rsigma (taxonomy)`.
+    oracle: &'static str,
+    /// The base rule and, in a file of its own, its correlation: read together, as a
+    /// user loading the folder would.
+    text: String,
+    fidelity: rmmc::Fidelity,
+    /// The group fields the correlation has: (canonical, the data's name).
+    groups: Vec<(String, String)>,
+    /// A fixture event in the profile's data, or why the data cannot hold it.
+    map: Box<dyn Fn(&rmmc::eval::Event) -> Result<rmmc::eval::Event, String>>,
+}
+
+fn yml_text(files: &[(std::path::PathBuf, String)]) -> String {
+    files
         .iter()
         .filter(|(p, _)| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
         .map(|(_, t)| t.trim_end().to_string())
         .collect::<Vec<_>>()
-        .join("\n---\n");
+        .join("\n---\n")
+}
+
+/// The default profile (what `out/sigma/` holds).
+fn default_profile(compiler: &rmmc::Compiler, case: &RuleCase) -> Result<UnderTest, String> {
+    let compiled = common::compile(compiler, case, Target::Sigma);
+    let groups = case
+        .rule
+        .aggregation
+        .iter()
+        .flat_map(|a| a.group_by.iter())
+        .map(|f| (f.clone(), compiled.field_map[f].clone()))
+        .collect();
+    let text = yml_text(&compiled.files);
+    let fidelity = compiled.fidelity.clone();
+    Ok(UnderTest {
+        oracle: "rsigma",
+        text,
+        fidelity,
+        groups,
+        map: Box::new(move |e| Ok(common::map_event(&compiled, e))),
+    })
+}
+
+/// The Sigma taxonomy profile: Sysmon field names, file names as the end of a path.
+fn taxonomy_profile(compiler: &rmmc::Compiler, case: &RuleCase) -> Result<UnderTest, String> {
+    let rendered = compiler
+        .compile(&case.rule, Target::Sigma, Some("taxonomy"))
+        .map_err(|e| format!("not expressible in taxonomy fields: {e}"))?;
+    let map = compiler
+        .backends()
+        .profile(Target::Sigma, Some("taxonomy"))
+        .and_then(|p| p.source(case.rule.source).cloned())
+        .map_err(|e| e.to_string())?;
+    let groups = case
+        .rule
+        .aggregation
+        .iter()
+        .flat_map(|a| a.group_by.iter())
+        .filter_map(|f| map.fields.get(f).map(|n| (f.clone(), n.clone())))
+        .collect();
+    Ok(UnderTest {
+        oracle: "rsigma (taxonomy)",
+        text: yml_text(&rendered.files),
+        fidelity: rendered.fidelity,
+        groups,
+        map: Box::new(move |e| taxonomy_event(&map, e)),
+    })
+}
+
+/// A canonical event as Sysmon-named data records it: fields the data lacks are left
+/// out; a file name (`process.name`) becomes the end of the path field it lives in
+/// (`Image`): the event's own `process.executable` when that ends with it, else a
+/// path in a fixed folder. An event whose file name holds a backslash, or whose
+/// executable does not end with its file name, cannot occur in such data.
+fn taxonomy_event(
+    map: &rmmc::backends::SourceMap,
+    e: &rmmc::eval::Event,
+) -> Result<rmmc::eval::Event, String> {
+    let file_name_fields: Vec<&str> = map
+        .settings
+        .get("file_name_fields")
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let mut out = rmmc::eval::Event::new();
+    for (k, v) in e {
+        if file_name_fields.contains(&k.as_str()) {
+            continue;
+        }
+        if let Some(name) = map.fields.get(k) {
+            out.insert(name.clone(), v.clone());
+        }
+    }
+    for f in file_name_fields {
+        let (Some(path_field), Some(Value::String(name))) = (map.fields.get(f), e.get(f)) else {
+            continue;
+        };
+        if name.is_empty() {
+            continue;
+        }
+        if name.contains('\\') {
+            return Err(format!(
+                "`{f}` {name:?} holds a backslash: no file name does"
+            ));
+        }
+        let path = match out.get(path_field) {
+            Some(Value::String(p)) if !p.is_empty() => {
+                if !p
+                    .to_ascii_lowercase()
+                    .ends_with(&format!("\\{}", name.to_ascii_lowercase()))
+                {
+                    return Err(format!("`{f}` {name:?} is not the file name of {p:?}"));
+                }
+                p.clone()
+            }
+            _ => format!("C:\\rmmc-fixture\\{name}"),
+        };
+        out.insert(path_field.clone(), Value::String(path));
+    }
+    Ok(out)
+}
+
+fn check_rule(
+    compiler: &rmmc::Compiler,
+    case: &RuleCase,
+    profile: fn(&rmmc::Compiler, &RuleCase) -> Result<UnderTest, String>,
+) -> (Value, Verdict, String) {
+    let sut = match profile(compiler, case) {
+        Ok(s) => s,
+        Err(why) => {
+            return (
+                json!({"rule": case.stem, "target": "sigma", "oracle": "rsigma (taxonomy)", "verdict": "not checked", "detail": why}),
+                Verdict::NotChecked,
+                format!("{}: not checked: {why}", case.stem),
+            );
+        }
+    };
+    let text = sut.text.clone();
     let events: Vec<CaseEvent> = case.events();
     let answers = common::answers(case, &events);
-    let documented = common::documented(&compiled.fidelity);
+    let documented = common::documented(&sut.fidelity);
+    let oracle = sut.oracle;
     let fail = |msg: String| {
         (
-            json!({"rule": case.stem, "target": "sigma", "oracle": "rsigma", "verdict": "disagree", "disagreements": [msg.clone()]}),
+            json!({"rule": case.stem, "target": "sigma", "oracle": oracle, "verdict": "disagree", "disagreements": [msg.clone()]}),
             Verdict::Disagree,
             format!("{}: disagree: {msg}", case.stem),
         )
@@ -55,7 +183,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
             collection.rules.len()
         ));
     }
-    let want_correlation = case.rule.aggregation.is_some();
+    let want_correlation = case.rule.aggregation.is_some() && !sut.groups.is_empty();
     if want_correlation != (collection.correlations.len() == 1) {
         return fail(format!(
             "aggregation {} but {} correlation documents",
@@ -69,12 +197,26 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
     }
     // The window, applied by the harness (Sigma has none).
     let start = case.now - chrono::TimeDelta::seconds(case.rule.window.seconds as i64);
+    // Events the profile's data cannot hold are left out (and counted).
+    let mut unrepresentable = Vec::new();
+    let mut mapped: BTreeMap<String, Value> = BTreeMap::new();
+    for e in &events {
+        match (sut.map)(&e.event) {
+            Ok(m) => {
+                mapped.insert(e.name.clone(), Value::Object(m));
+            }
+            Err(why) => unrepresentable.push(format!("{}: {why}", e.name)),
+        }
+    }
+    let events: Vec<CaseEvent> = events
+        .into_iter()
+        .filter(|e| mapped.contains_key(&e.name))
+        .collect();
     let mut windowed: Vec<(DateTime<Utc>, &CaseEvent, Value)> = events
         .iter()
         .filter_map(|e| {
             let t = common::event_time(&e.event)?;
-            (start <= t && t <= case.now)
-                .then(|| (t, e, Value::Object(common::map_event(&compiled, &e.event))))
+            (start <= t && t <= case.now).then(|| (t, e, mapped[&e.name].clone()))
         })
         .collect();
     windowed.sort_by_key(|(t, _, _)| *t);
@@ -100,14 +242,16 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
         windowed.len(),
         got.len()
     );
+    if !unrepresentable.is_empty() {
+        detail.push_str(&format!(
+            "; {} generated events not checked (the data cannot hold them, e.g. {})",
+            unrepresentable.len(),
+            unrepresentable[0]
+        ));
+    }
 
     if want_correlation {
-        let agg = case.rule.aggregation.as_ref().expect("aggregation");
-        let by: Vec<String> = agg
-            .group_by
-            .iter()
-            .map(|f| compiled.field_map[f].clone())
-            .collect();
+        let by: Vec<String> = sut.groups.iter().map(|(_, n)| n.clone()).collect();
         let config = CorrelationConfig {
             timestamp_fallback: TimestampFallback::Skip,
             ..CorrelationConfig::default()
@@ -140,10 +284,10 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
         let matched: BTreeSet<&str> = exact.matched.iter().map(String::as_str).collect();
         let mut want: BTreeMap<Vec<String>, f64> = BTreeMap::new();
         for e in events.iter().filter(|e| matched.contains(e.name.as_str())) {
-            let key: Vec<String> = agg
-                .group_by
+            let key: Vec<String> = sut
+                .groups
                 .iter()
-                .map(|f| e.event.get(f).map(common::scalar_text).unwrap_or_default())
+                .map(|(f, _)| e.event.get(f).map(common::scalar_text).unwrap_or_default())
                 .collect();
             *want.entry(key).or_insert(0.0) += 1.0;
         }
@@ -154,7 +298,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
                 "; event_count correlation: {} groups, counts equal the evaluator's",
                 want.len()
             ));
-            if !compiled.fidelity.is_exact() {
+            if !sut.fidelity.is_exact() {
                 // min/max/make_set have no Sigma form (documented): counts only.
                 j.documented.push(
                     "aggregation: the correlation gives groups and counts only (documented)".into(),
@@ -164,7 +308,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
             let msg = format!(
                 "event_count correlation groups differ:\n      evaluator {want:?}\n      rsigma    {counts:?}"
             );
-            let window_documented = match &compiled.fidelity {
+            let window_documented = match &sut.fidelity {
                 rmmc::Fidelity::Approximate(list) => {
                     list.iter().any(|a| a.construct == "time window")
                 }
@@ -182,7 +326,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
     let line = json!({
         "rule": case.stem,
         "target": "sigma",
-        "oracle": "rsigma",
+        "oracle": oracle,
         "verdict": j.verdict.as_str(),
         "detail": detail,
         "documented": j.documented,
@@ -206,5 +350,19 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
 #[test]
 #[ignore = "heavy engine run: scripts/conformance runs it once, with --include-ignored"]
 fn rsigma_agrees_with_the_reference_evaluator() {
-    common::run_oracle("sigma/rsigma", "sigma.json", check_rule);
+    common::run_oracle("sigma/rsigma", "sigma.json", |c, case| {
+        check_rule(c, case, default_profile)
+    });
+}
+
+/// The same over the Sigma taxonomy profile, on fixture events renamed into Sysmon's
+/// fields (file names as the end of their path).
+#[test]
+#[ignore = "heavy engine run: scripts/conformance runs it once, with --include-ignored"]
+fn rsigma_agrees_over_taxonomy_named_events() {
+    common::run_oracle(
+        "sigma/rsigma (taxonomy)",
+        "sigma_taxonomy.json",
+        |c, case| check_rule(c, case, taxonomy_profile),
+    );
 }

@@ -2,7 +2,7 @@
 //! exclusions become `filter_*` selections (`condition: selection and not 1 of
 //! filter_*`); an aggregation becomes an `event_count` correlation rule.
 
-use super::{Dialect, LowerInput, Notes, RuleFile, TargetSpec, one_line};
+use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec, one_line};
 use crate::error::Result;
 use crate::ir::{Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::{Value, json};
@@ -25,7 +25,12 @@ pub(crate) const SPEC: TargetSpec = TargetSpec {
             extension: "correlation.yml",
         },
     ],
-    gathered: &[],
+    // A pySigma processing pipeline for rmmc's own `file_signature` category, so
+    // `sigma convert -p pipelines/... -p microsoft_xdr` knows its table and columns.
+    gathered: &[Gathered::Template {
+        path: "pipelines/rmmc_file_signature_microsoft_xdr.yaml",
+        template: "pipeline_microsoft_xdr.tera",
+    }],
     default_profile: "defender",
 };
 
@@ -34,11 +39,19 @@ pub(crate) const SPEC: TargetSpec = TargetSpec {
 /// engines read `\w` differently: the approximation is reported.
 pub const SIGMA_BOUNDARY: &str = r"[\W_]";
 
-/// A plain (non-regex) Sigma value: `\`, `*` and `?` escaped with a backslash.
+/// A plain (non-regex) Sigma value: `*` and `?` escaped with a backslash, and a
+/// backslash doubled only where Sigma would read it as an escape (before `*`, `?`,
+/// `\` or at the end), so paths read as SigmaHQ writes them: `\NetSupport.exe`.
 pub fn escape_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '\\' | '*' | '?') {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let escape = match c {
+            '*' | '?' => true,
+            '\\' => matches!(chars.peek(), None | Some('*' | '?' | '\\')),
+            _ => false,
+        };
+        if escape {
             out.push('\\');
         }
         out.push(c);
@@ -146,13 +159,7 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
 /// flag at all: a `(?-i:ä)` guard would be exact too, but an engine that lower-cases
 /// the input for `(?i)` patterns (rsigma does) then loses the case of `Ä`.
 pub fn literal_regex(kind: MatchKind, case: Case, value: &str) -> String {
-    let (flag, body) = match case {
-        Case::Sensitive => ("", regex::escape(value)),
-        Case::Insensitive if super::has_non_ascii_cased(&[value.to_string()]) => {
-            ("", super::ascii_classes(value, regex::escape))
-        }
-        Case::Insensitive => ("(?i)", guarded_folding(value)),
-    };
+    let (flag, body) = literal_body(case, value);
     let pattern = match kind {
         MatchKind::Equals => format!("^{body}$"),
         MatchKind::Prefix => format!("^{body}"),
@@ -161,6 +168,18 @@ pub fn literal_regex(kind: MatchKind, case: Case, value: &str) -> String {
         _ => body,
     };
     format!("{flag}{pattern}")
+}
+
+/// The inline flag and the pattern of a literal under the rule's case (see
+/// [`literal_regex`]).
+fn literal_body(case: Case, value: &str) -> (&'static str, String) {
+    match case {
+        Case::Sensitive => ("", regex::escape(value)),
+        Case::Insensitive if super::has_non_ascii_cased(&[value.to_string()]) => {
+            ("", super::ascii_classes(value, regex::escape))
+        }
+        Case::Insensitive => ("(?i)", guarded_folding(value)),
+    }
 }
 
 /// The literal as a pattern for use under `(?i)`: characters escaped, `k` and `s`
@@ -188,6 +207,123 @@ fn note_sigma_term(p: &Predicate, notes: &mut Notes) {
     );
 }
 
+/// Where a profile's data holds a canonical field.
+#[derive(Debug, Clone, PartialEq)]
+enum Place {
+    /// Under its own name.
+    Field(String),
+    /// As the file name at the end of the path recorded in this field: Sysmon's
+    /// `Image` holds `C:\...\NetSupport.exe`, the rule asks for `NetSupport.exe`.
+    FileNameIn(String),
+}
+
+/// The place of a canonical field in the profile's data. A source's setting
+/// `file_name_fields` lists the canonical file-name fields whose mapped field holds
+/// the whole path.
+fn place(input: &LowerInput, canonical: &str) -> Result<Place> {
+    let field = input.field(canonical)?;
+    let map = input.profile.source(input.rule.source)?;
+    let in_path = map
+        .settings
+        .get(FILE_NAME_FIELDS)
+        .is_some_and(|list| list.split_whitespace().any(|f| f == canonical));
+    Ok(if in_path {
+        Place::FileNameIn(field)
+    } else {
+        Place::Field(field)
+    })
+}
+
+/// The setting naming the canonical fields that a profile's data records as the
+/// end of a path (see [`Place::FileNameIn`]).
+pub const FILE_NAME_FIELDS: &str = "file_name_fields";
+
+/// The items of a predicate on a file name that the data records as the end of a
+/// path: equality and suffix are `|endswith` (`\NetSupport.exe`), anything else a
+/// `|re` confined to the path's last component.
+fn file_name_items(path_field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
+    notes.approximate(
+        format!("file name `{}`", p.field),
+        format!(
+            "the data records the full path ({path_field}): the file name is matched as the text after the path's last backslash, so a path with no backslash, or a value holding one, never matches"
+        ),
+    );
+    let cased = if p.case == Case::Sensitive { "|cased" } else { "" };
+    let all = if p.quantifier == Quantifier::All && p.values.len() > 1 {
+        "|all"
+    } else {
+        ""
+    };
+    let ascii_fold = p.case == Case::Sensitive || !super::has_non_ascii_cased(&p.values);
+    match p.kind {
+        MatchKind::Empty | MatchKind::NotEmpty => items(path_field, p, notes),
+        MatchKind::Equals if ascii_fold => vec![Item {
+            key: format!("{path_field}|endswith{all}{cased}"),
+            values: p
+                .values
+                .iter()
+                .map(|v| Value::String(escape_value(&format!("\\{v}"))))
+                .collect(),
+        }],
+        MatchKind::Suffix if ascii_fold => vec![Item {
+            key: format!("{path_field}|endswith{all}{cased}"),
+            values: p.values.iter().map(|v| Value::String(escape_value(v))).collect(),
+        }],
+        MatchKind::Regex => {
+            notes.approximate(
+                format!("regex on `{}`", p.field),
+                format!("the pattern is matched against the whole path ({path_field}), not the file name alone"),
+            );
+            items(path_field, p, notes)
+        }
+        _ => {
+            if p.kind == MatchKind::Term {
+                note_sigma_term(p, notes);
+            }
+            vec![Item {
+                key: format!("{path_field}|re{all}"),
+                values: p
+                    .values
+                    .iter()
+                    .map(|v| Value::String(file_name_regex(p.kind, p.case, v)))
+                    .collect(),
+            }]
+        }
+    }
+}
+
+/// A `|re` that matches `value` as the rule's match kind says, within the last
+/// component of a Windows path (after the last `\`).
+pub fn file_name_regex(kind: MatchKind, case: Case, value: &str) -> String {
+    let (flag, body) = literal_body(case, value);
+    // Outside the value, the file name holds no backslash.
+    const REST: &str = r"[^\\]*";
+    // A term boundary that stays inside the file name: not a letter, digit or `\`.
+    const BOUNDARY: &str = r"(?:[^\w\\]|_)";
+    let (before, after) = super::term_edges(value);
+    let pattern = match kind {
+        MatchKind::Equals => format!(r"\\{body}$"),
+        MatchKind::Prefix => format!(r"\\{body}{REST}$"),
+        MatchKind::Suffix => format!(r"\\{REST}{body}$"),
+        MatchKind::Contains => format!(r"\\{REST}{body}{REST}$"),
+        MatchKind::Term => format!(
+            r"\\{}{body}{}$",
+            if before { format!("(?:{REST}{BOUNDARY})?") } else { REST.to_string() },
+            if after { format!("(?:{BOUNDARY}{REST})?") } else { REST.to_string() },
+        ),
+        _ => unreachable!("file_name_regex is for literal match kinds"),
+    };
+    format!("{flag}{pattern}")
+}
+
+/// The items of a predicate at its place in the data.
+fn place_items(place: &Place, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
+    match place {
+        Place::Field(field) => items(field, p, notes),
+        Place::FileNameIn(path) => file_name_items(path, p, notes),
+    }
+}
+
 /// Builds named selections and the condition that combines them.
 struct Selections<'a> {
     prefix: String,
@@ -210,8 +346,7 @@ impl Selections<'_> {
     fn condition(&mut self, input: &LowerInput, e: &Expr) -> Result<String> {
         Ok(match e {
             Expr::Match(p) => {
-                let field = input.field(&p.field)?;
-                let items = items(&field, p, self.notes);
+                let items = place_items(&place(input, &p.field)?, p, self.notes);
                 let is_empty_test = matches!(p.kind, MatchKind::Empty | MatchKind::NotEmpty);
                 if is_empty_test {
                     let names: Vec<String> = items.into_iter().map(|i| self.add(vec![i])).collect();
@@ -260,8 +395,7 @@ impl Selections<'_> {
             if matches!(p.kind, MatchKind::Empty | MatchKind::NotEmpty) {
                 return Ok(None);
             }
-            let field = input.field(&p.field)?;
-            let mut its = items(&field, p, &mut scratch);
+            let mut its = place_items(&place(input, &p.field)?, p, &mut scratch);
             if its.len() != 1 || out.iter().any(|i| i.key == its[0].key) {
                 return Ok(None);
             }
@@ -360,9 +494,15 @@ impl Dialect for Sigma {
                 None
             }
             Some(agg) => {
-                let by = agg
+                // Group by the fields the data records; a group field it lacks only
+                // merges groups, which the correlation's approximation covers.
+                let map = input.profile.source(rule.source)?;
+                let (by, lacking): (Vec<&String>, Vec<&String>) = agg
                     .group_by
                     .iter()
+                    .partition(|f| map.fields.contains_key(f.as_str()));
+                let by = by
+                    .into_iter()
                     .map(|f| input.field(f))
                     .collect::<Result<Vec<_>>>()?;
                 let counted: Vec<&str> = agg
@@ -380,25 +520,54 @@ impl Dialect for Sigma {
                         ),
                     );
                 }
-                notes.approximate(
-                    "time window",
-                    format!(
-                        "the correlation timespan {} groups events that lie within {} of each other; it is not a look-back ending now",
-                        rule.window.shorthand(),
-                        rule.window.shorthand()
-                    ),
-                );
-                Some(json!({
-                    "id": derived_id(&rule.meta.id),
-                    "title": sigma_title(&format!("{} - Event Count", rule.meta.name)),
-                    "description": format!(
-                        "Alerts once per {} when the rule {name} matches, with the number of its events within {}.",
-                        if by.is_empty() { "time span".to_string() } else { format!("group of {}", by.join(", ")) },
-                        rule.window.shorthand()
-                    ),
-                    "group_by": by,
-                    "timespan": rule.window.shorthand(),
-                }))
+                if !lacking.is_empty() {
+                    let names: Vec<String> = lacking.iter().map(|f| format!("`{f}`")).collect();
+                    notes.approximate(
+                        "aggregation groups",
+                        if by.is_empty() {
+                            format!(
+                                "the data has no field for the group fields {}: no correlation, every matching event is an alert",
+                                names.join(", ")
+                            )
+                        } else {
+                            format!(
+                                "the data has no field for the group fields {}: the correlation groups by {} only",
+                                names.join(", "),
+                                by.join(", ")
+                            )
+                        },
+                    );
+                }
+                if by.is_empty() {
+                    notes.approximate(
+                        "time window",
+                        format!(
+                            "a Sigma rule has no look-back window: run the converted query over the last {}",
+                            rule.window.shorthand()
+                        ),
+                    );
+                    None
+                } else {
+                    notes.approximate(
+                        "time window",
+                        format!(
+                            "the correlation timespan {} groups events that lie within {} of each other; it is not a look-back ending now",
+                            rule.window.shorthand(),
+                            rule.window.shorthand()
+                        ),
+                    );
+                    Some(json!({
+                        "id": derived_id(&rule.meta.id),
+                        "title": sigma_title(&format!("{} - Event Count", rule.meta.name)),
+                        "description": format!(
+                            "Alerts once per group of {} when the rule {name} matches, with the number of its events within {}.",
+                            by.join(", "),
+                            rule.window.shorthand()
+                        ),
+                        "group_by": by,
+                        "timespan": rule.window.shorthand(),
+                    }))
+                }
             }
         };
         if !rule.constants.is_empty() {
@@ -533,7 +702,9 @@ mod tests {
         for (value, expected) in [
             ("NetSupport.exe", "NetSupport.exe"),
             ("a*b?c", r"a\*b\?c"),
-            (r"C:\dir\", r"C:\\dir\\"),
+            (r"C:\dir\", r"C:\dir\\"),
+            (r"\NetSupport.exe", r"\NetSupport.exe"),
+            (r"a\\b", r"a\\\b"),
             (r"\*", r"\\\*"),
             ("quote ' and \"", "quote ' and \""),
             ("Krämer", "Krämer"),
