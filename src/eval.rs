@@ -758,6 +758,7 @@ mod tests {
                 techniques: vec![],
                 severity: Severity::Medium,
                 status: Status::Test,
+                acknowledged: Vec::new(),
             },
             source: DataSource::ProcessCreation,
             window: Window {

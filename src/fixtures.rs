@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::eval::{self, Evaluation, Event};
 use crate::ir::Rule;
 use crate::lower::missing_exclusion_fields;
+use crate::vocabulary;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -85,6 +86,62 @@ pub fn applied(rule: &Rule) -> Rule {
     r
 }
 
+/// Every field of every event is in the vocabulary of the rule's data source: a
+/// misspelled field would read as missing and let the fixture pass vacuously.
+pub fn check_fields(rule: &Rule, fixtures: &FixtureFile, path: &Path) -> Result<()> {
+    for e in &fixtures.events {
+        let Some(field) = e
+            .event
+            .keys()
+            .find(|k| !vocabulary::has_field(rule.source, k))
+        else {
+            continue;
+        };
+        let known: Vec<&str> = vocabulary::fields(rule.source)
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        let err = Error::new(
+            ErrorKind::UnknownField,
+            format!(
+                "event `{}` has field `{field}`, which data source `{}` does not have: expected one of {}",
+                e.name,
+                rule.source,
+                known.join(", ")
+            ),
+        )
+        .in_file(path);
+        return Err(match locate_field(path, &e.name, field) {
+            Some((line, column)) => err.at(line, column),
+            None => err,
+        });
+    }
+    Ok(())
+}
+
+/// Where `field:` is written inside the event named `event` (read again only to
+/// report an error).
+fn locate_field(path: &Path, event: &str, field: &str) -> Option<(usize, usize)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let start = [
+        format!("name: {event}"),
+        format!("name: \"{event}\""),
+        format!("name: '{event}'"),
+    ]
+    .iter()
+    .find_map(|n| text.find(n.as_str()))
+    .unwrap_or(0);
+    let offset = [
+        format!("{field}:"),
+        format!("\"{field}\":"),
+        format!("'{field}':"),
+    ]
+    .iter()
+    .filter_map(|needle| text[start..].find(needle.as_str()))
+    .min()?;
+    Some(crate::parse::rule_yaml::line_col(&text, start + offset))
+}
+
 /// The outcome of one rule's fixtures.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -96,6 +153,7 @@ pub struct Outcome {
 
 /// Run the fixtures through the reference evaluator.
 pub fn run(rule: &Rule, fixtures: &FixtureFile, path: &Path) -> Result<Outcome> {
+    check_fields(rule, fixtures, path)?;
     let now = parse_now(&fixtures.now, path)?;
     let events: Vec<Event> = fixtures.events.iter().map(|e| e.event.clone()).collect();
     let evaluation = eval::evaluate(&applied(rule), &events, now)

@@ -45,6 +45,24 @@ pub struct Metadata {
     pub techniques: Vec<String>,
     pub severity: Severity,
     pub status: Status,
+    /// Warnings the author has reviewed and accepts; they are not printed again.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub acknowledged: Vec<Acknowledgement>,
+}
+
+/// One reviewed warning: a lint code (see [`crate::lint::CODES`]), or `approximate`
+/// with a `target` (and optionally the approximated `construct`), which `--strict`
+/// then accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    pub warning: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub construct: Option<String>,
+    /// Why the warning is acceptable for this rule.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

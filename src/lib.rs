@@ -95,11 +95,13 @@ pub mod eval;
 pub mod fixtures;
 pub mod import;
 pub mod ir;
+pub mod lint;
 pub mod lower;
 pub mod pack;
 pub mod parse;
 pub mod profile;
 pub mod render;
+pub mod scaffold;
 pub mod text;
 pub mod vocabulary;
 

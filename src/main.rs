@@ -221,6 +221,22 @@ or any catalogue file was malformed (the other tools are still imported).")]
         #[arg(long)]
         fixtures: bool,
     },
+    /// Write a commented skeleton rule and its fixtures file to edit:
+    /// RULES/<tool>/<kind>.yaml and <kind>.fixtures.yaml.
+    #[command(after_help = "Examples:
+  rmmc new FooRemote createproc      writes rules/fooremote/createproc.yaml and .fixtures.yaml
+  rmmc new \"Zoho Assist\" netconn --into /tmp/rules")]
+    New {
+        /// The tool's name as it appears in rule names (`tool:`).
+        tool: String,
+        /// What the rule looks at: filesig (file signatures), createproc (process
+        /// creation) or netconn (network connections).
+        #[arg(value_parser = rmmc::scaffold::KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>())]
+        kind: String,
+        /// The rules folder to write into.
+        #[arg(long, default_value = "rules")]
+        into: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -259,10 +275,11 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 profile,
                 strict,
             };
-            let build = pack::build(&sources, &backends, &options)?;
-            report(&build, verbose);
+            let mut reporter = Reporter::new(verbose);
             if check {
-                let stale = pack::check(&build, &out)?;
+                let stale =
+                    pack::check_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                reporter.finish();
                 for s in &stale {
                     match s {
                         Stale::Missing(p) => say!("missing: {}", p.display()),
@@ -292,10 +309,12 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                     Ok(EXIT_STALE)
                 }
             } else {
-                pack::write(&build, &out)?;
+                let summary =
+                    pack::write_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                reporter.finish();
                 say!(
                     "wrote {} file(s) for {} rule(s) x {} target(s) to {}",
-                    build.files.len(),
+                    summary.files,
                     sources.len(),
                     options.targets.len(),
                     out.display()
@@ -315,8 +334,11 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 profile,
                 strict,
             };
-            let build = pack::build(&sources, &backends, &options)?;
-            report(&build, verbose);
+            let mut reporter = Reporter::new(verbose);
+            pack::stream(&sources, &backends, &options, &mut pack::DiscardSink, |r| {
+                reporter.rule(r)
+            })?;
+            reporter.finish();
             say!(
                 "ok: {} rule(s) x {} target(s)",
                 sources.len(),
@@ -412,7 +434,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             let compiler = rmmc::Compiler::with_backends(backends)?;
             let parsed = rmmc::parse::parse_rule(&rule, &text, compiler.backends())?;
             for w in &parsed.warnings {
-                eprintln!("{}: warning: {w}", rule.display());
+                eprintln!("{}", warning_line(&rule, w));
             }
             match target {
                 None => {
@@ -449,6 +471,18 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             Ok(0)
         }
         Command::Test { rules } => run_tests(&rules, &backends),
+        Command::New { tool, kind, into } => {
+            for file in rmmc::scaffold::new_rule(&into, &tool, &kind)? {
+                say!("wrote {}", file.display());
+            }
+            let folder = into.join(rmmc::scaffold::tool_folder(&tool));
+            say!(
+                "next: edit both files, then `RMMC_BLESS=1 rmmc test {}`, `rmmc build` and `rmmc list rules --format markdown > {}`",
+                folder.display(),
+                into.join("README.md").display()
+            );
+            Ok(0)
+        }
         Command::Fixtures {
             rules,
             target,
@@ -494,56 +528,87 @@ fn run(cli: Cli) -> Result<u8, Errors> {
     }
 }
 
+/// `file:line:col: warning: ...` for warnings located in the file (they start with
+/// `line:col: `), else `file: warning: ...`.
+fn warning_line(file: &Path, warning: &str) -> String {
+    let located = warning.split_once(": ").filter(|(at, _)| {
+        at.split(':').count() == 2 && at.split(':').all(|n| n.parse::<usize>().is_ok())
+    });
+    match located {
+        Some((at, rest)) => format!("{}:{at}: warning: {rest}", file.display()),
+        None => format!("{}: warning: {warning}", file.display()),
+    }
+}
+
 fn verdict(f: &Fidelity) -> &'static str {
     if f.is_exact() { "exact" } else { "approximate" }
 }
 
-/// Print warnings and the fidelity summary to stderr; each rule's approximations
-/// with `--verbose`.
-fn report(build: &pack::Build, verbose: bool) {
-    for (file, w) in &build.warnings {
-        eprintln!("{}: warning: {w}", file.display());
+/// Prints a streaming build's warnings as rules arrive and, at the end, the totals:
+/// each approximation reason once with its count, and the verdicts per target.
+struct Reporter {
+    verbose: bool,
+    reasons: std::collections::BTreeMap<(Target, String), usize>,
+    totals: std::collections::BTreeMap<Target, (usize, usize)>,
+}
+
+impl Reporter {
+    fn new(verbose: bool) -> Reporter {
+        Reporter {
+            verbose,
+            reasons: Default::default(),
+            totals: Default::default(),
+        }
     }
-    let mut reasons: std::collections::BTreeMap<(Target, String), usize> = Default::default();
-    let mut totals: std::collections::BTreeMap<Target, (usize, usize)> = Default::default();
-    for r in &build.rendered {
-        let t = totals.entry(r.target).or_default();
-        match &r.fidelity {
-            Fidelity::Exact => t.0 += 1,
-            Fidelity::Approximate(list) => {
-                t.1 += 1;
-                for a in list {
-                    if verbose {
-                        eprintln!(
-                            "{}: approximate [{}]: {}: {}",
-                            r.source_file.display(),
-                            r.target,
-                            a.construct,
-                            a.reason
-                        );
+
+    fn rule(&mut self, report: &pack::RuleReport) {
+        for w in report.warnings {
+            eprintln!("{}", warning_line(&report.source.path, w));
+        }
+        let file = report.source.path.display();
+        for r in report.rendered {
+            let t = self.totals.entry(r.target).or_default();
+            match &r.fidelity {
+                Fidelity::Exact => t.0 += 1,
+                Fidelity::Approximate(list) => {
+                    t.1 += 1;
+                    for a in list {
+                        if self.verbose {
+                            eprintln!(
+                                "{file}: approximate [{}]: {}: {}",
+                                r.target, a.construct, a.reason
+                            );
+                        }
+                        *self
+                            .reasons
+                            .entry((r.target, a.reason.clone()))
+                            .or_default() += 1;
                     }
-                    *reasons.entry((r.target, a.reason.clone())).or_default() += 1;
                 }
             }
         }
     }
-    for ((target, reason), n) in &reasons {
-        eprintln!("approximate [{target}] x{n}: {reason}");
-    }
-    let line: Vec<String> = totals
-        .iter()
-        .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
-        .collect();
-    if !line.is_empty() {
-        eprintln!(
-            "fidelity: {}{}",
-            line.join(", "),
-            if verbose {
-                ""
-            } else {
-                " (--verbose lists each rule)"
-            }
-        );
+
+    fn finish(&self) {
+        for ((target, reason), n) in &self.reasons {
+            eprintln!("approximate [{target}] x{n}: {reason}");
+        }
+        let line: Vec<String> = self
+            .totals
+            .iter()
+            .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
+            .collect();
+        if !line.is_empty() {
+            eprintln!(
+                "fidelity: {}{}",
+                line.join(", "),
+                if self.verbose {
+                    ""
+                } else {
+                    " (--verbose lists each rule)"
+                }
+            );
+        }
     }
 }
 
@@ -569,9 +634,13 @@ fn run_tests(rules: &[String], backends: &Backends) -> Result<u8, Errors> {
         let mut problems = outcome.mismatches.clone();
         let rendered = serde_json::to_string_pretty(&outcome.expected).expect("serializes") + "\n";
         if bless {
-            std::fs::write(&expected_file, &rendered).map_err(|e| {
-                rmmc::Error::new(rmmc::ErrorKind::Io, e.to_string()).in_file(&expected_file)
-            })?;
+            let unchanged = std::fs::read_to_string(&expected_file).is_ok_and(|t| t == rendered);
+            if !unchanged {
+                std::fs::write(&expected_file, &rendered).map_err(|e| {
+                    rmmc::Error::new(rmmc::ErrorKind::Io, e.to_string()).in_file(&expected_file)
+                })?;
+                say!("wrote {} (review it)", expected_file.display());
+            }
         } else {
             match std::fs::read_to_string(&expected_file) {
                 Ok(existing) if existing == rendered => {}

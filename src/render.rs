@@ -97,9 +97,10 @@ impl Renderer {
         })
     }
 
-    /// The target's gathered files ([`crate::lower::TargetSpec::gathered`]) from its
-    /// rendered rules, paths relative to `out/<target>/`.
-    pub fn render_gathered(
+    /// The target's gathered files rendered from templates over the whole rule set
+    /// ([`Gathered::Template`]), paths relative to `out/<target>/`. `Concat` files are
+    /// streamed by the pack stage instead.
+    pub fn render_gathered_templates(
         &self,
         target: Target,
         rendered: &[&Rendered],
@@ -116,16 +117,7 @@ impl Renderer {
         let mut out = Vec::new();
         for gathered in target.spec().gathered {
             let text = match gathered {
-                Gathered::Concat {
-                    extension,
-                    separator,
-                    ..
-                } => rendered
-                    .iter()
-                    .filter_map(|r| file_with(r, extension))
-                    .map(|t| t.trim_end().to_string() + "\n")
-                    .collect::<Vec<_>>()
-                    .join(separator),
+                Gathered::Concat { .. } => continue,
                 Gathered::Template { template, .. } => {
                     let rules: Vec<Value> = rendered
                         .iter()
@@ -169,7 +161,8 @@ fn rule_file_path(stem: &Path, extension: &str, context: &Value) -> PathBuf {
     }
 }
 
-fn with_ext(stem: &Path, ext: &str) -> PathBuf {
+/// `stem` with `.ext` added (the extension may itself contain dots).
+pub(crate) fn with_ext(stem: &Path, ext: &str) -> PathBuf {
     let mut s = stem.as_os_str().to_owned();
     s.push(".");
     s.push(ext);

@@ -1,6 +1,8 @@
 //! Bad input, discovered from `tests/errors/`: each `NAME.yaml` must be rejected
 //! with exactly the message in `NAME.expected` (file, line, column, kind and what
-//! was expected). `RMMC_BLESS=1 cargo test` writes missing or changed expectations.
+//! was expected). A `warning_NAME.yaml` is accepted, with exactly the warnings in
+//! `warning_NAME.expected`. `RMMC_BLESS=1 cargo test` writes missing or changed
+//! expectations.
 
 use rmmc::{Backends, parse::parse_rule};
 use std::path::Path;
@@ -19,8 +21,18 @@ fn every_bad_rule_is_rejected_with_its_expected_message() {
     let mut failures = Vec::new();
     for case in &cases {
         let text = std::fs::read_to_string(case).unwrap();
+        let warns = case
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("warning_"));
         let got = match parse_rule(case, &text, &backends) {
+            Ok(parsed) if warns && !parsed.warnings.is_empty() => parsed
+                .warnings
+                .iter()
+                .map(|w| format!("{}:{w}\n", case.display()))
+                .collect(),
+            Ok(_) if warns => format!("no warning: {} should warn", case.display()),
             Ok(_) => format!("accepted: {} should have been rejected", case.display()),
+            Err(_) if warns => format!("rejected: {} should only warn", case.display()),
             Err(e) => {
                 assert!(e.location().is_some() || e.file().is_some(), "{e}: no file");
                 format!("{e}\n")

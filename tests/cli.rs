@@ -342,3 +342,67 @@ fn import_lolrmm_warns_where_a_catalogue_file_is_bad_and_imports_the_rest() {
     let o = rmmc(&["check", into.to_str().unwrap()], root);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
+
+#[test]
+fn new_writes_a_skeleton_that_checks_tests_after_blessing_and_builds() {
+    let ws = workspace("new");
+    let o = rmmc(&["new", "Foo Remote", "createproc"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("wrote rules/fooremote/createproc.yaml\nwrote rules/fooremote/createproc.fixtures.yaml\n"),
+        "{}",
+        text(&o)
+    );
+    let rule = std::fs::read_to_string(ws.join("rules/fooremote/createproc.yaml")).unwrap();
+    assert!(rule.contains("tool: Foo Remote\n"), "{rule}");
+    assert!(
+        rule.contains("# optional: false-positive scenarios"),
+        "{rule}"
+    );
+    let o = rmmc(&["check", "rules/fooremote"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("warning"), "{}", text(&o));
+    // Blessing names the file it wrote; a second run passes without writing.
+    let o = Command::new(env!("CARGO_BIN_EXE_rmmc"))
+        .env("RMMC_BLESS", "1")
+        .args(["test", "rules/fooremote"])
+        .current_dir(&ws)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("wrote rules/fooremote/createproc.expected.json (review it)"),
+        "{}",
+        text(&o)
+    );
+    let o = rmmc(&["test", "rules/fooremote"], &ws);
+    assert!(
+        text(&o).contains("ok    rules/fooremote/createproc.yaml (2 events, 1 matched, 1 rows)"),
+        "{}",
+        text(&o)
+    );
+    let o = rmmc(&["new", "Foo Remote", "createproc"], &ws);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(
+        text(&o),
+        "rules/fooremote/createproc.yaml: error[io]: the file exists: rmmc new never overwrites a file\n"
+    );
+    let o = rmmc(&["new", "Foo Remote", "process"], &ws);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn a_fixture_field_outside_the_vocabulary_is_an_error_at_its_line() {
+    let ws = workspace("fixture-field");
+    std::fs::write(
+        ws.join("rules/netsupport/createproc.fixtures.yaml"),
+        "now: \"2026-01-15T12:00:00Z\"\nevents:\n  - name: \"typo\"\n    expect: no_match\n    event:\n      \"@timestamp\": \"2026-01-14T12:00:00Z\"\n      proces.name: client32.exe\n",
+    )
+    .unwrap();
+    let o = rmmc(&["test", "rules/netsupport/createproc.yaml"], &ws);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(
+        text(&o),
+        "rules/netsupport/createproc.fixtures.yaml:7:7: error[unknown-field]: event `typo` has field `proces.name`, which data source `process_creation` does not have: expected one of @timestamp, host.id, host.name, event.id, process.name, process.executable, process.command_line, process.hash.sha1, process.pe.company, process.pe.product, process.pe.description, process.pe.original_file_name, process.parent.name, process.parent.command_line, user.name, user.upn\n"
+    );
+}

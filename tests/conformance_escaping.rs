@@ -78,6 +78,7 @@ fn rule(value: &str, kind: MatchKind, case: Case) -> Rule {
             techniques: vec!["T1219".into()],
             severity: Severity::Medium,
             status: Status::Test,
+            acknowledged: Vec::new(),
         },
         source: DataSource::FileSignature,
         window: Window { seconds: 86_400 },

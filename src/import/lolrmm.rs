@@ -1135,6 +1135,7 @@ fn make_rule(
             techniques: vec!["T1219".to_string()],
             severity: Severity::Medium,
             status: Status::Experimental,
+            acknowledged: Vec::new(),
         },
         source: kind.source(),
         window: Window {

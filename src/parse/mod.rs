@@ -8,6 +8,7 @@ pub mod sentinel;
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Expr, Rule};
+use crate::lint;
 use crate::lower::Target;
 use crate::vocabulary;
 use std::path::Path;
@@ -60,6 +61,16 @@ pub fn parse_rule(path: &Path, text: &str, backends: &Backends) -> Result<Parsed
         }
     };
     validate(&parsed.rule, path, text)?;
+    let mut parsed = parsed;
+    for lint in lint::lint(&parsed.rule) {
+        let at = lint
+            .needles()
+            .iter()
+            .find_map(|n| rule_yaml::locate(text, n))
+            .map(|(line, column)| format!("{line}:{column}: "))
+            .unwrap_or_default();
+        parsed.warnings.push(format!("{at}{lint}"));
+    }
     Ok(parsed)
 }
 
@@ -134,6 +145,9 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
             }
         }
     }
+    for a in &rule.meta.acknowledged {
+        check_acknowledgement(a).map_err(|m| err(ErrorKind::InvalidValue, m, &a.warning))?;
+    }
     for c in &rule.constants {
         if !is_identifier(&c.name) {
             return Err(err(
@@ -145,6 +159,39 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
                 &c.name,
             ));
         }
+    }
+    Ok(())
+}
+
+/// An acknowledgement names a lint code, or `approximate` and a registered target.
+fn check_acknowledgement(a: &crate::ir::Acknowledgement) -> Result<(), String> {
+    if a.warning == "approximate" {
+        return match a.target.as_deref() {
+            Some(t) if t.parse::<Target>().is_ok() => Ok(()),
+            Some(t) => Err(format!(
+                "acknowledged approximation names target `{t}`: expected one of {}",
+                Target::all()
+                    .map(Target::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => Err(
+                "`warning: approximate` needs the `target` whose approximation is accepted".into(),
+            ),
+        };
+    }
+    if !lint::CODES.contains(&a.warning.as_str()) {
+        return Err(format!(
+            "acknowledged warning `{}` is unknown: expected `approximate` or one of {}",
+            a.warning,
+            lint::CODES.join(", ")
+        ));
+    }
+    if a.target.is_some() || a.construct.is_some() {
+        return Err(format!(
+            "`target` and `construct` belong to `warning: approximate`, not to `{}`",
+            a.warning
+        ));
     }
     Ok(())
 }

@@ -3,12 +3,15 @@
 
 use crate::error::{Error, ErrorKind, Result, yaml_error};
 use crate::ir::{
-    AggFunction, Aggregation, Case, Constant, DataSource, Exclusion, Expr, MatchKind, Metadata,
-    Output, Predicate, Quantifier, Rule, Severity, Status, Window,
+    Acknowledgement, AggFunction, Aggregation, Case, Constant, DataSource, Exclusion, Expr,
+    MatchKind, Metadata, Output, Predicate, Quantifier, Rule, Severity, Status, Window,
 };
 use crate::text::is_uuid;
 use serde::Deserialize;
 use std::path::Path;
+
+/// The top-level keys a rule must have (README: Rule format).
+pub const REQUIRED_KEYS: &str = "`id`, `name`, `description`, `tool`, `tactics`, `techniques`, `source`, `window` and `detection`";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +39,8 @@ struct RawRule {
     aggregation: Option<RawAggregation>,
     #[serde(default)]
     constants: Vec<Constant>,
+    #[serde(default)]
+    acknowledged: Vec<Acknowledgement>,
 }
 
 fn default_severity() -> Severity {
@@ -372,6 +377,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule> {
             techniques: raw.techniques,
             severity: raw.severity,
             status: raw.status,
+            acknowledged: raw.acknowledged,
         },
         source: raw.source,
         window: raw.window.0,
@@ -396,6 +402,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule> {
 /// place the text holds the value the message quotes in backticks.
 pub(crate) fn yaml_error_in(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
     let err = yaml_error(path, e);
+    if err.message().starts_with("missing field") {
+        // serde_yaml points at the mapping that lacks the key, which is the right place;
+        // searching the text for the key's name would find it in another mapping (an
+        // exclusion's `description`).
+        let top_level = e.location().is_none_or(|l| {
+            let first = text
+                .lines()
+                .position(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'));
+            first.is_none_or(|i| l.line() == i + 1 && l.column() == 1)
+        });
+        if top_level {
+            return Error::new(
+                err.kind(),
+                format!("{}: a rule needs {REQUIRED_KEYS}", err.message()),
+            )
+            .in_file(path)
+            .at(
+                e.location().map_or(1, |l| l.line()),
+                e.location().map_or(1, |l| l.column()),
+            );
+        }
+        return err;
+    }
     let at_start = e
         .location()
         .is_none_or(|l| l.line() == 1 && l.column() == 1);
@@ -418,7 +447,7 @@ pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     Some(line_col(text, offset))
 }
 
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;

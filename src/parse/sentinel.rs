@@ -326,6 +326,7 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
                     .unwrap_or_default(),
                 severity: Severity::Medium,
                 status: Status::Experimental,
+                acknowledged: Vec::new(),
             },
             source,
             window,

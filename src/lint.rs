@@ -1,0 +1,211 @@
+//! Authoring lints: rule values that parse but are very likely not what the author
+//! meant. Each lint is a warning with a code and the reason; a rule may acknowledge a
+//! code (`acknowledged:`), so CI logs show only new warnings. A leaf over the IR.
+
+use crate::ir::{Acknowledgement, Expr, MatchKind, Predicate, Rule};
+use std::fmt;
+
+/// A value written as another language's wildcard or regex in a literal match kind.
+pub const PATTERN_IN_LITERAL: &str = "pattern-in-literal";
+/// A value of a file-name field that is not a file name.
+pub const NOT_A_FILE_NAME: &str = "not-a-file-name";
+/// An acknowledgement that no warning of the rule uses.
+pub const UNUSED_ACKNOWLEDGEMENT: &str = "unused-acknowledgement";
+
+/// Every lint code, for documentation and for checking `acknowledged:` entries.
+pub const CODES: &[&str] = &[PATTERN_IN_LITERAL, NOT_A_FILE_NAME];
+
+/// Fields that hold the file name of a process image, never a display name.
+const FILE_NAME_FIELDS: &[&str] = &[
+    "process.name",
+    "process.parent.name",
+    "process.pe.original_file_name",
+];
+
+/// One warning about a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lint {
+    pub code: &'static str,
+    /// The value the warning is about, as the rule writes it (to locate it).
+    pub value: String,
+    /// The rule key the value stands under (`equals`, `has`, ...), if any.
+    pub key: Option<&'static str>,
+    pub message: String,
+}
+
+impl Lint {
+    /// Texts to search the rule file for, most specific first, to locate the warning.
+    pub fn needles(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(key) = self.key {
+            out.push(format!("{key}: {}", self.value));
+            out.push(format!("{key}: \"{}\"", self.value));
+            out.push(format!("{key}: '{}'", self.value));
+        }
+        out.push(format!("- {}", self.value));
+        out.push(self.value.clone());
+        out
+    }
+}
+
+impl fmt::Display for Lint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{}]", self.message, self.code)
+    }
+}
+
+/// The rule's warnings that its `acknowledged:` list does not cover, plus one for
+/// each acknowledgement that covers nothing (so stale ones get removed).
+pub fn lint(rule: &Rule) -> Vec<Lint> {
+    let mut found = Vec::new();
+    visit(&rule.detection, "detection", &mut found);
+    for x in &rule.exclusions {
+        visit(&x.drop_when, &format!("exclusion `{}`", x.name), &mut found);
+    }
+    let acknowledged = |code: &str| {
+        rule.meta
+            .acknowledged
+            .iter()
+            .any(|a: &Acknowledgement| a.warning == code)
+    };
+    let mut out: Vec<Lint> = found
+        .iter()
+        .filter(|l| !acknowledged(l.code))
+        .cloned()
+        .collect();
+    for a in &rule.meta.acknowledged {
+        if !CODES.contains(&a.warning.as_str()) {
+            continue; // approximation acknowledgements are checked by --strict
+        }
+        if !found.iter().any(|l| l.code == a.warning) {
+            out.push(Lint {
+                code: UNUSED_ACKNOWLEDGEMENT,
+                value: a.warning.clone(),
+                key: Some("warning"),
+                message: format!(
+                    "`acknowledged: {}` matches no warning of this rule: remove it",
+                    a.warning
+                ),
+            });
+        }
+    }
+    out
+}
+
+fn visit(e: &Expr, place: &str, out: &mut Vec<Lint>) {
+    match e {
+        Expr::All(xs) | Expr::Any(xs) => xs.iter().for_each(|x| visit(x, place, out)),
+        Expr::Not(x) => visit(x, place, out),
+        Expr::Match(p) => predicate(p, place, out),
+    }
+}
+
+fn predicate(p: &Predicate, place: &str, out: &mut Vec<Lint>) {
+    let literal = matches!(
+        p.kind,
+        MatchKind::Equals
+            | MatchKind::Term
+            | MatchKind::Contains
+            | MatchKind::Prefix
+            | MatchKind::Suffix
+    );
+    for v in &p.values {
+        if literal && let Some(sign) = pattern_sign(v) {
+            out.push(Lint {
+                code: PATTERN_IN_LITERAL,
+                value: v.clone(),
+                key: Some(p.kind.as_str()),
+                message: format!(
+                    "{place}: `{}` value `{v}` on `{}` contains {sign}, which rmmc matches literally: `{}` already says where the text occurs; write the plain text, or use `regex` for a pattern",
+                    p.kind.as_str(),
+                    p.field,
+                    p.kind.as_str()
+                ),
+            });
+        }
+        if p.kind == MatchKind::Equals
+            && FILE_NAME_FIELDS.contains(&p.field.as_str())
+            && !looks_like_file_name(v)
+        {
+            out.push(Lint {
+                code: NOT_A_FILE_NAME,
+                value: v.clone(),
+                key: Some(p.kind.as_str()),
+                message: format!(
+                    "{place}: `{}` holds a process image's file name (e.g. svchost.exe), but `{v}` is not a file name (no extension, or a path), so this predicate never matches real data",
+                    p.field
+                ),
+            });
+        }
+    }
+}
+
+/// What makes a literal look like a wildcard or regex of another language.
+fn pattern_sign(v: &str) -> Option<&'static str> {
+    if v.starts_with('*') || v.ends_with('*') {
+        Some("a `*` wildcard")
+    } else if [".*", ".+", "\\.", "\\d", "\\w", "\\s", "(?i)"]
+        .iter()
+        .any(|r| v.contains(r))
+        || (v.starts_with('^') && v.len() > 1)
+        || (v.ends_with('$') && v.len() > 1 && !v.ends_with("\\$"))
+    {
+        Some("regex syntax")
+    } else {
+        None
+    }
+}
+
+/// `NetSupport.exe`, `client32.EXE`, `setup-1.2.msi`: a name without a folder, ending
+/// in a dot and a short alphanumeric extension.
+fn looks_like_file_name(v: &str) -> bool {
+    if v.contains(['\\', '/']) {
+        return false;
+    }
+    match v.rsplit_once('.') {
+        Some((stem, ext)) => {
+            !stem.is_empty()
+                && (1..=4).contains(&ext.len())
+                && ext.chars().all(|c| c.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_have_an_extension_and_no_folder() {
+        for ok in ["NetSupport.exe", "client32.EXE", "setup-1.2.msi", "a.ps1"] {
+            assert!(looks_like_file_name(ok), "{ok}");
+        }
+        for bad in [
+            "Task Scheduler",
+            "GroupPolicy",
+            "SIEM Agent",
+            "C:\\x\\a.exe",
+            ".exe",
+            "a.",
+        ] {
+            assert!(!looks_like_file_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wildcards_and_regex_are_recognised_plain_text_is_not() {
+        assert_eq!(pattern_sign("*fooremote*"), Some("a `*` wildcard"));
+        assert_eq!(pattern_sign("foo.*bar"), Some("regex syntax"));
+        assert_eq!(pattern_sign("^anydesk"), Some("regex syntax"));
+        for plain in [
+            "netsupport",
+            "C:\\Program Files\\x",
+            "%APPDATA%",
+            "a$b",
+            "$",
+        ] {
+            assert_eq!(pattern_sign(plain), None, "{plain}");
+        }
+    }
+}
