@@ -21,6 +21,9 @@ use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine, ResultBody, Time
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// A fixture event in a profile's data, or why the data cannot hold it.
+type EventMap = Box<dyn Fn(&rmmc::eval::Event) -> Result<rmmc::eval::Event, String>>;
+
 /// One rule's Sigma under one profile, ready for rsigma.
 struct UnderTest {
     /// `rsigma` (default profile) or `rsigma (taxonomy)`.
@@ -32,7 +35,7 @@ struct UnderTest {
     /// The group fields the correlation has: (canonical, the data's name).
     groups: Vec<(String, String)>,
     /// A fixture event in the profile's data, or why the data cannot hold it.
-    map: Box<dyn Fn(&rmmc::eval::Event) -> Result<rmmc::eval::Event, String>>,
+    map: EventMap,
 }
 
 fn yml_text(files: &[(std::path::PathBuf, String)]) -> String {
