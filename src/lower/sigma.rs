@@ -654,12 +654,14 @@ pub fn sigma_title(name: &str) -> String {
 
 /// The file name (without `.yml`) of a rule's Sigma file, after SigmaHQ's file-name
 /// convention: the log source's prefix (`proc_creation_win_`, `net_connection_win_`;
-/// for a category of rmmc's own, the category itself), then `rmm_` and the tool.
+/// `win_` and the category for a category of rmmc's own), then `rmm_` and the tool.
 fn file_stem(category: Option<&str>, tool: &str) -> String {
     let prefix = match category {
         Some("process_creation") => "proc_creation_win".to_string(),
         Some("network_connection") => "net_connection_win".to_string(),
-        Some(other) => format!("{}_win", sanitize_identifier(other)),
+        // A category of rmmc's own: SigmaHQ's prefix for Windows rules outside the
+        // known categories.
+        Some(other) => format!("win_{}", sanitize_identifier(other)),
         None => "win".to_string(),
     };
     format!("{prefix}_rmm_{}", sanitize_identifier(tool))
