@@ -123,6 +123,23 @@ impl Backends {
         list
     }
 
+    /// The profile a `--profile` choice names for `target`: the choice is a comma list
+    /// of `TARGET=NAME` (for that target) and at most one bare `NAME` (for the other
+    /// targets); a target the choice does not name gets its default.
+    pub fn profile_choice(&self, target: Target, choice: Option<&str>) -> Result<&Profile> {
+        let parts = choice.into_iter().flat_map(|c| c.split(','));
+        let mut targeted = None;
+        let mut bare = None;
+        for part in parts {
+            match part.split_once('=') {
+                Some((t, name)) if t == target.as_str() => targeted = Some(name),
+                Some(_) => {}
+                None => bare = Some(part),
+            }
+        }
+        self.profile(target, targeted.or(bare))
+    }
+
     /// The named profile, or the default one; an unknown name lists the valid ones.
     pub fn profile(&self, target: Target, name: Option<&str>) -> Result<&Profile> {
         let list = self.profiles(target);

@@ -119,6 +119,15 @@ impl Error {
         Some(Location { file, line, column })
     }
 
+    /// A failed write, create, rename or remove.
+    pub(crate) fn io_write(path: &Path, err: std::io::Error) -> Self {
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot write `{}`: {err}", path.display()),
+        )
+        .in_file(path)
+    }
+
     pub(crate) fn io(path: &Path, err: std::io::Error) -> Self {
         Error::new(
             ErrorKind::Io,
@@ -155,10 +164,12 @@ pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
         || message.contains("unknown variant")
         || message.starts_with("a detection node")
         || message.starts_with("predicate on")
+        || message.contains("the YAML tag")
     {
         ErrorKind::Schema
     } else if message.contains("is not a UUID")
         || message.contains("is not a duration")
+        || message.contains("timespan range")
         || message.contains("invalid regex")
         || message.contains("is empty")
         || message.contains("needs at least one value")

@@ -545,11 +545,11 @@ pub fn import_sentinel_with(
 
 pub(crate) fn write_file(dest: &Path, text: &str) -> Result<()> {
     if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io_write(dir, e))?;
     }
     let tmp = dest.with_extension(format!("yaml.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))
+    std::fs::write(&tmp, text).map_err(|e| Error::io_write(&tmp, e))?;
+    std::fs::rename(&tmp, dest).map_err(|e| Error::io_write(dest, e))
 }
 
 /// Convert every query under `paths` in memory: the items, with their rule and rule

@@ -90,6 +90,7 @@
 
 pub mod attack;
 pub mod backends;
+pub mod diagnostics;
 pub mod error;
 pub mod eval;
 pub mod fixtures;
@@ -154,7 +155,7 @@ impl Compiler {
         target: Target,
         profile: Option<&str>,
     ) -> Result<Rendered> {
-        let profile = self.backends.profile(target, profile)?;
+        let profile = self.backends.profile_choice(target, profile)?;
         let lowered = lower::lower(rule, rule_file, target, profile)?;
         let stem = Path::new(&rule.meta.id);
         self.renderer.render_rule(rule, &lowered, rule_file, stem)

@@ -1,8 +1,10 @@
 //! Authoring lints: rule values that parse but are very likely not what the author
 //! meant. Each lint is a warning with a code and the reason; a rule may acknowledge a
-//! code (`acknowledged:`), so CI logs show only new warnings. A leaf over the IR.
+//! code (`acknowledged:`), so CI logs show only new warnings; `--strict` reads the
+//! approximations a rule acknowledges from here too.
 
 use crate::ir::{Acknowledgement, Expr, MatchKind, Predicate, Rule};
+use crate::lower::{Approximation, Target};
 use std::fmt;
 
 /// A value written as another language's wildcard or regex in a literal match kind.
@@ -90,6 +92,16 @@ pub fn lint(rule: &Rule) -> Vec<Lint> {
         }
     }
     out
+}
+
+/// Does the rule accept this approximation on this target (`warning: approximate`
+/// with the target, and the construct when it names one)? `--strict` then passes it.
+pub fn acknowledges_approximation(rule: &Rule, target: Target, a: &Approximation) -> bool {
+    rule.meta.acknowledged.iter().any(|ack| {
+        ack.warning == "approximate"
+            && ack.target.as_deref() == Some(target.as_str())
+            && ack.construct.as_ref().is_none_or(|c| *c == a.construct)
+    })
 }
 
 fn visit(e: &Expr, place: &str, out: &mut Vec<Lint>) {

@@ -9,8 +9,9 @@ pub use sink::{DirSink, DiscardSink, MemorySink, Sink};
 
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Errors, Result};
+use crate::ir::Rule;
 use crate::lower::{Fidelity, Gathered, Target, lower, output_stem};
-use crate::parse::{Parsed, parse_rule};
+use crate::parse::{Parsed, parse_rule, read_rule_text};
 use crate::render::{Rendered, Renderer};
 use sink::cannot_write;
 use std::collections::{BTreeMap, HashMap};
@@ -40,9 +41,8 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
     for input in inputs {
         let path = Path::new(input);
         if path.is_dir() {
-            let pattern = format!("{}/**/*", input.trim_end_matches('/'));
-            for p in glob_paths(&pattern)? {
-                if p.is_file() && is_rule_file(&p) {
+            for p in walk_files(path)? {
+                if is_rule_file(&p) {
                     let stem = output_stem(&p, path);
                     found.push(RuleSource { path: p, stem });
                 }
@@ -73,6 +73,10 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
     }
     found.sort();
     found.dedup();
+    // The same file named twice (`rules/a.yaml ./rules/a.yaml`, a folder and a file
+    // in it, a symlink) is one rule, not a rule whose id is used by itself.
+    let mut seen = std::collections::BTreeSet::new();
+    found.retain(|s| seen.insert(s.path.canonicalize().unwrap_or_else(|_| s.path.clone())));
     if found.is_empty() {
         return Err(Error::new(
             ErrorKind::EmptyRuleSet,
@@ -87,6 +91,44 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
         ));
     }
     Ok(found)
+}
+
+/// Every file below `dir`, following symbolic links but never into a folder that
+/// contains the link (a loop), which is an error naming the link.
+fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, ancestors: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .map(|e| e.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
+            .collect::<Result<_>>()?;
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                let real = p.canonicalize().map_err(|e| Error::io(&p, e))?;
+                if ancestors.contains(&real) {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "symbolic link loop: `{}` leads back to `{}`, which contains it",
+                            p.display(),
+                            real.display()
+                        ),
+                    )
+                    .in_file(&p));
+                }
+                ancestors.push(real);
+                walk(&p, ancestors, out)?;
+                ancestors.pop();
+            } else if p.is_file() {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut ancestors = vec![dir.canonicalize().map_err(|e| Error::io(dir, e))?];
+    let mut out = Vec::new();
+    walk(dir, &mut ancestors, &mut out)?;
+    Ok(out)
 }
 
 fn glob_paths(pattern: &str) -> Result<Vec<PathBuf>> {
@@ -183,7 +225,7 @@ pub fn load_rules(
 }
 
 fn read_rule(source: &RuleSource, backends: &Backends) -> Result<Parsed> {
-    let text = std::fs::read_to_string(&source.path).map_err(|e| Error::io(&source.path, e))?;
+    let text = read_rule_text(&source.path)?;
     parse_rule(&source.path, &text, backends)
 }
 
@@ -260,7 +302,7 @@ pub fn stream(
     let mut errors = Vec::new();
     let mut profiles = Vec::new();
     for &target in &options.targets {
-        match backends.profile(target, options.profile.as_deref()) {
+        match backends.profile_choice(target, options.profile.as_deref()) {
             Ok(p) => profiles.push((target, p)),
             Err(e) => errors.push(e),
         }
@@ -303,7 +345,7 @@ pub fn stream(
                         warnings.extend(r.warnings.iter().cloned());
                     }
                     if options.strict {
-                        errors.extend(strict_errors(&r, *target, &source.path));
+                        errors.extend(strict_errors(&parsed.rule, &r, *target, &source.path));
                     }
                     rendered.push(r);
                 }
@@ -350,11 +392,13 @@ fn is_streamed(g: &Gathered) -> bool {
     matches!(g, Gathered::Concat { .. })
 }
 
-fn strict_errors(r: &Rendered, target: Target, rule_file: &Path) -> Vec<Error> {
+/// `--strict`: every approximation the rule does not acknowledge is an error.
+fn strict_errors(rule: &Rule, r: &Rendered, target: Target, rule_file: &Path) -> Vec<Error> {
     match &r.fidelity {
         Fidelity::Exact => Vec::new(),
         Fidelity::Approximate(list) => list
             .iter()
+            .filter(|a| !crate::lint::acknowledges_approximation(rule, target, a))
             .map(|a| {
                 Error::new(
                     ErrorKind::Approximation,

@@ -9,7 +9,7 @@ use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Rule, Severity};
 use crate::lower::{Fidelity, Gathered, Lowered, Target, missing_exclusion_fields};
-use crate::text::{conf_value, one_line, yaml_block, yaml_scalar};
+use crate::text::{conf_line, conf_value, one_line, yaml_block, yaml_scalar};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,7 @@ impl Renderer {
         tera.register_filter("yaml_block", filter_yaml_block);
         tera.register_filter("one_line", filter_one_line);
         tera.register_filter("conf_value", filter_conf_value);
+        tera.register_filter("conf_line", filter_conf_line);
         tera.register_filter("conf_stanza", filter_conf_stanza);
         Ok(Renderer { tera })
     }
@@ -303,6 +304,12 @@ fn filter_one_line(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Va
 fn filter_conf_value(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     let s = arg_string(value, "conf_value")?;
     Ok(Value::String(conf_value(&s)))
+}
+
+/// A one-line savedsearches.conf value or comment, never continued by a trailing
+/// backslash.
+fn filter_conf_line(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(conf_line(&arg_string(value, "conf_line")?)))
 }
 
 /// A stanza name: one line, without the brackets that would end it.

@@ -4,7 +4,10 @@
 //! `warning_NAME.expected`. `RMMC_BLESS=1 cargo test` writes missing or changed
 //! expectations.
 
-use rmmc::{Backends, parse::parse_rule};
+use rmmc::{
+    Backends,
+    parse::{parse_rule, read_rule_text},
+};
 use std::path::Path;
 
 #[test]
@@ -20,11 +23,10 @@ fn every_bad_rule_is_rejected_with_its_expected_message() {
     assert!(cases.len() >= 10, "the bad-input cases are missing");
     let mut failures = Vec::new();
     for case in &cases {
-        let text = std::fs::read_to_string(case).unwrap();
         let warns = case
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("warning_"));
-        let got = match parse_rule(case, &text, &backends) {
+        let got = match read_rule_text(case).and_then(|text| parse_rule(case, &text, &backends)) {
             Ok(parsed) if warns && !parsed.warnings.is_empty() => parsed
                 .warnings
                 .iter()

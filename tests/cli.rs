@@ -406,3 +406,365 @@ fn a_fixture_field_outside_the_vocabulary_is_an_error_at_its_line() {
         "rules/netsupport/createproc.fixtures.yaml:7:7: error[unknown-field]: event `typo` has field `proces.name`, which data source `process_creation` does not have: expected one of @timestamp, host.id, host.name, event.id, process.name, process.executable, process.command_line, process.hash.sha1, process.pe.company, process.pe.product, process.pe.description, process.pe.original_file_name, process.parent.name, process.parent.command_line, user.name, user.upn\n"
     );
 }
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[test]
+fn targets_are_a_comma_list_or_repeated() {
+    let ws = workspace("targets");
+    let o = rmmc(&["build", "--target", "kql,spl", "--target", "eql"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    for t in ["kql", "spl", "eql"] {
+        assert!(ws.join("out").join(t).is_dir(), "{t}: {}", text(&o));
+    }
+    assert!(!ws.join("out/sigma").exists());
+    assert!(text(&o).contains("3 rule(s) x 3 target(s)"), "{}", text(&o));
+}
+
+#[test]
+fn out_dash_and_explain_raw_print_one_query_and_nothing_else() {
+    let ws = workspace("raw");
+    let rule = "rules/netsupport/filesig.yaml";
+    let built = rmmc(&["build", "--target", "kql", "--out", "-", rule], &ws);
+    assert!(built.status.success(), "{}", text(&built));
+    let raw = rmmc(&["explain", rule, "--target", "kql", "--raw"], &ws);
+    assert!(raw.status.success(), "{}", text(&raw));
+    assert_eq!(stdout(&built), stdout(&raw));
+    assert!(
+        stdout(&raw).contains("| where Signer has \"netsupport\""),
+        "{}",
+        stdout(&raw)
+    );
+    assert!(!stdout(&raw).contains("== kql"), "{}", stdout(&raw));
+    assert!(stdout(&raw).ends_with(")\n") || stdout(&raw).ends_with("\n"));
+    assert!(!ws.join("out").exists(), "--out - wrote files");
+    // More than one query is a usage error, not a concatenation.
+    let o = rmmc(&["build", "--target", "kql,spl", "--out", "-", rule], &ws);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--out - prints one query"),
+        "{}",
+        text(&o)
+    );
+    let o = rmmc(
+        &["explain", "rules/netsupport", "--target", "kql", "--raw"],
+        &ws,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn explain_takes_a_folder_and_json_with_targets() {
+    let ws = workspace("explain-folder");
+    let o = rmmc(&["explain", "rules/netsupport", "--target", "kql"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        stdout(&o).matches("== rules/netsupport/").count(),
+        3,
+        "{}",
+        stdout(&o)
+    );
+    let o = rmmc(
+        &[
+            "explain",
+            "rules/netsupport",
+            "--target",
+            "kql,eql",
+            "--format",
+            "json",
+        ],
+        &ws,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[0]["target"], "kql");
+    assert_eq!(lines[1]["target"], "eql");
+    assert_eq!(lines[1]["fidelity"]["verdict"], "approximate");
+    assert!(
+        lines[0]["query"]
+            .as_str()
+            .unwrap()
+            .contains("DeviceProcessEvents")
+    );
+}
+
+/// A rule with a lint warning, beside the NetSupport rules.
+fn with_warning(ws: &Path) {
+    std::fs::create_dir_all(ws.join("rules/foo")).unwrap();
+    std::fs::copy(
+        "tests/errors/warning_not_a_file_name.yaml",
+        ws.join("rules/foo/createproc.yaml"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn check_diagnostics_as_json_and_sarif() {
+    let ws = workspace("diag");
+    with_warning(&ws);
+    let o = rmmc(&["check", "rules/foo", "--format", "json"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["ok"], true);
+    let d = &v["diagnostics"][0];
+    assert_eq!(
+        (
+            d["severity"].as_str(),
+            d["code"].as_str(),
+            d["file"].as_str(),
+            d["line"].as_u64()
+        ),
+        (
+            Some("warning"),
+            Some("not-a-file-name"),
+            Some("rules/foo/createproc.yaml"),
+            Some(19)
+        )
+    );
+    let o = rmmc(&["check", "rules/foo", "--format", "sarif"], &ws);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let r = &v["runs"][0]["results"][0];
+    assert_eq!(r["ruleId"], "not-a-file-name");
+    assert_eq!(
+        r["locations"][0]["physicalLocation"]["region"]["startLine"],
+        19
+    );
+    // Errors are diagnostics too, on stdout, with exit 1.
+    std::fs::write(ws.join("rules/foo/createproc.yaml"), "id: x\n").unwrap();
+    let o = rmmc(&["check", "rules/foo", "--format", "json"], &ws);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["diagnostics"][0]["severity"], "error");
+    assert_eq!(v["diagnostics"][0]["file"], "rules/foo/createproc.yaml");
+    // JUnit is for `test`, SARIF for `check`.
+    let o = rmmc(&["build", "--format", "sarif"], &ws);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn test_results_as_junit_and_json() {
+    let ws = workspace("junit");
+    for f in ["filesig.fixtures.yaml", "filesig.expected.json"] {
+        std::fs::copy(
+            Path::new("rules/netsupport").join(f),
+            ws.join("rules/netsupport").join(f),
+        )
+        .unwrap();
+    }
+    let o = rmmc(&["test", "--format", "junit"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    let xml = stdout(&o);
+    assert!(
+        xml.contains("<testsuite name=\"rmmc test\" tests=\"3\" failures=\"0\" skipped=\"2\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("name=\"rules/netsupport/filesig.yaml\">\n      <system-out>25 events"),
+        "{xml}"
+    );
+    std::fs::remove_file(ws.join("rules/netsupport/filesig.expected.json")).unwrap();
+    let o = rmmc(&["test", "--format", "json"], &ws);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (v["failed"].as_u64(), v["skipped"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let failed: Vec<&serde_json::Value> = v["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "failed")
+        .collect();
+    assert_eq!(failed[0]["rule"], "rules/netsupport/filesig.yaml");
+}
+
+#[test]
+fn quiet_prints_nothing_on_success_and_failures_still() {
+    let ws = workspace("quiet");
+    with_warning(&ws);
+    for args in [
+        &["check", "-q"][..],
+        &["build", "-q"],
+        &["build", "--check", "-q"],
+        &["test", "-q"],
+    ] {
+        let o = rmmc(args, &ws);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        assert_eq!(text(&o), "", "{args:?}");
+    }
+    std::fs::write(ws.join("rules/foo/createproc.yaml"), "id: x\n").unwrap();
+    let o = rmmc(&["check", "-q"], &ws);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("error["), "{}", text(&o));
+}
+
+#[test]
+fn acknowledged_warnings_are_not_printed() {
+    let ws = workspace("ack");
+    with_warning(&ws);
+    let o = rmmc(&["check", "rules/foo"], &ws);
+    assert!(
+        text(&o).contains(
+            "rules/foo/createproc.yaml:19:7: warning[not-a-file-name]: exclusion `scheduled_task`"
+        ),
+        "{}",
+        text(&o)
+    );
+    let rule = std::fs::read_to_string(ws.join("rules/foo/createproc.yaml")).unwrap();
+    let acknowledged = rule.replace(
+        "detection:",
+        "acknowledged:\n  - warning: not-a-file-name\n    reason: kept as documentation\ndetection:",
+    );
+    std::fs::write(ws.join("rules/foo/createproc.yaml"), acknowledged).unwrap();
+    let o = rmmc(&["check", "rules/foo"], &ws);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("warning"), "{}", text(&o));
+}
+
+#[test]
+fn strict_accepts_only_the_approximations_a_rule_acknowledges() {
+    let ws = workspace("strict-ack");
+    let rule = ws.join("rules/netsupport/createproc.yaml");
+    let o = rmmc(
+        &["check", "--strict", "rules/netsupport/createproc.yaml"],
+        &ws,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("--strict: eql can only approximate aggregation"),
+        "{}",
+        text(&o)
+    );
+    let text0 = std::fs::read_to_string(&rule).unwrap();
+    let eql_only = text0.replace(
+        "acknowledged:\n",
+        "acknowledged:\n  - warning: approximate\n    target: eql\n    reason: one alert per event is fine\n",
+    );
+    std::fs::write(&rule, &eql_only).unwrap();
+    let o = rmmc(
+        &["check", "--strict", "rules/netsupport/createproc.yaml"],
+        &ws,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!text(&o).contains("--strict: eql"), "{}", text(&o));
+    assert!(text(&o).contains("--strict: sigma"), "{}", text(&o));
+    let both = eql_only.replace(
+        "acknowledged:\n",
+        "acknowledged:\n  - warning: approximate\n    target: sigma\n    reason: counts only\n",
+    );
+    std::fs::write(&rule, both).unwrap();
+    let o = rmmc(
+        &["check", "--strict", "rules/netsupport/createproc.yaml"],
+        &ws,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn profiles_per_target() {
+    let ws = workspace("profiles");
+    let rule = "rules/netsupport/filesig.yaml";
+    let ecs = rmmc(&["explain", rule, "--target", "eql", "--raw"], &ws);
+    assert!(
+        stdout(&ecs).contains("file.code_signature.subject_name"),
+        "{}",
+        text(&ecs)
+    );
+    let o = rmmc(
+        &[
+            "explain",
+            rule,
+            "--target",
+            "eql,kql",
+            "--profile",
+            "eql=defender",
+        ],
+        &ws,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        stdout(&o).contains("file where (Signer :"),
+        "{}",
+        stdout(&o)
+    );
+    let o = rmmc(&["build", "--profile", "splunk=x"], &ws);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("--profile splunk=x: unknown target `splunk`"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn rules_are_selected_by_tool_tag_status_and_severity() {
+    let ws = workspace("select");
+    let o = rmmc(
+        &["list", "rules", "--tool", "netsupport", "--tag", "T1219"],
+        &ws,
+    );
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", text(&o));
+    let o = rmmc(
+        &[
+            "build",
+            "--target",
+            "kql",
+            "--status",
+            "experimental",
+            "--severity",
+            "medium",
+        ],
+        &ws,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("3 rule(s)"), "{}", text(&o));
+    let o = rmmc(&["build", "--severity", "high"], &ws);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("no rule under rules matches the selection"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn list_rules_takes_paths_and_aligns_columns() {
+    let ws = workspace("list-align");
+    let o = rmmc(
+        &[
+            "list",
+            "rules",
+            "rules/netsupport/filesig.yaml",
+            "rules/netsupport/netconn.yaml",
+        ],
+        &ws,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let listed = stdout(&o);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2);
+    let column = |l: &str| l.find("rules/").unwrap();
+    assert_eq!(column(lines[0]), column(lines[1]), "{lines:?}");
+}
+
+#[test]
+fn completions_and_man_page() {
+    let ws = workspace("completions");
+    for shell in ["bash", "zsh", "fish"] {
+        let o = rmmc(&["completions", shell], &ws);
+        assert!(o.status.success(), "{shell}");
+        assert!(stdout(&o).contains("explain"), "{shell}");
+    }
+    let o = rmmc(&["man"], &ws);
+    assert!(stdout(&o).contains(".TH rmmc 1"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("completions"), "{}", stdout(&o));
+}

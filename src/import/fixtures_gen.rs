@@ -875,7 +875,7 @@ pub fn write_all(rules_dir: &Path, backends: &Backends) -> Result<WriteReport> {
         if existing.as_deref() == Some(text.as_str()) {
             report.unchanged.push(path);
         } else {
-            std::fs::write(&path, &text).map_err(|e| Error::io(&path, e))?;
+            std::fs::write(&path, &text).map_err(|e| Error::io_write(&path, e))?;
             report.written.push(path);
         }
     }

@@ -5,7 +5,7 @@
 //! files (savedsearches.conf, rules.ndjson, FIDELITY.md) as it goes, so no sink but
 //! the in-memory one holds more than one rule's text.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -125,9 +125,5 @@ impl Sink for DirSink {
 
 /// An I/O error while writing `path`.
 pub(crate) fn cannot_write(path: &Path, err: std::io::Error) -> Error {
-    Error::new(
-        ErrorKind::Io,
-        format!("cannot write `{}`: {err}", path.display()),
-    )
-    .in_file(path)
+    Error::io_write(path, err)
 }

@@ -10,6 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Expr, Rule};
 use crate::lint;
 use crate::lower::Target;
+use crate::text::{TextKind, check_text};
 use crate::vocabulary;
 use std::path::Path;
 
@@ -43,6 +44,8 @@ pub fn detect_format(text: &str) -> Format {
 /// Parse and validate one rule file's text. Sentinel columns are read back through
 /// the KQL backend's default field map, the same data the KQL backend writes with.
 pub fn parse_rule(path: &Path, text: &str, backends: &Backends) -> Result<Parsed> {
+    // Editors on Windows write a byte order mark; it is not part of the YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text_lf;
     let text = if text.contains('\r') {
         text_lf = text.replace("\r\n", "\n");
@@ -74,13 +77,96 @@ pub fn parse_rule(path: &Path, text: &str, backends: &Backends) -> Result<Parsed
     Ok(parsed)
 }
 
+/// Every text of a rule that reaches an output outside a query literal, with the
+/// key that holds it in rmmc's format and where it may go.
+fn output_texts(rule: &Rule) -> Vec<(&'static str, &str, TextKind)> {
+    use TextKind::{Multiline, OneLine};
+    let m = &rule.meta;
+    let mut out = vec![
+        ("name", m.name.as_str(), OneLine),
+        ("description", m.description.as_str(), Multiline),
+        ("tool", m.tool.as_str(), OneLine),
+    ];
+    out.extend(m.author.iter().map(|a| ("author", a.as_str(), OneLine)));
+    out.extend(
+        m.references
+            .iter()
+            .map(|r| ("references", r.as_str(), OneLine)),
+    );
+    out.extend(m.tactics.iter().map(|t| ("tactics", t.as_str(), OneLine)));
+    out.extend(
+        m.techniques
+            .iter()
+            .map(|t| ("techniques", t.as_str(), OneLine)),
+    );
+    for x in &rule.exclusions {
+        out.push(("name", x.name.as_str(), OneLine));
+        out.push(("scenario", x.scenario.as_str(), Multiline));
+        out.push(("description", x.description.as_str(), Multiline));
+    }
+    out.extend(
+        rule.constants
+            .iter()
+            .map(|c| ("value", c.value.as_str(), OneLine)),
+    );
+    out
+}
+
+/// Read a rule file as UTF-8: bytes that are not UTF-8 are an error at their line
+/// and column, not a bare "stream did not contain valid UTF-8".
+pub fn read_rule_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let text = std::str::from_utf8(&bytes[..valid]).expect("valid up to here");
+        let (line, column) = rule_yaml::line_col(text, valid);
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "byte 0x{:02X} (offset {valid}) is not UTF-8: rule files must be UTF-8 text",
+                bytes[valid]
+            ),
+        )
+        .in_file(path)
+        .at(line, column)
+    })
+}
+
 /// Checks that need the whole rule: fields exist for the data source, groups are
-/// not empty, names are unique, values hold no control characters.
+/// not empty, names are unique, values hold no control characters, and no text
+/// that reaches an output holds a character that could end a line or a comment
+/// there ([`crate::text::check_text`]).
 fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
     let at = |needle: &str| rule_yaml::locate(text, needle);
     let err = |kind, msg: String, needle: &str| {
         rule_yaml::located(Error::new(kind, msg).in_file(path), at(needle))
     };
+    for (key, value, kind) in output_texts(rule) {
+        if let Err(bad) = check_text(value, kind) {
+            let allowed = match kind {
+                TextKind::OneLine => {
+                    "must be one line of text, without control characters, line or paragraph separators or noncharacters"
+                }
+                TextKind::Multiline => {
+                    "may hold line feeds and tabs but no other control characters, line or paragraph separators or noncharacters"
+                }
+            };
+            let at = rule_yaml::locate_value(text, key, &value[..bad.byte], 0);
+            return Err(rule_yaml::located(
+                Error::new(
+                    ErrorKind::InvalidValue,
+                    format!(
+                        "`{key}` {value:?} holds {} at character {}: `{key}` {allowed}",
+                        bad.describe(),
+                        bad.index
+                    ),
+                )
+                .in_file(path),
+                at,
+            ));
+        }
+    }
     for field in rule.fields() {
         if !vocabulary::has_field(rule.source, field) {
             let known: Vec<&str> = vocabulary::fields(rule.source)
@@ -109,10 +195,18 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
     let mut names: Vec<&str> = rule.exclusions.iter().map(|x| x.name.as_str()).collect();
     names.sort();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(err(
-            ErrorKind::Schema,
-            format!("two exclusions are named `{}`: names must be unique", w[0]),
-            w[0],
+        // Point at the second exclusion of that name, not at the first text that
+        // happens to contain it.
+        let at = rule_yaml::values_at(text, "name", w[0], true)
+            .last()
+            .map(|&offset| rule_yaml::line_col(text, offset));
+        return Err(rule_yaml::located(
+            Error::new(
+                ErrorKind::Schema,
+                format!("two exclusions are named `{}`: names must be unique", w[0]),
+            )
+            .in_file(path),
+            at,
         ));
     }
     if let Some(agg) = &rule.aggregation {

@@ -101,6 +101,10 @@ impl TryFrom<String> for WindowText {
     }
 }
 
+/// The longest KQL `timespan` (.NET `TimeSpan.MaxValue`, 10675199d 02:48:05), in
+/// whole seconds: a longer window cannot be written in a KQL query.
+pub const MAX_WINDOW_SECONDS: u64 = 922_337_203_685;
+
 pub(crate) fn parse_window(s: &str) -> Result<Window, String> {
     let bad = || {
         format!(
@@ -118,16 +122,87 @@ pub(crate) fn parse_window(s: &str) -> Result<Window, String> {
         _ => return Err(bad()),
     };
     match n.checked_mul(size) {
+        Some(seconds) if seconds > MAX_WINDOW_SECONDS => Err(format!(
+            "window `{s}` is longer than KQL's timespan range allows: at most {}d",
+            MAX_WINDOW_SECONDS / 86_400
+        )),
         Some(seconds) if seconds > 0 => Ok(Window { seconds }),
         _ => Err(bad()),
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// One string or a list of strings. Written by hand rather than as an untagged
+/// enum so that a number, a boolean or a YAML tag gets a message that says what to
+/// write instead of serde's "did not match any variant".
 enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OneOrManyVisitor)
+    }
+}
+
+struct OneOrManyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OneOrManyVisitor {
+    type Value = OneOrMany;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string or a list of strings (quote numbers and booleans: \"123\")")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v.to_string()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+        let mut values = Vec::new();
+        while let Some(v) = seq.next_element::<Text>()? {
+            values.push(v.0);
+        }
+        Ok(OneOrMany::Many(values))
+    }
+
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<OneOrMany, A::Error> {
+        Err(tag_error(data))
+    }
+}
+
+/// A YAML tag (`!x value`) reaches a visitor as an enum: say that tags are not
+/// allowed, naming the tag, instead of serde's enum wording.
+fn tag_error<'de, A: serde::de::EnumAccess<'de>>(data: A) -> A::Error {
+    use serde::de::Error as _;
+    match data.variant::<String>() {
+        Ok((tag, _)) => A::Error::custom(format!(
+            "the YAML tag `!{tag}` is not allowed: write the value as plain text, without a tag"
+        )),
+        Err(e) => e,
+    }
+}
+
+/// One string of a list, with the same messages as [`OneOrMany`].
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string (quote numbers and booleans: \"123\")")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Text, A::Error> {
+                Err(tag_error(data))
+            }
+        }
+        d.deserialize_any(TextVisitor)
+    }
 }
 
 impl OneOrMany {
@@ -431,14 +506,88 @@ pub(crate) fn yaml_error_in(path: &Path, text: &str, e: &serde_yaml::Error) -> E
     if !at_start {
         return err;
     }
-    let quoted = err.message().split('`').nth(1).filter(|q| !q.is_empty());
-    match quoted.and_then(|q| locate(text, q)) {
+    let message = err.message();
+    let quoted = message.split('`').nth(1).filter(|q| !q.is_empty());
+    // `window `5` is ...`: the word before the quote is the key that holds it.
+    let key = message
+        .split('`')
+        .next()
+        .and_then(|before| before.split_whitespace().last())
+        .filter(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    let at = match (key, quoted) {
+        (Some(k), Some(q)) => locate_value(text, k, q, 0).or_else(|| locate(text, q)),
+        (None, Some(q)) => locate(text, q),
+        _ => None,
+    };
+    match at {
         Some((line, column)) => {
             let e2 = Error::new(err.kind(), err.message()).in_file(path);
             e2.at(line, column)
         }
         None => err,
     }
+}
+
+/// The 1-based line and column of the `nth` (0-based) place where `key:` (a whole
+/// key, not part of another word or value) holds `value`, plain or quoted; if the
+/// value is not written out there (a block scalar, an escape), of the value's first
+/// occurrence after the key, else of the key itself.
+pub(crate) fn locate_value(
+    text: &str,
+    key: &str,
+    value: &str,
+    nth: usize,
+) -> Option<(usize, usize)> {
+    let keys = key_offsets(text, key);
+    if let Some(&at) = values_at(text, key, value, false).get(nth) {
+        return Some(line_col(text, at));
+    }
+    let after_key = keys.iter().find_map(|&k| {
+        (!value.is_empty())
+            .then(|| text[k..].find(value).map(|o| k + o))
+            .flatten()
+    });
+    after_key
+        .or_else(|| keys.first().copied())
+        .map(|at| line_col(text, at))
+}
+
+/// Offsets of the values of every `key:` whose value starts with `value` (is
+/// `value`, with `whole`), plain or quoted.
+pub(crate) fn values_at(text: &str, key: &str, value: &str, whole: bool) -> Vec<usize> {
+    key_offsets(text, key)
+        .iter()
+        .filter_map(|&k| {
+            let rest = &text[k + key.len()..];
+            let after_colon = rest.trim_start_matches([' ', '\t']).strip_prefix(':')?;
+            let skipped = after_colon.trim_start_matches([' ', '\t']);
+            let unquoted = skipped.trim_start_matches(['"', '\'']);
+            let tail = unquoted.strip_prefix(value)?;
+            let ends = tail
+                .chars()
+                .next()
+                .is_none_or(|c| matches!(c, '\n' | '"' | '\'' | ',' | '}' | ' ' | '#'));
+            (!whole || ends).then(|| text.len() - unquoted.len())
+        })
+        .collect()
+}
+
+/// Offsets of `key` where it begins a mapping key: at a line start or after blanks,
+/// `{`, `,` or `- `, and followed by `:`.
+fn key_offsets(text: &str, key: &str) -> Vec<usize> {
+    text.match_indices(key)
+        .map(|(i, _)| i)
+        .filter(|&i| {
+            let before_ok = text[..i]
+                .chars()
+                .next_back()
+                .is_none_or(|c| matches!(c, ' ' | '\t' | '\n' | '{' | ',' | '-'));
+            let after_ok = text[i + key.len()..]
+                .trim_start_matches([' ', '\t'])
+                .starts_with(':');
+            before_ok && after_ok
+        })
+        .collect()
 }
 
 /// The 1-based line and column of the first occurrence of `needle`.

@@ -1,0 +1,675 @@
+//! Text that is not a query literal cannot change an output's structure.
+//!
+//! Every metadata field of a rule (name, description, reference, author, tool,
+//! exclusion name, scenario and description) is set to generated hostile text and
+//! the rule is compiled for every target. Each output is read with its own parser
+//! (serde_yaml for the Sentinel and Sigma files, a savedsearches.conf reader,
+//! serde_json for the Elastic rule) and must (a) parse, (b) have the same shape and
+//! the same query as the rule with a plain value, and (c) give the value back where
+//! it lands: exactly in YAML and JSON, as its one-line form in comments and conf.
+//!
+//! The values are set on the parsed rule, past the parser's own check
+//! (`rmmc::text::check_text`), so the escaping where the text lands is tested on its
+//! own. `cargo test` runs 48 values per field on every target; the 10,000-per-field
+//! run (each value on one target in turn, 2,500 per field and target) is
+//! `#[ignore]`d and run by `scripts/conformance` (`--include-ignored`).
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use rmmc::text::{conf_line, one_line};
+use rmmc::{Compiler, Rule, Target};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+use std::path::Path;
+
+const BASE: &str = "rules/netsupport/createproc.yaml";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Field {
+    Name,
+    Description,
+    Reference,
+    Author,
+    Tool,
+    ExclusionName,
+    ExclusionScenario,
+    ExclusionDescription,
+}
+
+const FIELDS: [Field; 8] = [
+    Field::Name,
+    Field::Description,
+    Field::Reference,
+    Field::Author,
+    Field::Tool,
+    Field::ExclusionName,
+    Field::ExclusionScenario,
+    Field::ExclusionDescription,
+];
+
+fn base_rule(c: &Compiler) -> Rule {
+    let text = std::fs::read_to_string(BASE).unwrap();
+    c.load_rule(BASE, &text).unwrap().rule
+}
+
+fn with_value(base: &Rule, field: Field, v: &str) -> Rule {
+    let mut r = base.clone();
+    match field {
+        Field::Name => r.meta.name = v.into(),
+        Field::Description => r.meta.description = v.into(),
+        Field::Reference => r.meta.references = vec![v.into()],
+        Field::Author => r.meta.author = Some(v.into()),
+        Field::Tool => r.meta.tool = v.into(),
+        Field::ExclusionName => r.exclusions[0].name = v.into(),
+        Field::ExclusionScenario => r.exclusions[0].scenario = v.into(),
+        Field::ExclusionDescription => r.exclusions[0].description = v.into(),
+    }
+    r
+}
+
+/// A plain value of the same field, for the shape to compare with.
+const PLAIN: &str = "Plain value";
+
+/// One target's outputs, read back with their own parsers.
+#[derive(Debug)]
+struct Read {
+    /// The query with its `//` comment lines left out, one entry per output that holds it.
+    queries: Vec<String>,
+    /// Comment lines, in order.
+    comments: Vec<String>,
+    /// Every structured document, keys in order (YAML and JSON as JSON values).
+    docs: Vec<Json>,
+    /// savedsearches.conf stanzas: name and keys with values.
+    stanzas: Vec<(String, Vec<(String, String)>)>,
+}
+
+fn read_outputs(c: &Compiler, rule: &Rule, target: Target) -> Result<Read, String> {
+    let r = c
+        .compile_file(rule, Path::new(BASE), target, None)
+        .map_err(|e| e.to_string())?;
+    let mut read = Read {
+        queries: Vec::new(),
+        comments: Vec::new(),
+        docs: Vec::new(),
+        stanzas: Vec::new(),
+    };
+    let strip = |q: &str, comments: &mut Vec<String>| -> String {
+        q.lines()
+            .filter(|l| {
+                let comment = l.starts_with("//");
+                if comment {
+                    comments.push(l.to_string());
+                }
+                !comment
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if target.as_str() != "sigma" {
+        // A Sigma rule's "query" is the whole file: its detection is compared below.
+        read.queries.push(strip(&r.query, &mut read.comments));
+    }
+    for (path, text) in &r.files {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") => {
+                for doc in serde_yaml::Deserializer::from_str(text) {
+                    let y = Yaml::deserialize(doc).map_err(|e| format!("{e}\n{text}"))?;
+                    let j: Json = serde_json::to_value(&y).map_err(|e| e.to_string())?;
+                    if let Some(q) = j.get("query").and_then(Json::as_str) {
+                        let mut scratch = Vec::new();
+                        read.queries.push(strip(q, &mut scratch));
+                    }
+                    if let Some(Json::Object(d)) = j.get("detection") {
+                        // Selections without their names: an exclusion's name names its filter.
+                        let mut selections: Vec<String> =
+                            d.values().map(|v| v.to_string()).collect();
+                        selections.sort();
+                        read.queries.push(selections.join("\n"));
+                    }
+                    read.docs.push(j);
+                }
+            }
+            Some("ndjson") => {
+                for line in text.lines() {
+                    let j: Json = serde_json::from_str(line).map_err(|e| format!("{e}\n{line}"))?;
+                    if let Some(q) = j.get("query").and_then(Json::as_str) {
+                        read.queries.push(q.to_string());
+                    }
+                    read.docs.push(j);
+                }
+            }
+            Some("conf") => {
+                let (stanzas, comments) = read_conf(text)?;
+                for (_, keys) in &stanzas {
+                    if let Some((_, q)) = keys.iter().find(|(k, _)| k == "search") {
+                        read.queries.push(q.clone());
+                    }
+                }
+                read.comments.extend(comments);
+                read.stanzas.extend(stanzas);
+            }
+            _ => {}
+        }
+    }
+    Ok(read)
+}
+
+type Stanzas = Vec<(String, Vec<(String, String)>)>;
+
+/// savedsearches.conf as Splunk reads it: `#` comment lines, `[stanza]` lines and
+/// `key = value` lines, where a line ending in a backslash continues on the next
+/// line (the backslash and line break become a line break of the value) and the
+/// blanks around a value are not part of it.
+fn read_conf(text: &str) -> Result<(Stanzas, Vec<String>), String> {
+    let mut stanzas: Stanzas = Vec::new();
+    let mut comments = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with('#') {
+            comments.push(line.to_string());
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[') {
+            let name = name
+                .strip_suffix(']')
+                .ok_or_else(|| format!("stanza line {line:?} does not end in `]`"))?;
+            stanzas.push((name.to_string(), Vec::new()));
+            continue;
+        }
+        let (key, first) = line
+            .split_once(" = ")
+            .ok_or_else(|| format!("line {line:?} is no `key = value`"))?;
+        let mut value = first.to_string();
+        while value.ends_with('\\') {
+            value.pop();
+            let next = lines
+                .next()
+                .ok_or_else(|| format!("`{key}` continues past the end"))?;
+            value.push('\n');
+            value.push_str(next);
+        }
+        let stanza = stanzas
+            .last_mut()
+            .ok_or_else(|| format!("`{key}` outside a stanza"))?;
+        stanza.1.push((key.to_string(), value.trim().to_string()));
+    }
+    Ok((stanzas, comments))
+}
+
+/// The shape of a JSON value: its keys and nesting, strings replaced by a marker,
+/// and (Sigma) filter names by `filter_*` (an exclusion's name names its filter).
+fn shape(j: &Json) -> Json {
+    match j {
+        Json::String(_) => Json::String("s".into()),
+        Json::Array(xs) => Json::Array(xs.iter().map(shape).collect()),
+        Json::Object(m) => {
+            let mut pairs: Vec<Json> = m
+                .iter()
+                .map(|(k, v)| {
+                    let key = if k.starts_with("filter_") {
+                        "filter_*"
+                    } else {
+                        k
+                    };
+                    Json::Array(vec![Json::String(key.into()), shape(v)])
+                })
+                .collect();
+            pairs.sort_by_key(|p| p.to_string());
+            Json::Array(pairs)
+        }
+        other => other.clone(),
+    }
+}
+
+fn strings(j: &Json, out: &mut Vec<String>) {
+    match j {
+        Json::String(s) => out.push(s.clone()),
+        Json::Array(xs) => xs.iter().for_each(|x| strings(x, out)),
+        Json::Object(m) => m.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+/// The whole check for one value of one field on one target.
+fn check_against(
+    c: &Compiler,
+    base: &Rule,
+    field: Field,
+    v: &str,
+    target: Target,
+    plain: &Read,
+) -> Result<(), String> {
+    let got = read_outputs(c, &with_value(base, field, v), target)?;
+    let ctx = || format!("{field:?} = {v:?} on {target}");
+    if got.queries != plain.queries && field != Field::Tool {
+        return Err(format!(
+            "{}: the query changed:\n{:#?}\nvs plain\n{:#?}",
+            ctx(),
+            got.queries,
+            plain.queries
+        ));
+    }
+    if got.comments.len() != plain.comments.len() {
+        return Err(format!("{}: comment lines {:#?}", ctx(), got.comments));
+    }
+    let shapes = |r: &Read| r.docs.iter().map(shape).collect::<Vec<_>>();
+    if shapes(&got) != shapes(plain) {
+        return Err(format!(
+            "{}: document shape changed: {:#?}",
+            ctx(),
+            got.docs
+        ));
+    }
+    let keys = |r: &Read| {
+        r.stanzas
+            .iter()
+            .map(|(_, ks)| ks.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    if keys(&got) != keys(plain) {
+        return Err(format!("{}: conf keys changed: {:#?}", ctx(), got.stanzas));
+    }
+    // The value reads back where it lands.
+    let mut texts = Vec::new();
+    got.docs.iter().for_each(|d| strings(d, &mut texts));
+    let one = one_line(v);
+    // Descriptions lose their trailing blanks before the references are added.
+    let landed_exactly = texts.iter().any(|t| t == v || t.contains(v.trim_end()));
+    let expect_exact = matches!(
+        (field, target.as_str()),
+        (Field::Name | Field::Description, "kql" | "sigma" | "eql")
+            | (Field::Reference | Field::Author, "sigma" | "eql")
+    );
+    if expect_exact && !landed_exactly {
+        return Err(format!("{}: value not read back from {texts:#?}", ctx()));
+    }
+    if field == Field::Name {
+        let comment_ok = match target.as_str() {
+            "kql" => {
+                got.comments.first().map(|l| l.trim_end()) == Some(format!("// {one}").trim_end())
+            }
+            "spl" => {
+                got.comments.first().map(|l| l.trim_end())
+                    == Some(format!("# {}", conf_line(v)).trim_end())
+            }
+            _ => true,
+        };
+        if !comment_ok && !one.is_empty() {
+            return Err(format!(
+                "{}: name comment is {:?}",
+                ctx(),
+                got.comments.first()
+            ));
+        }
+    }
+    if field == Field::Description && target.as_str() == "spl" {
+        let desc = got.stanzas[0]
+            .1
+            .iter()
+            .find(|(k, _)| k == "description")
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default();
+        let want = conf_line(v).trim().to_string();
+        if !want.is_empty() && !desc.starts_with(&want) {
+            return Err(format!("{}: conf description {desc:?}", ctx()));
+        }
+    }
+    Ok(())
+}
+
+/// Hostile text: anything, weighted towards what ends lines, comments, quotes and
+/// conf values in some output format.
+fn hostile() -> impl Strategy<Value = String> {
+    let special = prop::sample::select(vec![
+        '\n',
+        '\r',
+        '\t',
+        '\u{0}',
+        '\u{7f}',
+        '\u{80}',
+        '\u{85}',
+        '\u{9f}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{feff}',
+        '\u{fffe}',
+        '\u{ffff}',
+        '\u{fdd0}',
+        '\u{10ffff}',
+        '"',
+        '\'',
+        '\\',
+        '|',
+        '/',
+        '#',
+        ':',
+        '[',
+        ']',
+        '{',
+        '}',
+        '-',
+        ' ',
+        '=',
+        '%',
+        '&',
+        '*',
+        '!',
+        '`',
+    ]);
+    let piece = prop_oneof![
+        3 => special.prop_map(String::from),
+        2 => "[a-zA-Z ]{1,6}",
+        1 => any::<char>().prop_map(String::from),
+        1 => prop::sample::select(vec![
+            "\n| take 0 //", "\u{2028}query: DeviceEvents | take 1\u{2028}", "\\\n",
+            "\nsearch = | delete", "]\n[x]", "---\n", "\": \"", "\r\n// ",
+        ])
+        .prop_map(String::from),
+    ];
+    prop::collection::vec(piece, 1..8).prop_map(|ps| ps.concat())
+}
+
+/// `cases` values per field; each value on every target, or (`rotate`) value `i` on
+/// target `i mod 4` only, which keeps the 10,000-per-field run to minutes.
+fn run(cases: u32, rotate: bool) {
+    let c = Compiler::embedded().unwrap();
+    let base = base_rule(&c);
+    for field in FIELDS {
+        let plain: Vec<(Target, Read)> = Target::all()
+            .map(|t| {
+                (
+                    t,
+                    read_outputs(&c, &with_value(&base, field, PLAIN), t).unwrap(),
+                )
+            })
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&hostile(), |v| {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let chosen: Vec<_> = if rotate {
+                    vec![&plain[i % plain.len()]]
+                } else {
+                    plain.iter().collect()
+                };
+                for (target, plain) in chosen {
+                    if let Err(e) = check_against(&c, &base, field, &v, *target, plain) {
+                        return Err(TestCaseError::fail(e));
+                    }
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn metadata_never_changes_an_output() {
+    run(48, false);
+}
+
+/// 10,000 values per field, spread over the targets: run by `scripts/conformance`.
+#[test]
+#[ignore = "10,000 values per field: scripts/conformance runs it with --include-ignored"]
+fn metadata_never_changes_an_output_10000_per_field() {
+    run(10_000, true);
+}
+
+/// The numbered defects of issue 13, each as its attacker wrote it.
+mod regressions {
+    use super::*;
+
+    fn compile(c: &Compiler, rule: &Rule, target: Target) -> rmmc::Rendered {
+        c.compile_file(rule, Path::new(BASE), target, None).unwrap()
+    }
+
+    #[test]
+    fn an_exclusion_name_cannot_end_its_kql_comment() {
+        let c = Compiler::embedded().unwrap();
+        let base = base_rule(&c);
+        for name in [
+            "a\n| take 0 //",
+            "a\r| take 0 //",
+            "a\u{2028}| take 0",
+            "a\u{2029}| take 0",
+        ] {
+            let rule = with_value(&base, Field::ExclusionName, name);
+            let kql = compile(&c, &rule, Target::Kql).query;
+            assert!(
+                !kql.lines()
+                    .any(|l| l.contains("take 0") && !l.starts_with("//")),
+                "{name:?}:\n{kql}"
+            );
+            assert!(!kql.contains(['\r', '\u{2028}', '\u{2029}']), "{kql}");
+        }
+    }
+
+    #[test]
+    fn a_line_separator_cannot_replace_the_sentinel_query() {
+        let c = Compiler::embedded().unwrap();
+        let base = base_rule(&c);
+        let plain = compile(&c, &base, Target::Kql);
+        for field in [
+            Field::ExclusionName,
+            Field::Description,
+            Field::Name,
+            Field::Reference,
+        ] {
+            let rule = with_value(
+                &base,
+                field,
+                "x\u{2028}query: DeviceEvents | take 1\u{2028}y",
+            );
+            let kql = compile(&c, &rule, Target::Kql);
+            let yaml = &kql
+                .files
+                .iter()
+                .find(|(p, _)| p.extension().unwrap() == "yaml")
+                .unwrap()
+                .1;
+            let doc: Yaml = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+            assert!(
+                !doc["query"].as_str().unwrap().contains("take 1\n"),
+                "{yaml}"
+            );
+            assert_eq!(
+                doc["query"]
+                    .as_str()
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.starts_with("//"))
+                    .collect::<Vec<_>>(),
+                plain
+                    .query
+                    .lines()
+                    .filter(|l| !l.starts_with("//"))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn yaml_outputs_carry_c1_del_and_noncharacters() {
+        let c = Compiler::embedded().unwrap();
+        let base = base_rule(&c);
+        for v in ["a\u{fffe}b", "a\u{7f}b", "a\u{80}b\u{9f}", "r\u{2028}s"] {
+            for field in [Field::Description, Field::Reference, Field::Name] {
+                let rule = with_value(&base, field, v);
+                for target in [Target::Kql, Target::Sigma] {
+                    for (p, text) in compile(&c, &rule, target).files {
+                        if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                            for doc in serde_yaml::Deserializer::from_str(&text) {
+                                Yaml::deserialize(doc)
+                                    .unwrap_or_else(|e| panic!("{v:?}: {e}\n{text}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_sigma_value_keeps_the_space_before_a_line_separator() {
+        let c = Compiler::embedded().unwrap();
+        let text = std::fs::read_to_string(BASE)
+            .unwrap()
+            .replace("  has: netsupport", "  contains: \"x \\u2028y\"");
+        let rule = c.load_rule(BASE, &text).unwrap().rule;
+        let sigma = compile(&c, &rule, Target::Sigma);
+        let doc = serde_yaml::Deserializer::from_str(&sigma.files[0].1)
+            .next()
+            .unwrap();
+        let doc: Yaml = Yaml::deserialize(doc).unwrap();
+        let selection = doc["detection"]["selection"].as_mapping().unwrap();
+        let value = selection.values().next().unwrap();
+        let value = value.as_str().unwrap();
+        assert!(
+            value.contains("x \u{2028}y")
+                || value.contains("x \\u2028y")
+                || value.contains("[Xx] \u{2028}[Yy]"),
+            "{value:?}"
+        );
+        assert!(!value.contains("x\u{2028}y"), "{value:?}");
+    }
+
+    #[test]
+    fn a_description_ending_in_a_backslash_keeps_the_search() {
+        let c = Compiler::embedded().unwrap();
+        let base = base_rule(&c);
+        let mut rule = with_value(&base, Field::Description, "Matches C:\\Tools\\");
+        rule.meta.references.clear();
+        let spl = compile(&c, &rule, Target::Spl);
+        let conf = &spl
+            .files
+            .iter()
+            .find(|(p, _)| p.extension().unwrap() == "conf")
+            .unwrap()
+            .1;
+        let (stanzas, _) = read_conf(conf).unwrap();
+        let keys: Vec<&str> = stanzas[0].1.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(keys.contains(&"search"), "{conf}");
+        assert_eq!(
+            stanzas[0].1[0],
+            ("description".into(), "Matches C:\\Tools\\".into())
+        );
+    }
+
+    #[test]
+    fn a_rule_file_name_cannot_inject_into_generated_by_comments() {
+        let c = Compiler::embedded().unwrap();
+        let base = base_rule(&c);
+        let file = Path::new("rules/x\n| take 0 //\u{2028}y.yaml");
+        for target in Target::all() {
+            let r = c.compile_file(&base, file, target, None).unwrap();
+            for (_, text) in &r.files {
+                assert!(
+                    !text.lines().any(|l| l.starts_with("| take 0")),
+                    "{target}:\n{text}"
+                );
+            }
+            assert!(
+                !r.query.lines().any(|l| l.starts_with("| take 0")),
+                "{}",
+                r.query
+            );
+        }
+    }
+}
+
+/// Paths and files as a user (or an attacker) hands them to the command line.
+mod paths {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+
+    fn rmmc(args: &[&str], cwd: &Path) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rmmc"))
+            .env_remove("RMMC_BLESS")
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .expect("rmmc runs")
+    }
+
+    fn text(o: &Output) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    }
+
+    fn workspace(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("rmmc-hardening-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("rules/netsupport")).unwrap();
+        std::fs::copy(
+            "rules/netsupport/filesig.yaml",
+            dir.join("rules/netsupport/filesig.yaml"),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_same_file_twice_is_one_rule() {
+        let ws = workspace("twice");
+        let o = rmmc(
+            &[
+                "check",
+                "rules/netsupport/filesig.yaml",
+                "./rules/netsupport/filesig.yaml",
+                "rules",
+            ],
+            &ws,
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(!text(&o).contains("is also used by"), "{}", text(&o));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_loop_under_rules_is_an_error_not_a_hang() {
+        let ws = workspace("loop");
+        std::os::unix::fs::symlink("..", ws.join("rules/netsupport/up")).unwrap();
+        let started = std::time::Instant::now();
+        let o = rmmc(&["check", "rules"], &ws);
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(!o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("symbolic link loop"), "{}", text(&o));
+        assert!(text(&o).contains("rules/netsupport/up"), "{}", text(&o));
+    }
+
+    #[test]
+    fn a_write_failure_says_cannot_write() {
+        let ws = workspace("write");
+        // `out` is a file: no folder can be made in it.
+        std::fs::write(ws.join("out"), "not a folder").unwrap();
+        let o = rmmc(&["build", "--target", "kql", "rules"], &ws);
+        assert!(!o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("cannot write"), "{}", text(&o));
+        assert!(!text(&o).contains("cannot read"), "{}", text(&o));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_rule() {
+        let c = rmmc::Compiler::embedded().unwrap();
+        let text = std::fs::read_to_string("rules/netsupport/filesig.yaml").unwrap();
+        let parsed = c.load_rule("bom.yaml", &format!("\u{feff}{text}")).unwrap();
+        assert_eq!(parsed.rule, c.load_rule("plain.yaml", &text).unwrap().rule);
+    }
+}
