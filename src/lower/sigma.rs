@@ -639,13 +639,13 @@ pub fn sigma_title(name: &str) -> String {
                 || LOWER.contains(&w)
                 || w.contains(['.', '/', '_'])
                 || w.starts_with(|c: char| c.is_ascii_digit());
-            if keep {
-                w.to_string()
-            } else {
-                let mut c = w.chars();
-                c.next()
-                    .map(|f| f.to_uppercase().chain(c).collect())
-                    .unwrap_or_default()
+            let mut c = w.chars();
+            match (keep, c.next().map(|f| (f, f.to_uppercase()))) {
+                // Only a first letter whose capital is one letter (not `ß` → `SS`).
+                (false, Some((_, mut up))) if up.len() == 1 => {
+                    up.next().into_iter().chain(c).collect()
+                }
+                _ => w.to_string(),
             }
         })
         .collect();
@@ -713,6 +713,38 @@ mod tests {
         ] {
             assert_eq!(escape_value(value), expected, "{value}");
         }
+    }
+
+    #[test]
+    fn titles_follow_sigmahq_casing() {
+        for (name, title) in [
+            (
+                "Remote Management and Monitoring tool - NetSupport - Create Process",
+                "Remote Management and Monitoring Tool - NetSupport - Create Process",
+            ),
+            // A word with a dot is left as it is (SigmaHQ does not check it).
+            ("connects to the internet via proxy.", "Connects to the Internet via proxy"),
+            ("ßig v1.2 uses 3rd-party tools", "ßig v1.2 Uses 3rd-party Tools"),
+        ] {
+            assert_eq!(sigma_title(name), title, "{name}");
+        }
+    }
+
+    #[test]
+    fn file_names_stay_in_the_last_path_component() {
+        let re = |kind, value| {
+            regex::Regex::new(&file_name_regex(kind, Case::Insensitive, value)).unwrap()
+        };
+        let prefix = re(MatchKind::Prefix, "level");
+        assert!(prefix.is_match(r"C:\Program Files\Level\LEVEL-agent.exe"));
+        assert!(!prefix.is_match(r"C:\Program Files\Level\agent.exe"));
+        let term = re(MatchKind::Term, "netsupport");
+        assert!(term.is_match(r"C:\x\NetSupport Client.exe"));
+        assert!(!term.is_match(r"C:\NetSupport\client32.exe"));
+        assert!(!term.is_match(r"C:\x\MyNetSupport.exe"));
+        let contains = re(MatchKind::Contains, "support");
+        assert!(contains.is_match(r"C:\x\netsupport.exe"));
+        assert!(!contains.is_match(r"C:\support\x.exe"));
     }
 
     #[test]
