@@ -21,7 +21,7 @@
 //! use std::path::PathBuf;
 //!
 //! let backends = Backends::embedded()?;
-//! let options = ImportOptions { into: PathBuf::from("rules"), force: false };
+//! let options = ImportOptions { into: PathBuf::from("rules"), force: false, tool: None };
 //! let summary = import_sentinel_with(&[PathBuf::from("../shared/corpus/rmm-upstream/RMM")], &options, &backends)?;
 //! print!("{summary}");
 //! # Ok::<(), rmmc::Error>(())
@@ -74,6 +74,9 @@ pub struct ImportOptions {
     /// Overwrite existing files that the importer wrote (they start with
     /// [`GENERATED_MARK`]). Other files are never overwritten.
     pub force: bool,
+    /// The tool every imported query is for (`tool:` and the folder), instead of the
+    /// name the query's file, folder or rule name suggests.
+    pub tool: Option<String>,
 }
 
 /// An upstream defect the importer repaired.
@@ -480,6 +483,7 @@ pub fn import_sentinel(paths: &[PathBuf], into: &Path, backends: &Backends) -> R
     let options = ImportOptions {
         into: into.to_path_buf(),
         force: false,
+        tool: None,
     };
     import_sentinel_with(paths, &options, backends)
 }
@@ -492,7 +496,7 @@ pub fn import_sentinel_with(
     options: &ImportOptions,
     backends: &Backends,
 ) -> Result<Summary> {
-    let mut items = plan(paths, backends)?;
+    let mut items = plan_for(paths, options.tool.as_deref(), backends)?;
     let mut seen: BTreeMap<PathBuf, String> = BTreeMap::new();
     for item in &mut items {
         let Some(rel) = item.rel_dest() else { continue };
@@ -555,13 +559,18 @@ pub(crate) fn write_file(dest: &Path, text: &str) -> Result<()> {
 /// Convert every query under `paths` in memory: the items, with their rule and rule
 /// file text, nothing written.
 pub fn plan(paths: &[PathBuf], backends: &Backends) -> Result<Vec<Item>> {
+    plan_for(paths, None, backends)
+}
+
+/// [`plan`], with every query for `tool` when given.
+pub fn plan_for(paths: &[PathBuf], tool: Option<&str>, backends: &Backends) -> Result<Vec<Item>> {
     let (yamls, mds) = collect(paths)?;
     let mut items = Vec::new();
     for path in &yamls {
-        items.push(import_yaml(path, backends));
+        items.push(import_yaml(path, tool, backends));
     }
     for path in &mds {
-        items.extend(import_md(path, &yamls, backends));
+        items.extend(import_md(path, &yamls, tool, backends));
     }
     Ok(items)
 }
@@ -635,20 +644,10 @@ fn folder_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// A folder name fit for rules/: lowercase, letters, digits, `.`, `_`, `-`.
+/// A tool's folder under `rules/`: [`crate::text::path_component`], so that a
+/// Sentinel `name` such as `... - .. - File Signature` cannot leave `--into`.
 fn dir_name(tool: &str) -> String {
-    let s: String = tool
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    s.trim_matches('-').to_string()
+    crate::text::path_component(tool)
 }
 
 /// `rmm_AnyDesk_filesig.yaml` → (`AnyDesk`, `filesig`).
@@ -675,7 +674,10 @@ fn upstream_rel(path: &Path) -> Option<String> {
         .collect();
     let at = comps.iter().rposition(|c| c == "RMM")?;
     let rest = &comps[at..];
-    (rest.len() == 3).then(|| rest.join("/"))
+    let upstream_name = rest
+        .last()
+        .is_some_and(|n| n.starts_with("rmm_") || n.starts_with("RMM_AHQ_"));
+    (rest.len() == 3 && upstream_name).then(|| rest.join("/"))
 }
 
 /// Percent-encode one URL path segment (RFC 3986 unreserved characters stay).
@@ -847,12 +849,19 @@ pub fn rule_from_kql(query: &str, like: &Rule, backends: &Backends) -> Result<Ru
     Ok(rule)
 }
 
-fn header(item: &Item, upstream: &str) -> Vec<String> {
-    let mut h = vec![format!(
-        "{} from RemoteManagementMonitoringTools\n(MIT License, J Schell) {upstream}, commit {}.",
-        GENERATED_MARK.trim_start_matches("# "),
-        &UPSTREAM_COMMIT[..8]
-    )];
+/// The provenance lines of an imported rule: the upstream corpus and its licence only
+/// when the file is known to come from it (`upstream_known`: its path is laid out as
+/// the corpus's `RMM/<Tool>/rmm_*` files), else just the file it was read from.
+fn header(item: &Item, upstream: &str, upstream_known: bool) -> Vec<String> {
+    let mark = GENERATED_MARK.trim_start_matches("# ");
+    let mut h = vec![if upstream_known {
+        format!(
+            "{mark} from RemoteManagementMonitoringTools\n(MIT License, J Schell) {upstream}, commit {}.",
+            &UPSTREAM_COMMIT[..8]
+        )
+    } else {
+        format!("{mark} from {upstream}.")
+    }];
     for r in &item.repairs {
         h.push(format!("Repaired on import: {}.", r.describe()));
     }
@@ -875,6 +884,7 @@ fn finish(
     link: Option<String>,
     backends: &Backends,
 ) -> Item {
+    let known = link.is_some();
     if let Some(link) = link {
         // From the upstream corpus (the link is only made for its files): credit its
         // author and date the rule by the snapshot.
@@ -888,7 +898,7 @@ fn finish(
             rule.meta.references.push(link);
         }
     }
-    let text = yaml_out::rule_yaml(&rule, &header(&item, upstream_label));
+    let text = yaml_out::rule_yaml(&rule, &header(&item, upstream_label, known));
     let dest = item
         .rel_dest()
         .unwrap_or_else(|| PathBuf::from("rule.yaml"));
@@ -950,7 +960,7 @@ fn with_why(mut item: Item, query: &str) -> Item {
     item
 }
 
-fn import_yaml(path: &Path, backends: &Backends) -> Item {
+fn import_yaml(path: &Path, tool: Option<&str>, backends: &Backends) -> Item {
     let name = file_name(path);
     let folder = folder_name(path);
     let (name_tool, name_kind) = yaml_name_parts(&name);
@@ -986,11 +996,14 @@ fn import_yaml(path: &Path, backends: &Backends) -> Item {
             return with_why(item.fail(e), query);
         }
     };
-    let rule = parsed.rule;
-    item.tool = rule.meta.tool.clone();
-    if name_tool.as_deref() != Some(folder.as_str()) {
+    let mut rule = parsed.rule;
+    if let Some(tool) = tool {
+        rule.meta.tool = tool.to_string();
+        item.tool_dir = dir_name(tool);
+    } else if name_tool.as_deref() != Some(folder.as_str()) {
         item.tool_dir = dir_name(&rule.meta.tool);
     }
+    item.tool = rule.meta.tool.clone();
     let source_kind = kind_name(rule.source);
     if item.kind.is_empty() {
         item.kind = source_kind.to_string();
@@ -1028,9 +1041,16 @@ fn import_yaml(path: &Path, backends: &Backends) -> Item {
     finish(item, rule, &label, link, backends)
 }
 
-fn import_md(path: &Path, yamls: &[PathBuf], backends: &Backends) -> Vec<Item> {
+fn import_md(
+    path: &Path,
+    yamls: &[PathBuf],
+    tool_override: Option<&str>,
+    backends: &Backends,
+) -> Vec<Item> {
     let folder = folder_name(path);
-    let tool = {
+    let tool = if let Some(t) = tool_override {
+        t.to_string()
+    } else {
         let n = file_name(path);
         let from_name = n
             .strip_prefix("RMM_AHQ_")
@@ -1098,7 +1118,14 @@ fn import_md(path: &Path, yamls: &[PathBuf], backends: &Backends) -> Vec<Item> {
             "Remote Management and Monitoring tool - {tool} - {}",
             kind_title(q.source)
         );
-        let description = format!("{MD_DESCRIPTION}\n{UPSTREAM_REPO}\n");
+        // Upstream's wording and link only for upstream's own files.
+        let description = match &link {
+            Some(_) => format!("{MD_DESCRIPTION}\n{UPSTREAM_REPO}\n"),
+            None => format!(
+                "Hunting query for {tool}, imported from {}.\n",
+                path.display()
+            ),
+        };
         let tactics = vec!["CommandAndControl".to_string()];
         let techniques = vec!["T1219".to_string()];
         let (synth, first) = hunting_yaml(&id, &name, &description, &tactics, &techniques, &q.body);
@@ -1220,6 +1247,41 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_name_cannot_leave_the_rules_folder() {
+        let backends = Backends::embedded().unwrap();
+        let dir = temp("traversal");
+        let src = dir.join("RMM/Other");
+        std::fs::create_dir_all(&src).unwrap();
+        let hostile = SENTINEL.replace(
+            "name: Remote Management and Monitoring tool - Example - File Signature",
+            "name: Remote Management and Monitoring tool - .. - File Signature",
+        );
+        std::fs::write(src.join("rmm_Other_filesig.yaml"), hostile).unwrap();
+        let into = dir.join("out/rules");
+        let options = ImportOptions {
+            into: into.clone(),
+            force: false,
+            tool: None,
+        };
+        let s = import_sentinel_with(&[dir.join("RMM")], &options, &backends).unwrap();
+        let rel = s.items[0].rel_dest().expect("imported");
+        assert!(
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_))),
+            "{}",
+            rel.display()
+        );
+        assert!(!dir.join("out/filesig.yaml").exists());
+        for name in ["..", ".", "a/../b", "x\n| y", "C:\\t", ".hidden", ""] {
+            let d = dir_name(name);
+            assert!(
+                !d.is_empty() && !d.starts_with('.') && !d.contains(['/', '\\', '\n']) && d != "..",
+                "{name:?} -> {d:?}"
+            );
+        }
+    }
+
+    #[test]
     fn writes_keeps_and_overwrites_only_generated_files() {
         let backends = Backends::embedded().unwrap();
         let dir = temp("policy");
@@ -1231,6 +1293,7 @@ mod tests {
         let mut options = ImportOptions {
             into: into.clone(),
             force: false,
+            tool: None,
         };
         let run =
             |o: &ImportOptions| import_sentinel_with(&[dir.join("RMM")], o, &backends).unwrap();

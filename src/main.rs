@@ -152,7 +152,16 @@ fn selected(
     select: &Select,
     backends: &Backends,
 ) -> Result<Vec<pack::RuleSource>, Errors> {
-    let sources = pack::discover(inputs)?;
+    chosen(pack::discover(inputs)?, inputs, select, backends)
+}
+
+/// The rules of `sources` that the selection accepts.
+fn chosen(
+    sources: Vec<pack::RuleSource>,
+    inputs: &[String],
+    select: &Select,
+    backends: &Backends,
+) -> Result<Vec<pack::RuleSource>, Errors> {
     if select.is_empty() {
         return Ok(sources);
     }
@@ -173,6 +182,58 @@ fn selected(
         .into());
     }
     Ok(chosen)
+}
+
+/// What a build compiles and which of those rules' files it replaces.
+struct BuildPlan {
+    /// Every rule compiled (for a subset build: the whole rules root, for the
+    /// gathered files).
+    sources: Vec<pack::RuleSource>,
+    /// For a build of some rules: those rules; `None` replaces the folders whole.
+    subset: Option<pack::Selection>,
+    /// How many rules the inputs and selection name.
+    selected: usize,
+}
+
+/// A build of the whole rules root (or `--clean`) replaces each target folder whole;
+/// a build of some rules replaces only theirs and compiles the whole root for the
+/// gathered files. The output folder is never read as rules.
+fn plan_build(
+    inputs: &[String],
+    select: &Select,
+    out: &Path,
+    clean: bool,
+    backends: &Backends,
+) -> Result<BuildPlan, Errors> {
+    let layout = pack::Layout {
+        exclude: vec![out.to_path_buf()],
+        ..pack::Layout::default()
+    };
+    let found = pack::discover_in(inputs, &layout)?;
+    let whole = found.whole && select.is_empty();
+    let chosen = chosen(found.sources, inputs, select, backends)?;
+    let selected = chosen.len();
+    if whole || clean || out.as_os_str() == "-" {
+        return Ok(BuildPlan {
+            sources: chosen,
+            subset: None,
+            selected,
+        });
+    }
+    let subset = pack::Selection::of(&chosen);
+    let mut all = if layout.root.is_dir() {
+        pack::discover_in(&[layout.root.display().to_string()], &layout)?.sources
+    } else {
+        Vec::new()
+    };
+    all.extend(chosen);
+    all.sort_by(|a, b| a.stem.cmp(&b.stem).then(a.path.cmp(&b.path)));
+    all.dedup_by(|a, b| a.stem == b.stem && a.name == b.name);
+    Ok(BuildPlan {
+        sources: all,
+        subset: Some(subset),
+        selected,
+    })
 }
 
 /// How diagnostics (errors, warnings, results) are printed.
@@ -228,7 +289,14 @@ enum Command {
   rmmc build --target kql --out - rules/netsupport/filesig.yaml   the query alone, on stdout
   rmmc build --profile eql=defender   one target's profile; the others keep their default
   rmmc build --strict            approximations the rules do not acknowledge become errors
-  rmmc build --check             compare with out/, print diffs, exit 3 if stale")]
+  rmmc build --check             compare with out/, print diffs, exit 3 if stale
+  rmmc build rules/netsupport    replace only NetSupport's files (and the gathered ones)
+
+A build of the whole rules root (the default) replaces each out/<target>/ whole; a
+build of some rules (files, globs, folders inside rules/, or a --tool/--tag/...
+selection) replaces exactly those rules' files, keeps every other rule's files byte
+for byte and rebuilds the gathered files from the whole rules root; --check of some
+rules checks only their files.")]
     Build {
         /// Target languages: a comma list or repeated (kql,spl); `all` for every target.
         #[arg(long, value_parser = target_arg(), value_delimiter = ',', default_value = "all")]
@@ -253,6 +321,10 @@ enum Command {
         /// Write nothing: compare with OUT and exit 3 if anything differs.
         #[arg(long)]
         check: bool,
+        /// Replace each out/<target>/ whole even when building some rules only
+        /// (removes the files of every rule not built).
+        #[arg(long)]
+        clean: bool,
         /// List every approximation of every rule.
         #[arg(long, short)]
         verbose: bool,
@@ -394,6 +466,10 @@ or any catalogue file was malformed (the other tools are still imported).")]
         /// How to print warnings and errors: text (stderr) or json (stdout).
         #[arg(long = "diagnostics", value_enum, default_value = "text")]
         diagnostics: DiagFormat,
+        /// sentinel: every query is for this tool (`tool:` and the folder under --into),
+        /// instead of the name its file, folder or rule name suggests.
+        #[arg(long, value_name = "NAME")]
+        tool: Option<String>,
     },
     /// Write a commented skeleton rule and its fixtures file to edit:
     /// INTO/<tool>/<kind>.yaml and <kind>.fixtures.yaml.
@@ -543,10 +619,14 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             profile,
             strict,
             check,
+            clean,
             verbose,
             format,
         } => {
-            let sources = selected(&rules, &select, &backends)?;
+            let plan = plan_build(&rules, &select, &out, clean, &backends)?;
+            let selected = plan.selected;
+            let subset = plan.subset;
+            let sources = plan.sources;
             let options = BuildOptions {
                 targets: targets(&target),
                 profile: profile_choice(&profile)?,
@@ -569,11 +649,15 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             let mut reporter = Reporter::new(verbose, format);
             let (stale, files) = if check {
                 let stale =
-                    pack::check_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                    pack::check_packs(&sources, &backends, &options, &out, subset.as_ref(), |r| {
+                        reporter.rule(r)
+                    })?;
                 (stale, None)
             } else {
                 let summary =
-                    pack::write_packs(&sources, &backends, &options, &out, |r| reporter.rule(r))?;
+                    pack::write_packs(&sources, &backends, &options, &out, subset.as_ref(), |r| {
+                        reporter.rule(r)
+                    })?;
                 (Vec::new(), Some(summary.files))
             };
             reporter.finish();
@@ -581,7 +665,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 print_json(&serde_json::json!({
                     "ok": stale.is_empty(),
                     "diagnostics": reporter.diagnostics,
-                    "rules": sources.len(),
+                    "rules": selected,
                     "targets": options.targets,
                     "files": files,
                     "stale": stale.iter().map(stale_json).collect::<Vec<_>>(),
@@ -589,13 +673,22 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 return Ok(if stale.is_empty() { 0 } else { EXIT_STALE });
             }
             if let Some(files) = files {
-                note!(
-                    "wrote {} file(s) for {} rule(s) x {} target(s) to {}",
-                    files,
-                    sources.len(),
-                    options.targets.len(),
-                    out.display()
-                );
+                if subset.is_some() {
+                    note!(
+                        "replaced the files of {selected} rule(s) x {} target(s) in {}; kept the other rules' files; rebuilt the gathered files from {} rule(s)",
+                        options.targets.len(),
+                        out.display(),
+                        sources.len()
+                    );
+                } else {
+                    note!(
+                        "wrote {} file(s) for {} rule(s) x {} target(s) to {}",
+                        files,
+                        sources.len(),
+                        options.targets.len(),
+                        out.display()
+                    );
+                }
                 return Ok(0);
             }
             for s in &stale {
@@ -615,7 +708,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                     say!(
                         "{} is up to date: {} rule(s) x {} target(s)",
                         out.display(),
-                        sources.len(),
+                        selected,
                         options.targets.len()
                     );
                 }
@@ -730,6 +823,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
             force,
             fixtures,
             diagnostics: diag,
+            tool,
         } => {
             let mut failed = false;
             let mut warnings: Vec<String> = Vec::new();
@@ -747,6 +841,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 let options = rmmc::import::ImportOptions {
                     into: into.clone(),
                     force,
+                    tool: tool.clone(),
                 };
                 let summary = rmmc::import::import_sentinel_with(&paths, &options, &backends)?;
                 warnings.extend(summary.warnings().iter().map(|w| w.to_string()));

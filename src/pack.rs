@@ -10,7 +10,7 @@ pub use sink::{DirSink, DiscardSink, MemorySink, Sink};
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Errors, Result};
 use crate::ir::Rule;
-use crate::lower::{Fidelity, Gathered, Target, lower, output_stem};
+use crate::lower::{Fidelity, Gathered, Target, lower};
 use crate::parse::{Parsed, parse_rule, read_rule_text};
 use crate::render::{Rendered, Renderer};
 use sink::cannot_write;
@@ -20,8 +20,45 @@ use std::path::{Path, PathBuf};
 /// A rule file and where its pack files go (`netsupport/filesig`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RuleSource {
+    /// The file, as the inputs named it (error messages use this).
     pub path: PathBuf,
+    /// Where its pack files go, relative to `out/<target>/`, without extension. It
+    /// depends only on the rule's place under its rules root, never on how the path
+    /// was typed (`rules/x`, `./rules/x`, a glob, an absolute path).
     pub stem: PathBuf,
+    /// The rule's name in generated headers: its path under the rules root, prefixed
+    /// by the root's folder name (`rules/netsupport/filesig.yaml`), so building from
+    /// another directory or with an absolute path changes no byte.
+    pub name: PathBuf,
+}
+
+/// Where rules are looked for.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The rules root: a rule below it is placed by its path under it.
+    pub root: PathBuf,
+    /// Folders never read as rules (the output folder: `--out rules/gen` twice works).
+    pub exclude: Vec<PathBuf>,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout {
+            root: PathBuf::from("rules"),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+/// The rules the inputs name, and whether they are whole rule sets.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// Every rule file, sorted, each once.
+    pub sources: Vec<RuleSource>,
+    /// Every input is a whole rules root (the root itself, or a folder outside it,
+    /// which is a root of its own): a build replaces the target folders whole.
+    /// Otherwise the inputs are a subset of the root.
+    pub whole: bool,
 }
 
 /// Is this a rule file (and not a fixture, expectation or other YAML beside rules)?
@@ -35,33 +72,65 @@ pub fn is_rule_file(path: &Path) -> bool {
         && !name.starts_with('.')
 }
 
-/// The rules named by files, folders (searched recursively) and glob patterns.
+/// The rules named by files, folders (searched recursively) and glob patterns, placed
+/// under the default rules root `rules`.
 pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
-    let mut found: Vec<RuleSource> = Vec::new();
+    Ok(discover_in(inputs, &Layout::default())?.sources)
+}
+
+/// The rules named by files, folders (searched recursively; a link loop is an error,
+/// not a hang) and glob patterns.
+pub fn discover_in(inputs: &[String], layout: &Layout) -> Result<Discovery> {
+    let root = Root::new(&layout.root);
+    let exclude: Vec<PathBuf> = layout
+        .exclude
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+    let mut found: BTreeMap<PathBuf, RuleSource> = BTreeMap::new();
+    let mut whole = true;
+    let mut add = |path: PathBuf, placed: (PathBuf, PathBuf)| {
+        let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+        found.entry(key).or_insert(RuleSource {
+            path,
+            stem: placed.0,
+            name: placed.1,
+        });
+    };
     for input in inputs {
         let path = Path::new(input);
         if path.is_dir() {
-            for p in walk_files(path)? {
+            let abs = path.canonicalize().map_err(|e| Error::io(path, e))?;
+            // A folder outside the rules root is a root of its own.
+            let base = match &root.abs {
+                Some(r) if abs.starts_with(r) => {
+                    whole &= abs == *r;
+                    Root {
+                        abs: Some(r.clone()),
+                        label: root.label.clone(),
+                    }
+                }
+                _ => Root {
+                    label: PathBuf::from(abs.file_name().unwrap_or_default()),
+                    abs: Some(abs.clone()),
+                },
+            };
+            for p in walk_files(path, &exclude)? {
                 if is_rule_file(&p) {
-                    let stem = output_stem(&p, path);
-                    found.push(RuleSource { path: p, stem });
+                    let placed = base.place(&p);
+                    add(p, placed);
                 }
             }
         } else if path.is_file() {
-            found.push(RuleSource {
-                stem: stem_for_file(path),
-                path: path.to_path_buf(),
-            });
+            whole = false;
+            add(path.to_path_buf(), root.place(path));
         } else if input.contains(['*', '?', '[']) {
-            let matches: Vec<PathBuf> = glob_paths(input)?
-                .into_iter()
-                .filter(|p| p.is_file() && is_rule_file(p))
-                .collect();
-            for p in matches {
-                found.push(RuleSource {
-                    stem: stem_for_file(&p),
-                    path: p,
-                });
+            whole = false;
+            for p in glob_paths(input)? {
+                if p.is_file() && is_rule_file(&p) {
+                    let placed = root.place(&p);
+                    add(p, placed);
+                }
             }
         } else {
             return Err(Error::new(
@@ -71,12 +140,6 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
             .in_file(path));
         }
     }
-    found.sort();
-    found.dedup();
-    // The same file named twice (`rules/a.yaml ./rules/a.yaml`, a folder and a file
-    // in it, a symlink) is one rule, not a rule whose id is used by itself.
-    let mut seen = std::collections::BTreeSet::new();
-    found.retain(|s| seen.insert(s.path.canonicalize().unwrap_or_else(|_| s.path.clone())));
     if found.is_empty() {
         return Err(Error::new(
             ErrorKind::EmptyRuleSet,
@@ -90,13 +153,68 @@ pub fn discover(inputs: &[String]) -> Result<Vec<RuleSource>> {
             ),
         ));
     }
-    Ok(found)
+    let mut sources: Vec<RuleSource> = found.into_values().collect();
+    sources.sort();
+    Ok(Discovery { sources, whole })
+}
+
+/// A rules root: where it is, and the name it has in headers.
+struct Root {
+    abs: Option<PathBuf>,
+    label: PathBuf,
+}
+
+impl Root {
+    fn new(root: &Path) -> Root {
+        let abs = root.canonicalize().ok();
+        let label = abs
+            .as_deref()
+            .and_then(Path::file_name)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("rules"));
+        Root { abs, label }
+    }
+
+    /// The stem and header name of a rule file: by its path under this root; a file
+    /// elsewhere by its path under the nearest `rules` folder above it, else as
+    /// `<folder>/<file>` (the `<tool>/<kind>.yaml` layout).
+    fn place(&self, file: &Path) -> (PathBuf, PathBuf) {
+        let abs = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+        let under = |root: &Path, label: &Path| {
+            abs.strip_prefix(root)
+                .ok()
+                .map(|rel| (rel.with_extension(""), label.join(rel)))
+        };
+        if let Some(placed) = self.abs.as_deref().and_then(|r| under(r, &self.label)) {
+            return placed;
+        }
+        for ancestor in abs.ancestors().skip(1) {
+            if ancestor.file_name().is_some_and(|n| n == "rules")
+                && let Some(placed) = under(ancestor, Path::new("rules"))
+            {
+                return placed;
+            }
+        }
+        let name = abs.file_name().map(PathBuf::from).unwrap_or_default();
+        let parent = abs
+            .parent()
+            .and_then(Path::file_name)
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        (parent.join(&name).with_extension(""), parent.join(name))
+    }
 }
 
 /// Every file below `dir`, following symbolic links but never into a folder that
-/// contains the link (a loop), which is an error naming the link.
-fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, ancestors: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
+/// contains the link (a loop), which is an error naming the link. Excluded folders
+/// (the output folder) and hidden ones (`.git`) are skipped.
+fn walk_files(dir: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(
+        dir: &Path,
+        exclude: &[PathBuf],
+        ancestors: &mut Vec<PathBuf>,
+        out: &mut Vec<PathBuf>,
+    ) -> Result<()> {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
             .map(|e| e.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
@@ -105,6 +223,12 @@ fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
         for p in entries {
             if p.is_dir() {
                 let real = p.canonicalize().map_err(|e| Error::io(&p, e))?;
+                let hidden = p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                if hidden || exclude.contains(&real) {
+                    continue;
+                }
                 if ancestors.contains(&real) {
                     return Err(Error::new(
                         ErrorKind::Io,
@@ -117,7 +241,7 @@ fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
                     .in_file(&p));
                 }
                 ancestors.push(real);
-                walk(&p, ancestors, out)?;
+                walk(&p, exclude, ancestors, out)?;
                 ancestors.pop();
             } else if p.is_file() {
                 out.push(p);
@@ -127,7 +251,7 @@ fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let mut ancestors = vec![dir.canonicalize().map_err(|e| Error::io(dir, e))?];
     let mut out = Vec::new();
-    walk(dir, &mut ancestors, &mut out)?;
+    walk(dir, exclude, &mut ancestors, &mut out)?;
     Ok(out)
 }
 
@@ -139,18 +263,6 @@ fn glob_paths(pattern: &str) -> Result<Vec<PathBuf>> {
         out.push(p.map_err(|e| Error::io(e.path(), std::io::Error::other(e.to_string())))?);
     }
     Ok(out)
-}
-
-/// A file under a `rules` folder keeps its path below it, so building one file
-/// writes where building the whole folder would.
-fn stem_for_file(path: &Path) -> PathBuf {
-    let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    for ancestor in abs.ancestors().skip(1) {
-        if ancestor.file_name().is_some_and(|n| n == "rules") {
-            return output_stem(&abs, ancestor);
-        }
-    }
-    PathBuf::from(path.file_stem().unwrap_or_default())
 }
 
 /// How to build.
@@ -235,6 +347,8 @@ fn read_rule(source: &RuleSource, backends: &Backends) -> Result<Parsed> {
 struct ConflictKeys {
     ids: HashMap<String, PathBuf>,
     stems: HashMap<PathBuf, PathBuf>,
+    /// [`crate::lower::rule_set_names`]: (what, name) -> the rule file.
+    names: HashMap<(&'static str, String), PathBuf>,
 }
 
 impl ConflictKeys {
@@ -255,6 +369,19 @@ impl ConflictKeys {
                 parsed.rule.meta.id,
                 first.display()
             ));
+        }
+        let names = crate::lower::rule_set_names(&parsed.rule);
+        for (what, name) in &names {
+            if let Some(first) = self.names.get(&(*what, name.clone())) {
+                return conflict(format!(
+                    "{} and {} both become {what} `{name}`: rename one of them",
+                    first.display(),
+                    source.path.display(),
+                ));
+            }
+        }
+        for key in names {
+            self.names.insert(key, source.path.clone());
         }
         self.stems.insert(source.stem.clone(), source.path.clone());
         self.ids
@@ -338,7 +465,7 @@ pub fn stream(
         rendered.clear();
         for (target, profile) in &profiles {
             let result = lower(&parsed.rule, &source.path, *target, profile)
-                .and_then(|l| renderer.render_rule(&parsed.rule, &l, &source.path, &source.stem));
+                .and_then(|l| renderer.render_rule(&parsed.rule, &l, &source.name, &source.stem));
             match result {
                 Ok(r) => {
                     if rendered.is_empty() {
@@ -380,7 +507,7 @@ pub fn stream(
     for (target, rules) in &kept {
         let refs: Vec<&Rendered> = rules.iter().collect();
         for (rel, text) in renderer.render_gathered_templates(*target, &refs)? {
-            sink.write(&Path::new(target.as_str()).join(rel), &text)?;
+            sink.write_gathered(&Path::new(target.as_str()).join(rel), &text)?;
         }
     }
     summary.files += gathered.count();
@@ -509,18 +636,40 @@ fn fidelity_row(r: &Rendered) -> String {
 /// staging folder and then replacing each `out_dir/<target>/` in one step
 /// ([`swap`](self::swap)): on any error nothing in `out_dir` changes, and a build
 /// killed at any moment leaves each target folder whole (old or new).
+///
+/// With `only`, a subset build: the rules' files whose stems are in `only` are
+/// replaced, every other rule's files are kept byte for byte, and the gathered files
+/// are rebuilt from all of `sources` (which should be the whole rule set).
 pub fn write_packs(
     sources: &[RuleSource],
     backends: &Backends,
     options: &BuildOptions,
     out_dir: &Path,
+    only: Option<&Selection>,
     on_rule: impl FnMut(&RuleReport),
 ) -> Result<Summary, Errors> {
     let created = !out_dir.exists();
     let lock = swap::lock(out_dir)?;
     let staging = swap::temporary(out_dir, swap::STAGING_PREFIX);
-    let mut sink = DirSink::new(&staging);
-    let result = stream(sources, backends, options, &mut sink, on_rule);
+    let result = match only {
+        None => stream(
+            sources,
+            backends,
+            options,
+            &mut DirSink::new(&staging),
+            on_rule,
+        ),
+        Some(selection) => (|| {
+            for &target in &options.targets {
+                selection.stage_others(&out_dir.join(target.as_str()), &staging, target)?;
+            }
+            let mut sink = SelectSink {
+                inner: DirSink::new(&staging),
+                selection,
+            };
+            stream(sources, backends, options, &mut sink, on_rule)
+        })(),
+    };
     let result = result.and_then(|summary| {
         for &target in &options.targets {
             let staged = staging.join(target.as_str());
@@ -536,6 +685,100 @@ pub fn write_packs(
         let _ = std::fs::remove_dir_all(out_dir);
     }
     result
+}
+
+/// The rules a subset build or check is about: their output stems.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    stems: std::collections::BTreeSet<PathBuf>,
+}
+
+impl Selection {
+    /// The rules of `sources`.
+    pub fn of(sources: &[RuleSource]) -> Selection {
+        Selection {
+            stems: sources.iter().map(|s| s.stem.clone()).collect(),
+        }
+    }
+
+    /// Is `rel` (relative to the output root: `spl/netsupport/filesig.conf`) one of
+    /// the selected rules' own files?
+    fn owns(&self, rel: &Path) -> bool {
+        let mut parts = rel.components();
+        let Some(target) = parts.next().and_then(|c| c.as_os_str().to_str()) else {
+            return false;
+        };
+        let Some(target) = Target::all().find(|t| t.as_str() == target) else {
+            return false;
+        };
+        let inner = parts.as_path();
+        target.spec().rule_files.iter().any(|f| {
+            let name = inner.to_string_lossy();
+            name.strip_suffix(f.extension)
+                .and_then(|stem| stem.strip_suffix('.'))
+                .is_some_and(|stem| self.stems.contains(Path::new(stem)))
+        })
+    }
+
+    /// Fill `staging/<target>/` with the live folder's files that are not the
+    /// selected rules' own, as hard links (copies where links are impossible): the
+    /// rest of the pack stays byte for byte.
+    fn stage_others(&self, live: &Path, staging: &Path, target: Target) -> Result<()> {
+        if !live.is_dir() {
+            return Ok(());
+        }
+        let mut stack = vec![live.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+                let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let inner = path.strip_prefix(live).expect("under the live folder");
+                let rel = Path::new(target.as_str()).join(inner);
+                if self.owns(&rel) {
+                    continue;
+                }
+                let dest = staging.join(&rel);
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| cannot_write(parent, e))?;
+                }
+                if std::fs::hard_link(&path, &dest).is_err() {
+                    std::fs::copy(&path, &dest).map_err(|e| cannot_write(&dest, e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Passes on only the selected rules' own files, and every gathered file.
+struct SelectSink<'a, S: Sink> {
+    inner: S,
+    selection: &'a Selection,
+}
+
+impl<S: Sink> Sink for SelectSink<'_, S> {
+    fn write(&mut self, rel: &Path, text: &str) -> Result<()> {
+        if self.selection.owns(rel) {
+            self.inner.write(rel, text)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn append(&mut self, rel: &Path, text: &str) -> Result<()> {
+        self.inner.append(rel, text)
+    }
+
+    fn write_gathered(&mut self, rel: &Path, text: &str) -> Result<()> {
+        self.inner.write_gathered(rel, text)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.inner.finish()
+    }
 }
 
 /// Write an in-memory build under `out_dir`, replacing each target's folder whole,
@@ -603,11 +846,14 @@ pub fn check(build: &Build, out_dir: &Path) -> Result<Vec<Stale>> {
 /// Compare what a build of `sources` would write with `out_dir`, streaming: each
 /// file is compared as it is produced (gathered files once complete), so memory stays
 /// bounded as for [`write_packs`]. Only the chosen targets' folders are compared.
+///
+/// With `only`, just the selected rules' own files are compared (a subset check).
 pub fn check_packs(
     sources: &[RuleSource],
     backends: &Backends,
     options: &BuildOptions,
     out_dir: &Path,
+    only: Option<&Selection>,
     on_rule: impl FnMut(&RuleReport),
 ) -> Result<Vec<Stale>, Errors> {
     let spill = std::env::temp_dir().join(
@@ -622,6 +868,7 @@ pub fn check_packs(
         spill: DirSink::new(&spill),
         spill_root: spill.clone(),
         spilled: Vec::new(),
+        only,
     };
     let result = stream(sources, backends, options, &mut sink, on_rule);
     let _ = std::fs::remove_dir_all(&spill);
@@ -636,7 +883,8 @@ pub fn check_packs(
         for p in glob_paths(&pattern)? {
             if p.is_file() {
                 let rel = p.strip_prefix(out_dir).expect("under out").to_path_buf();
-                if !sink.produced.contains(&rel) {
+                let checked = only.is_none_or(|selection| selection.owns(&rel));
+                if checked && !sink.produced.contains(&rel) {
                     stale.push(Stale::Extra(p));
                 }
             }
@@ -647,8 +895,10 @@ pub fn check_packs(
 
 /// Compares each file with the one in `out_dir` as it arrives; appended (gathered)
 /// files are spilled to a temporary folder and compared when complete.
-struct CompareSink {
+struct CompareSink<'a> {
     out_dir: PathBuf,
+    /// A subset check compares only these rules' own files.
+    only: Option<&'a Selection>,
     produced: std::collections::HashSet<PathBuf>,
     stale: Vec<Stale>,
     spill: DirSink,
@@ -656,7 +906,7 @@ struct CompareSink {
     spilled: Vec<PathBuf>,
 }
 
-impl CompareSink {
+impl CompareSink<'_> {
     fn compare(&mut self, rel: &Path, text: &str) {
         self.produced.insert(rel.to_path_buf());
         let path = self.out_dir.join(rel);
@@ -671,13 +921,25 @@ impl CompareSink {
     }
 }
 
-impl Sink for CompareSink {
+impl Sink for CompareSink<'_> {
     fn write(&mut self, rel: &Path, text: &str) -> Result<()> {
-        self.compare(rel, text);
+        if self.only.is_none_or(|selection| selection.owns(rel)) {
+            self.compare(rel, text);
+        }
+        Ok(())
+    }
+
+    fn write_gathered(&mut self, rel: &Path, text: &str) -> Result<()> {
+        if self.only.is_none() {
+            self.compare(rel, text);
+        }
         Ok(())
     }
 
     fn append(&mut self, rel: &Path, text: &str) -> Result<()> {
+        if self.only.is_some() {
+            return Ok(());
+        }
         if !self.spilled.iter().any(|p| p == rel) {
             self.spilled.push(rel.to_path_buf());
         }

@@ -9,7 +9,7 @@ use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Rule, Severity};
 use crate::lower::{Fidelity, Gathered, Lowered, Target, missing_exclusion_fields};
-use crate::text::{conf_line, conf_value, one_line, yaml_block, yaml_scalar};
+use crate::text::{conf_line, conf_stanza, conf_value, one_line, yaml_block, yaml_scalar};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -314,6 +314,8 @@ fn filter_conf_line(value: &Value, _: &HashMap<String, Value>) -> tera::Result<V
 
 /// A stanza name: one line, without the brackets that would end it.
 fn filter_conf_stanza(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
-    let s = one_line(&arg_string(value, "conf_stanza")?);
-    Ok(Value::String(s.replace(['[', ']'], "")))
+    Ok(Value::String(conf_stanza(&arg_string(
+        value,
+        "conf_stanza",
+    )?)))
 }

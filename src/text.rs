@@ -251,6 +251,42 @@ pub fn conf_line(s: &str) -> String {
     }
 }
 
+/// A savedsearches.conf stanza name: one line, without the brackets that would end
+/// it (so `Same name` and `[Same name]` are one stanza, which builds reject).
+pub fn conf_stanza(s: &str) -> String {
+    one_line(s).replace(['[', ']'], "")
+}
+
+/// A name as one path component: lower case, letters, digits, `.`, `_` and `-`
+/// only (separators, control characters and everything else become `-`), no
+/// leading or trailing `.` or `-` (so never `.`, `..` or a hidden file), and never
+/// empty.
+///
+/// ```
+/// assert_eq!(rmmc::text::path_component("Parsec.app"), "parsec.app");
+/// assert_eq!(rmmc::text::path_component(".."), "unnamed");
+/// assert_eq!(rmmc::text::path_component("../../etc/x\n"), "etc-x");
+/// ```
+pub fn path_component(name: &str) -> String {
+    let mapped: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() && !is_breaking(c) || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = mapped.trim_matches(['-', '.']);
+    if trimmed.is_empty() {
+        "unnamed".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
 /// Is any letter of the values one whose case a Unicode-folding engine would fold
 /// although KQL (ASCII folding) does not?
 pub fn has_non_ascii_cased(values: &[String]) -> bool {

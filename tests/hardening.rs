@@ -14,6 +14,10 @@
 //! run (each value on one target in turn, 2,500 per field and target) is
 //! `#[ignore]`d and run by `scripts/conformance` (`--include-ignored`).
 
+#[path = "../fuzz/checks.rs"]
+mod checks;
+
+use checks::{Read, read_conf, read_outputs, shape};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rmmc::text::{conf_line, one_line};
@@ -24,6 +28,7 @@ use serde_yaml::Value as Yaml;
 use std::path::Path;
 
 const BASE: &str = "rules/netsupport/createproc.yaml";
+const RULE_FILE: &str = checks::RULE_FILE;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Field {
@@ -70,160 +75,6 @@ fn with_value(base: &Rule, field: Field, v: &str) -> Rule {
 
 /// A plain value of the same field, for the shape to compare with.
 const PLAIN: &str = "Plain value";
-
-/// One target's outputs, read back with their own parsers.
-#[derive(Debug)]
-struct Read {
-    /// The query with its `//` comment lines left out, one entry per output that holds it.
-    queries: Vec<String>,
-    /// Comment lines, in order.
-    comments: Vec<String>,
-    /// Every structured document, keys in order (YAML and JSON as JSON values).
-    docs: Vec<Json>,
-    /// savedsearches.conf stanzas: name and keys with values.
-    stanzas: Vec<(String, Vec<(String, String)>)>,
-}
-
-fn read_outputs(c: &Compiler, rule: &Rule, target: Target) -> Result<Read, String> {
-    let r = c
-        .compile_file(rule, Path::new(BASE), target, None)
-        .map_err(|e| e.to_string())?;
-    let mut read = Read {
-        queries: Vec::new(),
-        comments: Vec::new(),
-        docs: Vec::new(),
-        stanzas: Vec::new(),
-    };
-    let strip = |q: &str, comments: &mut Vec<String>| -> String {
-        q.lines()
-            .filter(|l| {
-                let comment = l.starts_with("//");
-                if comment {
-                    comments.push(l.to_string());
-                }
-                !comment
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    if target.as_str() != "sigma" {
-        // A Sigma rule's "query" is the whole file: its detection is compared below.
-        read.queries.push(strip(&r.query, &mut read.comments));
-    }
-    for (path, text) in &r.files {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("yaml" | "yml") => {
-                for doc in serde_yaml::Deserializer::from_str(text) {
-                    let y = Yaml::deserialize(doc).map_err(|e| format!("{e}\n{text}"))?;
-                    let j: Json = serde_json::to_value(&y).map_err(|e| e.to_string())?;
-                    if let Some(q) = j.get("query").and_then(Json::as_str) {
-                        let mut scratch = Vec::new();
-                        read.queries.push(strip(q, &mut scratch));
-                    }
-                    if let Some(Json::Object(d)) = j.get("detection") {
-                        // Selections without their names: an exclusion's name names its filter.
-                        let mut selections: Vec<String> =
-                            d.values().map(|v| v.to_string()).collect();
-                        selections.sort();
-                        read.queries.push(selections.join("\n"));
-                    }
-                    read.docs.push(j);
-                }
-            }
-            Some("ndjson") => {
-                for line in text.lines() {
-                    let j: Json = serde_json::from_str(line).map_err(|e| format!("{e}\n{line}"))?;
-                    if let Some(q) = j.get("query").and_then(Json::as_str) {
-                        read.queries.push(q.to_string());
-                    }
-                    read.docs.push(j);
-                }
-            }
-            Some("conf") => {
-                let (stanzas, comments) = read_conf(text)?;
-                for (_, keys) in &stanzas {
-                    if let Some((_, q)) = keys.iter().find(|(k, _)| k == "search") {
-                        read.queries.push(q.clone());
-                    }
-                }
-                read.comments.extend(comments);
-                read.stanzas.extend(stanzas);
-            }
-            _ => {}
-        }
-    }
-    Ok(read)
-}
-
-type Stanzas = Vec<(String, Vec<(String, String)>)>;
-
-/// savedsearches.conf as Splunk reads it: `#` comment lines, `[stanza]` lines and
-/// `key = value` lines, where a line ending in a backslash continues on the next
-/// line (the backslash and line break become a line break of the value) and the
-/// blanks around a value are not part of it.
-fn read_conf(text: &str) -> Result<(Stanzas, Vec<String>), String> {
-    let mut stanzas: Stanzas = Vec::new();
-    let mut comments = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if line.starts_with('#') {
-            comments.push(line.to_string());
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[') {
-            let name = name
-                .strip_suffix(']')
-                .ok_or_else(|| format!("stanza line {line:?} does not end in `]`"))?;
-            stanzas.push((name.to_string(), Vec::new()));
-            continue;
-        }
-        let (key, first) = line
-            .split_once(" = ")
-            .ok_or_else(|| format!("line {line:?} is no `key = value`"))?;
-        let mut value = first.to_string();
-        while value.ends_with('\\') {
-            value.pop();
-            let next = lines
-                .next()
-                .ok_or_else(|| format!("`{key}` continues past the end"))?;
-            value.push('\n');
-            value.push_str(next);
-        }
-        let stanza = stanzas
-            .last_mut()
-            .ok_or_else(|| format!("`{key}` outside a stanza"))?;
-        stanza.1.push((key.to_string(), value.trim().to_string()));
-    }
-    Ok((stanzas, comments))
-}
-
-/// The shape of a JSON value: its keys and nesting, strings replaced by a marker,
-/// and (Sigma) filter names by `filter_*` (an exclusion's name names its filter).
-fn shape(j: &Json) -> Json {
-    match j {
-        Json::String(_) => Json::String("s".into()),
-        Json::Array(xs) => Json::Array(xs.iter().map(shape).collect()),
-        Json::Object(m) => {
-            let mut pairs: Vec<Json> = m
-                .iter()
-                .map(|(k, v)| {
-                    let key = if k.starts_with("filter_") {
-                        "filter_*"
-                    } else {
-                        k
-                    };
-                    Json::Array(vec![Json::String(key.into()), shape(v)])
-                })
-                .collect();
-            pairs.sort_by_key(|p| p.to_string());
-            Json::Array(pairs)
-        }
-        other => other.clone(),
-    }
-}
 
 fn strings(j: &Json, out: &mut Vec<String>) {
     match j {
@@ -435,7 +286,8 @@ mod regressions {
     use super::*;
 
     fn compile(c: &Compiler, rule: &Rule, target: Target) -> rmmc::Rendered {
-        c.compile_file(rule, Path::new(BASE), target, None).unwrap()
+        c.compile_file(rule, Path::new(RULE_FILE), target, None)
+            .unwrap()
     }
 
     #[test]
@@ -571,6 +423,28 @@ mod regressions {
     }
 
     #[test]
+    fn exclusions_that_sanitize_alike_keep_their_own_sigma_filters() {
+        let c = Compiler::embedded().unwrap();
+        let mut rule = base_rule(&c);
+        let names = ["a b", "a_b", "\u{2028}", "a_b_2", "a b"];
+        for (x, name) in rule.exclusions.iter_mut().zip(names) {
+            x.name = name.to_string();
+        }
+        let sigma = compile(&c, &rule, Target::Sigma);
+        let doc = serde_yaml::Deserializer::from_str(&sigma.files[0].1)
+            .next()
+            .unwrap();
+        let doc: Yaml = Yaml::deserialize(doc).unwrap();
+        let filters = doc["detection"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter(|k| k.as_str().unwrap().starts_with("filter_"))
+            .count();
+        assert_eq!(filters, rule.exclusions.len(), "{}", sigma.files[0].1);
+    }
+
+    #[test]
     fn a_rule_file_name_cannot_inject_into_generated_by_comments() {
         let c = Compiler::embedded().unwrap();
         let base = base_rule(&c);
@@ -669,6 +543,73 @@ mod paths {
         assert!(!o.status.success(), "{}", text(&o));
         assert!(text(&o).contains("cannot write"), "{}", text(&o));
         assert!(!text(&o).contains("cannot read"), "{}", text(&o));
+    }
+
+    /// Rule text with another id and name, from the NetSupport file-signature rule.
+    fn variant(id: &str, name: &str) -> String {
+        std::fs::read_to_string("rules/netsupport/filesig.yaml")
+            .unwrap()
+            .lines()
+            .map(|l| {
+                if l.starts_with("id:") {
+                    format!("id: {id}")
+                } else if l.starts_with("name:") {
+                    format!("name: {name:?}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    }
+
+    #[test]
+    fn two_rules_that_become_one_stanza_are_an_error_naming_both() {
+        let ws = workspace("stanza");
+        let dir = ws.join("rules/netsupport");
+        std::fs::write(
+            dir.join("a.yaml"),
+            variant("11111111-1111-4111-8111-111111111111", "Same name"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("b.yaml"),
+            variant("22222222-2222-4222-8222-222222222222", "[Same name]"),
+        )
+        .unwrap();
+        let o = rmmc(&["check", "rules"], &ws);
+        let t = text(&o);
+        assert!(!o.status.success(), "{t}");
+        assert!(t.contains("savedsearches.conf stanza `Same name`"), "{t}");
+        assert!(
+            t.contains("rules/netsupport/a.yaml") && t.contains("rules/netsupport/b.yaml"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn two_rules_of_one_tool_and_source_have_distinct_sigma_names() {
+        let ws = workspace("sigma-name");
+        std::fs::write(
+            ws.join("rules/netsupport/second.yaml"),
+            variant("33333333-3333-4333-8333-333333333333", "Second rule"),
+        )
+        .unwrap();
+        let o = rmmc(&["build", "--target", "sigma", "rules"], &ws);
+        assert!(o.status.success(), "{}", text(&o));
+        let name = |f: &str| {
+            std::fs::read_to_string(ws.join("out/sigma/netsupport").join(f))
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("name: "))
+                .unwrap()
+                .to_string()
+        };
+        assert_ne!(
+            name("win_file_signature_rmm_netsupport.yml"),
+            name("win_file_signature_rmm_netsupport_second.yml")
+        );
     }
 
     #[test]

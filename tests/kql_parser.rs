@@ -12,11 +12,11 @@ const KNOWN_BAD: &[(&str, &str)] = &[
     // `| Sha1 in (...)` with no `where`.
     (
         "DWService/rmm_DWService_createproc.yaml",
-        "expected `where`, `summarize` or `extend` after `|`, found `Sha1`",
+        "expected `where`, `summarize`, `extend`, `project` or `project-away` after `|`, found `Sha1`",
     ),
     (
         "DWService/RMM_AHQ_DWService.md#0",
-        "expected `where`, `summarize` or `extend` after `|`, found `Sha1`",
+        "expected `where`, `summarize`, `extend`, `project` or `project-away` after `|`, found `Sha1`",
     ),
     // `in (rmmInitialFileSet)`: a subquery on a `let`-bound table (whose body also
     // uses `distinct`), outside the subset.

@@ -40,6 +40,20 @@ targets! {
     Sigma => sigma,
 }
 
+/// Names a target derives from a rule that must be unique across a rule set, with
+/// what they name: the savedsearches.conf stanza (Splunk keeps only the last of
+/// two equal stanzas) and the Sigma rule `name` (a correlation refers to it).
+/// Builds fail on a collision, naming both rules.
+pub fn rule_set_names(rule: &Rule) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "the savedsearches.conf stanza",
+            crate::text::conf_stanza(&rule.meta.name),
+        ),
+        ("the Sigma rule name", sigma::rule_name(rule)),
+    ]
+}
+
 /// Each target's literal, pattern and name escaping, public so their properties can be
 /// tested against each target's own parser (`tests/escaping.rs`, the conformance
 /// suite). A value in a rule must never change the structure of a query.
@@ -64,7 +78,7 @@ use crate::profile::Profile;
 pub(crate) use crate::text::{backslash_quoted, has_non_ascii_cased, one_line};
 use crate::vocabulary;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One construct a target can only approximate, and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -480,18 +494,6 @@ pub(crate) fn is_plain_name(name: &str, extra: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(c))
-}
-
-/// Where a rule's pack files go, relative to `out/<target>/`: the rule file's path
-/// under its rules folder without the extension, e.g. `netsupport/filesig`.
-pub fn output_stem(rule_file: &Path, rules_root: &Path) -> PathBuf {
-    let rel = rule_file.strip_prefix(rules_root).unwrap_or(rule_file);
-    let rel = if rel.is_absolute() {
-        Path::new(rel.file_name().unwrap_or_default())
-    } else {
-        rel
-    };
-    rel.with_extension("")
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! filter_*`); an aggregation becomes an `event_count` correlation rule.
 
 use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec, one_line};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::{Value, json};
 
@@ -434,15 +434,31 @@ impl Dialect for Sigma {
         let mut named = std::mem::take(&mut selections.named);
         let mut filters_all_single = true;
         let mut filter_conditions = Vec::new();
-        for x in input.applied_exclusions() {
+        let applied = input.applied_exclusions();
+        let names: Vec<&str> = applied.iter().map(|x| x.name.as_str()).collect();
+        let prefixes = filter_prefixes(&names);
+        let mut owner: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for (x, prefix) in applied.iter().zip(prefixes) {
             let mut sel = Selections {
-                prefix: format!("filter_{}", sanitize_identifier(&x.name)),
+                prefix,
                 named: Vec::new(),
                 notes: selections.notes,
             };
             let c = sel.condition(input, &x.drop_when)?;
             filters_all_single &= sel.named.len() == 1 && c == sel.named[0].0;
             filter_conditions.push(c);
+            for (name, _) in &sel.named {
+                if let Some(first) = owner.insert(name.clone(), &x.name) {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "exclusions `{first}` and `{}` both become the Sigma selection `{name}`: rename one of them",
+                            x.name
+                        ),
+                    )
+                    .in_file(input.rule_file));
+                }
+            }
             named.extend(sel.named);
         }
         let notes = selections.notes;
@@ -477,10 +493,12 @@ impl Dialect for Sigma {
                 logsource.insert(key.to_string(), Value::String(v.clone()));
             }
         }
-        let name = rule_name(&rule.meta.tool, rule.source.as_str());
+        let name = rule_name(rule);
         let file_stem = file_stem(
             logsource.get("category").and_then(Value::as_str),
             &rule.meta.tool,
+            input.rule_file,
+            rule.source,
         );
         let correlation = match &rule.aggregation {
             None => {
@@ -610,6 +628,36 @@ impl Dialect for Sigma {
     }
 }
 
+/// The selection name prefix of each exclusion, `filter_<name>`, unique by
+/// construction: names that sanitize alike (`a b`, `a_b`), to nothing, or to
+/// another filter's numbered selection (`a` has `filter_a_2`, so `a_2` may not)
+/// get their position appended (`filter_a_b_x2`).
+fn filter_prefixes(names: &[&str]) -> Vec<String> {
+    let plain: Vec<String> = names
+        .iter()
+        .map(|n| format!("filter_{}", sanitize_identifier(n)))
+        .collect();
+    plain
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let clashes = p.trim_start_matches("filter_").trim_matches('_').is_empty()
+                || plain.iter().enumerate().any(|(j, other)| {
+                    j != i
+                        && (other == p && j < i
+                            || p.strip_prefix(other.as_str())
+                                .and_then(|rest| rest.strip_prefix('_'))
+                                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())))
+                });
+            if clashes {
+                format!("{p}_x{}", i + 1)
+            } else {
+                p.clone()
+            }
+        })
+        .collect()
+}
+
 fn sanitize_identifier(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -654,8 +702,14 @@ pub fn sigma_title(name: &str) -> String {
 
 /// The file name (without `.yml`) of a rule's Sigma file, after SigmaHQ's file-name
 /// convention: the log source's prefix (`proc_creation_win_`, `net_connection_win_`;
-/// `win_` and the category for a category of rmmc's own), then `rmm_` and the tool.
-fn file_stem(category: Option<&str>, tool: &str) -> String {
+/// `win_` and the category for a category of rmmc's own), then `rmm_` and the tool
+/// (and the rule file's name when it is not the kind's).
+fn file_stem(
+    category: Option<&str>,
+    tool: &str,
+    rule_file: &std::path::Path,
+    source: crate::ir::DataSource,
+) -> String {
     let prefix = match category {
         Some("process_creation") => "proc_creation_win".to_string(),
         Some("network_connection") => "net_connection_win".to_string(),
@@ -664,12 +718,36 @@ fn file_stem(category: Option<&str>, tool: &str) -> String {
         Some(other) => format!("win_{}", sanitize_identifier(other)),
         None => "win".to_string(),
     };
-    format!("{prefix}_rmm_{}", sanitize_identifier(tool))
+    // A rule file not named after its kind (`createproc`, `netconn`, `filesig`) adds
+    // its name, so two rules of one tool and source in one folder never share a file.
+    let kind = match source {
+        crate::ir::DataSource::ProcessCreation => "createproc",
+        crate::ir::DataSource::NetworkConnection => "netconn",
+        crate::ir::DataSource::FileSignature => "filesig",
+    };
+    let stem = rule_file
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut name = format!("{prefix}_rmm_{}", sanitize_identifier(tool));
+    if stem != kind {
+        name.push('_');
+        name.push_str(&sanitize_identifier(&stem));
+    }
+    name
 }
 
-/// The Sigma `name` of the base rule, referenced by its correlation rule.
-fn rule_name(tool: &str, source: &str) -> String {
-    format!("rmm_{}_{}", sanitize_identifier(tool), source)
+/// The Sigma `name` of the base rule, referenced by its correlation rule: tool and
+/// data source, and the start of the rule's id, which makes two rules of one tool
+/// and source distinct (`rmm_netsupport_process_creation_54ce8c70`). Builds check
+/// that no two rules share one ([`crate::pack`]).
+pub fn rule_name(rule: &crate::ir::Rule) -> String {
+    let id: String = rule.meta.id.chars().take(8).collect();
+    format!(
+        "rmm_{}_{}_{id}",
+        sanitize_identifier(&rule.meta.tool),
+        rule.source.as_str()
+    )
 }
 
 /// A stable UUID for the correlation rule, derived from the base rule's id so that

@@ -44,6 +44,17 @@ pub struct KqlQuery {
     pub aggregation: Option<Aggregation>,
     /// `extend X = 'const'` columns.
     pub constants: Vec<Constant>,
+    /// `project` (keep) or `project-away` (drop) stages, in order, with their columns:
+    /// they choose result columns, never which events match.
+    pub projections: Vec<Projection>,
+}
+
+/// One `project` or `project-away` stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Projection {
+    /// `true` for `project-away`.
+    pub away: bool,
+    pub columns: Vec<String>,
 }
 
 /// A parse error, located in the query text.
@@ -369,6 +380,7 @@ struct Pipeline {
     filters: Vec<Expr>,
     aggregation: Option<Aggregation>,
     constants: Vec<Constant>,
+    projections: Vec<Projection>,
     stage: Stage,
 }
 
@@ -381,6 +393,7 @@ impl Pipeline {
             filters: Vec::new(),
             aggregation: None,
             constants: Vec::new(),
+            projections: Vec::new(),
             stage: Stage::Filter,
         }
     }
@@ -398,6 +411,7 @@ impl Pipeline {
             filter,
             aggregation: self.aggregation,
             constants: self.constants,
+            projections: self.projections,
         }
     }
 }
@@ -700,8 +714,13 @@ impl<'a> Parser<'a> {
             } else if Self::is_word(&op, "extend") {
                 self.advance();
                 self.extend_op(&mut p, &op)?;
+            } else if Self::is_word(&op, "project") {
+                self.advance();
+                self.project_op(&mut p)?;
             } else {
-                return Err(self.expected("`where`, `summarize` or `extend` after `|`"));
+                return Err(self.expected(
+                    "`where`, `summarize`, `extend`, `project` or `project-away` after `|`",
+                ));
             }
         }
         if !self.at_operator_end() {
@@ -1237,6 +1256,39 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// `project A, B` / `project-away A, B`: plain column names only (no renames or
+    /// computed columns). Recorded; the filter is unchanged.
+    fn project_op(&mut self, p: &mut Pipeline) -> Result<(), KqlError> {
+        let away = if self.eat_punct("-") {
+            let t = self.peek().clone();
+            if !Self::is_word(&t, "away") {
+                return Err(self.expected(
+                    "`away` after `project-` (only `project` and `project-away` are supported)",
+                ));
+            }
+            self.advance();
+            true
+        } else {
+            false
+        };
+        let what = if away { "project-away" } else { "project" };
+        let mut columns = Vec::new();
+        loop {
+            let (name, _) = self.name(&format!("a column name after `{what}`"))?;
+            columns.push(name);
+            if !self.eat_punct(",") {
+                break;
+            }
+        }
+        if !self.at_operator_end() {
+            return Err(self.expected(&format!(
+                "`,`, `|`, `;` or end of query after the `{what}` column (renames and computed columns are not supported)"
+            )));
+        }
+        p.projections.push(Projection { away, columns });
+        Ok(())
+    }
+
     fn extend_op(&mut self, p: &mut Pipeline, op: &Token) -> Result<(), KqlError> {
         self.check_stage(p, op, "extend", Stage::Extended)?;
         loop {
@@ -1478,6 +1530,7 @@ mod tests {
                     value: "two".into(),
                 },
             ],
+            projections: Vec::new(),
         };
         assert_eq!(k, want);
     }
@@ -1514,7 +1567,7 @@ mod tests {
     fn errors() {
         // (query, line, column, fragment of the message)
         let cases: Vec<(&str, usize, usize, &str)> = vec![
-            ("T\n| where A has 'x'\n| Sha1 in ('a')", 3, 3, "expected `where`, `summarize` or `extend` after `|`, found `Sha1`"),
+            ("T\n| where A has 'x'\n| Sha1 in ('a')", 3, 3, "expected `where`, `summarize`, `extend`, `project` or `project-away` after `|`, found `Sha1`"),
             ("T | where A has_all has_any ('x')", 1, 21, "expected `(` after `has_all`, found `has_any`"),
             ("T | where A has_any (\n  'x'\n  'y',\n)", 3, 3, "expected `,` or `)` in the `has_any` list opened at line 1, column 21, found string 'y'"),
             ("T | where (A has 'x'\n  or B has 'y'\n| summarize N=count()", 3, 1, "expected `)` to close the `(` at line 1, column 11, found `|`"),
@@ -1567,7 +1620,7 @@ mod tests {
             ("let S = now(-5d) T", 1, 18, "expected `;` after the value of `let S`"),
             ("let x = T | where A has 'x' x", 1, 29, "expected `and`, `or`, `|`, `;` or end of query after the condition, found `x`"),
             ("let x = T | where A has 'x'", 1, 28, "expected `;` after the tabular expression of `let x`"),
-            ("let x = T | distinct A; x", 1, 13, "expected `where`, `summarize` or `extend` after `|`, found `distinct`"),
+            ("let x = T | distinct A; x", 1, 13, "expected `where`, `summarize`, `extend`, `project` or `project-away` after `|`, found `distinct`"),
             ("let unused = U | distinct A; T", 1, 18, "found `distinct`"),
             ("let where = T; where", 1, 5, "expected a name after `let`, found `where`"),
             ("", 1, 1, "expected a table name, found end of query"),

@@ -205,6 +205,15 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
     }
     let query = raw.query.replace("\r\n", "\n");
     let q: KqlQuery = parse_kql(&query).map_err(|e| kql_error(path, text, &e))?;
+    for p in &q.projections {
+        // The columns stay on record in the imported rule's header; no target
+        // output narrows its columns.
+        warnings.push(format!(
+            "`| {} {}` chooses result columns, not events: matching is unchanged and rmmc's outputs keep their columns",
+            if p.away { "project-away" } else { "project" },
+            p.columns.join(", ")
+        ));
+    }
     // Which data source has this table in the KQL profile?
     let source = kql
         .sources

@@ -1,0 +1,22 @@
+//! Fuzz target: rmmc rule YAML -> every target, each output read back by its own parser, metadata never changing a query.
+//! A property violation panics, which libFuzzer saves as a crash; copy it to
+//! `fuzz/regressions/rule_yaml/` so `tests/fuzz_replay.rs` replays it on stable.
+
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+fn compiler() -> &'static rmmc::Compiler {
+    static COMPILER: OnceLock<rmmc::Compiler> = OnceLock::new();
+    COMPILER.get_or_init(|| rmmc::Compiler::embedded().expect("embedded backends"))
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Err(e) = checks::check_rule_text(compiler(), data) {
+        panic!("{e}");
+    }
+});
