@@ -32,13 +32,19 @@ def parse(q):
         return eql.parse_query(q)
 
 
-def run(query, value):
+def run(query, value, field):
     out = []
     engine = eql.PythonEngine()
     engine.add_query(query)
     engine.add_output_hook(lambda o: out.extend(o.events))
     category = str(query.first.event_type) if hasattr(query, "first") else "file"
-    engine.stream_events([eql.Event.from_data({"event_type": category, "file": {"code_signature": {"subject_name": value}}})])
+    event = {"event_type": category}
+    *parents, leaf = field.split(".")
+    node = event
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+    engine.stream_events([eql.Event.from_data(event)])
     return bool(out)
 
 
@@ -60,7 +66,7 @@ def main():
             # whose outcome depends on case, are not probed (Elastic folds otherwise).
             if any(len(ch.lower()) != 1 for ch in v):
                 continue
-            got = run(q, v)
+            got = run(q, v, c["field"])
             if got != p["match"]:
                 failures.append("%r on %r: engine %s, evaluator %s" % (c["query"], v, got, p["match"]))
     json.dump({"version": eql.__version__, "failures": failures}, sys.stdout)

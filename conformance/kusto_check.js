@@ -1,9 +1,12 @@
 // Kusto.Language (Microsoft's KQL parser and semantic analyzer, npm
 // @kusto/language-service-next) over many queries in one process.
 // stdin: {"schema": {Table: [[col, type], ...]}, "queries": [{"id", "query"}],
-//         "literals": [{"id", "query", "benign", "expected": [string, ...]}]}
+//         "literals": [{"id", "query", "benign", "expected": [string, ...]}],
+//         "same": [{"id", "a", "b"}]}
 // stdout: {"version", "queries": [{"id", "errors": [...], "columns": [...]}],
-//          "literals": [{"id", "ok", "reason"}]}
+//          "literals": [{"id", "ok", "reason"}], "same": [{"id", "ok", "reason"}]}
+// "same" asks whether two query texts are the same query: the same tokens, string
+// literals compared by their values (so "\u00e4" and "ä" are the same).
 "use strict";
 const path = require("path");
 const fs = require("fs");
@@ -56,7 +59,7 @@ function tokens(code) {
 }
 
 const STRING_LITERAL = 322; // SyntaxKind.StringLiteralToken in this build
-const result = { version, queries: [], literals: [] };
+const result = { version, queries: [], literals: [], same: [] };
 for (const q of input.queries || []) {
   const { errors, columns } = analyze(q.query);
   result.queries.push({ id: q.id, errors, columns });
@@ -77,5 +80,18 @@ for (const c of input.literals || []) {
     }
   }
   result.literals.push({ id: c.id, ok, reason });
+}
+for (const c of input.same || []) {
+  const a = analyze(c.a), b = analyze(c.b);
+  const read = (ts) => ts.map((t) => t.kind === STRING_LITERAL ? "STR " + JSON.stringify(t.value) : `${t.kind}:${t.text}`);
+  const ra = read(tokens(a.code)), rb = read(tokens(b.code));
+  let ok = a.errors.length === 0 && b.errors.length === 0, reason = "";
+  if (!ok) reason = "errors: " + a.errors.concat(b.errors).join("; ");
+  const at = ra.findIndex((t, i) => t !== rb[i]);
+  if (ok && (at >= 0 || ra.length !== rb.length)) {
+    ok = false;
+    reason = `token ${at} differs: ${ra[at]} vs ${rb[at]}`;
+  }
+  result.same.push({ id: c.id, ok, reason });
 }
 process.stdout.write(JSON.stringify(result));

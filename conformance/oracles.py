@@ -218,32 +218,125 @@ class Results:
         return d
 
 
-def kusto_language(lines, schema, oracles_dir, res, extra_queries):
-    queries = [{"id": "%s|kql" % l["rule"], "query": l["query"]} for l in lines if l["target"] == "kql"]
-    queries += extra_queries
+def unescape_unicode(query: str) -> str:
+    """The query with each `\\uXXXX` escape (UTF-16 units; surrogate pairs joined) replaced
+    by its character. rmmc writes non-ASCII characters of KQL literals as `\\u` escapes
+    (Azure-Sentinel's CI rejects non-ASCII files); duckdb-kql 1.1.2 does not decode
+    `\\u` (it reads `\\u00e4` as `u00e4`), so it runs this text, and Kusto.Language
+    first proves both texts are the same query (the `same` check of kusto_check.js)."""
+    out, units, i = [], [], 0
+
+    def flush():
+        if units:
+            out.append(b"".join(u.to_bytes(2, "little") for u in units).decode("utf-16-le", "surrogatepass"))
+            units.clear()
+
+    while i < len(query):
+        if query[i] == "\\" and query[i + 1:i + 2] == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", query[i + 2:i + 6]):
+            units.append(int(query[i + 2:i + 6], 16))
+            i += 6
+            continue
+        flush()
+        if query[i] == "\\":
+            out.append(query[i:i + 2])
+            i += 2
+        else:
+            out.append(query[i])
+            i += 1
+    flush()
+    return "".join(out)
+
+
+def form_file(line, suffix):
+    """The text of the compiled file whose name ends with `suffix`, or None."""
+    return next((t for k, t in sorted(line["files"].items()) if k.endswith(suffix)), None)
+
+
+def analytics_query(line):
+    text = form_file(line, ".analytics.json")
+    return None if text is None else json.loads(text)["resources"][0]["properties"]["query"]
+
+
+def analytics_columns_check(line, columns):
+    """Every column the ARM template maps to an entity or a custom detail is one the
+    query returns (Sentinel rejects the rule otherwise)."""
+    props = json.loads(form_file(line, ".analytics.json"))["resources"][0]["properties"]
+    names = {n for n, _ in columns}
+    used = [f["columnName"] for m in props.get("entityMappings") or [] for f in m["fieldMappings"]]
+    used += list((props.get("customDetails") or {}).values())
+    return ["maps column %s, which the query does not return" % c for c in used if c not in names]
+
+
+def detection_columns_check(line, columns):
+    """A Defender XDR custom detection must return Timestamp, ReportId and DeviceId."""
+    types = dict(columns)
+    want = {"Timestamp": "datetime", "ReportId": "long", "DeviceId": "string"}
+    return ["does not return %s:%s (has %s)" % (c, t, types.get(c)) for c, t in want.items() if types.get(c) != t]
+
+
+KQL_FORMS = {
+    "analytics rule": (analytics_query, analytics_columns_check),
+    "custom detection": (lambda l: form_file(l, ".detection.kql"), detection_columns_check),
+}
+
+
+def kusto_language(lines, schema, oracles_dir, res, extra_queries, forms=None):
+    """Parse + semantic analysis of every KQL query (the hunting query, and each extra
+    form in `forms`: name -> (function(line) -> query or None, check(line, result
+    columns) -> problems)), and proof that the unescaped text duckdb-kql runs is the
+    same query."""
+    forms = {"": (lambda l: l["query"], lambda l, c: []), **(forms or {})}
+    queries, same = list(extra_queries), []
+    for l in lines:
+        if l["target"] != "kql":
+            continue
+        for form, (get, _) in forms.items():
+            q = get(l)
+            if q is None:
+                continue
+            qid = "%s|kql|%s" % (l["rule"], form)
+            queries.append({"id": qid, "query": q})
+            if unescape_unicode(q) != q:
+                same.append({"id": qid, "a": q, "b": unescape_unicode(q)})
     node_dir = oracles_dir / "node"
     proc = subprocess.run(["node", str(HERE / "kusto_check.js"), str(node_dir)],
-                          input=json.dumps({"schema": schema, "queries": queries}),
+                          input=json.dumps({"schema": schema, "queries": queries, "same": same}),
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError("kusto_check.js failed: " + proc.stderr[-2000:])
     out = json.loads(proc.stdout)
     by_id = {q["id"]: q for q in out["queries"]}
+    same_by_id = {c["id"]: c for c in out["same"]}
     for l in lines:
         if l["target"] != "kql":
             continue
-        q = by_id["%s|kql" % l["rule"]]
-        table = l["settings"].get("table")
-        declared = dict(schema.get(table, []))
-        # The field map must name real columns of the table (a wrong mapping fails).
-        unknown = sorted(set(v for v in l["field_map"].values() if v not in declared))
-        errs = list(q["errors"]) + (["field map names columns %s that %s does not have" % (unknown, table)] if unknown else [])
-        if errs:
-            res.add(l["rule"], "kql", "Kusto.Language", "disagree", "; ".join(errs))
-        else:
-            cols = ", ".join("%s:%s" % (n, t) for n, t in q["columns"])
-            res.add(l["rule"], "kql", "Kusto.Language", "agree", "parse + semantic analysis clean; result (%s)" % cols)
-    return out["version"], {q["id"]: q for q in out["queries"]}
+        for form, (get, check) in forms.items():
+            query = get(l)
+            if query is None:
+                res.add(l["rule"], "kql", "Kusto.Language (%s)" % form, "disagree", "the %s form is missing" % form)
+                continue
+            qid = "%s|kql|%s" % (l["rule"], form)
+            q = by_id[qid]
+            table = l["settings"].get("table")
+            declared = dict(schema.get(table, []))
+            # The field map must name real columns of the table (a wrong mapping fails).
+            unknown = sorted(set(v for v in l["field_map"].values() if v not in declared))
+            errs = list(q["errors"]) + (["field map names columns %s that %s does not have" % (unknown, table)] if unknown else [])
+            if not query.isascii():
+                errs.append("the query is not ASCII")
+            errs += check(l, q["columns"])
+            sq = same_by_id.get(qid)
+            if sq and not sq["ok"]:
+                errs.append("the \\u-escaped and the unescaped query differ: " + sq["reason"])
+            oracle = "Kusto.Language" + (" (%s)" % form if form else "")
+            if errs:
+                res.add(l["rule"], "kql", oracle, "disagree", "; ".join(errs))
+            else:
+                cols = ", ".join("%s:%s" % (n, t) for n, t in q["columns"])
+                extra = "; \\u escapes read back as the same literals" if sq else ""
+                res.add(l["rule"], "kql", oracle, "agree", "parse + semantic analysis clean%s; result (%s)" % (extra, cols),
+                        columns=q["columns"])
+    return out["version"], by_id
 
 
 def run_duck_kql(line, query, events, schema, label, documented, quirks, compare_rows):
@@ -252,6 +345,7 @@ def run_duck_kql(line, query, events, schema, label, documented, quirks, compare
     con = duckdb_kql.connect()
     load_table(con, table, schema[table], events)
     now = parse_time(line["now"])
+    query = unescape_unicode(query)
     names_rel = duckdb_kql.kql(con, filter_only(query), query_now=now)
     got = {r["__name"] for r in duck_rows(names_rel)}
     j = judge(events, got, line["answers"], documented, quirks)
@@ -287,6 +381,91 @@ def duck_kql_all(lines, schema, res):
             continue
         res.add(l["rule"], "kql", "duckdb-kql", j["verdict"], detail, **{k: j[k] for k in ("documented", "oracle_limited", "disagreements")},
                 note="now() pinned with query_now; DuckDB lower()/RE2 (?i) fold Unicode (a duckdb-kql deviation from KQL's ASCII-only folding): events explained only by that are not checked")
+
+
+def duck_kql_detection(lines, schema, res):
+    """The Defender XDR custom-detection form in duckdb-kql: the same groups and
+    outputs as the evaluator (the hunting query's rows), and per group the Timestamp,
+    ReportId and DeviceId of its latest matched event."""
+    for l in lines:
+        if l["target"] != "kql":
+            continue
+        oracle = "duckdb-kql (custom detection)"
+        query = form_file(l, ".detection.kql")
+        if query is None:
+            res.add(l["rule"], "kql", oracle, "disagree", "no custom detection form")
+            continue
+        if not l["aggregation"]:
+            # Events are returned as they are, with their own Timestamp, ReportId, DeviceId.
+            try:
+                j, detail, _ = run_duck_kql(l, query, l["events"], schema, oracle, l["documented"], ["unicode_fold"], True)
+            except Exception as e:
+                res.add(l["rule"], "kql", oracle, "disagree", "engine error: %s: %s" % (type(e).__name__, e))
+                continue
+            res.add(l["rule"], "kql", oracle, j["verdict"], detail + "; events returned whole",
+                    **{k: j[k] for k in ("documented", "oracle_limited", "disagreements")})
+            continue
+        try:
+            verdict, detail, problems = detection_rows(l, query, schema)
+        except Exception as e:
+            res.add(l["rule"], "kql", oracle, "disagree", "engine error: %s: %s" % (type(e).__name__, e))
+            continue
+        res.add(l["rule"], "kql", oracle, verdict, detail, disagreements=problems,
+                note="custom detection: rows compared with the evaluator's after taking Timestamp/ReportId/DeviceId "
+                     "off, which must be those of the group's latest matched event")
+
+
+def detection_rows(l, query, schema):
+    import duckdb_kql
+    fm = l["field_map"]
+    ts_col, report_col, device_col = fm["@timestamp"], fm["event.id"], fm["host.id"]
+    group_cols = [fm[f] for f in l["aggregation"]["group_by"]]
+    con = duckdb_kql.connect()
+    load_table(con, l["settings"]["table"], schema[l["settings"]["table"]], l["events"])
+    now = parse_time(l["now"])
+    names = {r["__name"] for r in duck_rows(duckdb_kql.kql(con, filter_only(unescape_unicode(query)), query_now=now))}
+    j = judge(l["events"], names, l["answers"], l["documented"], ["unicode_fold"])
+    if not j["same_as"]:
+        con.close()
+        return j["verdict"], "%d matched; rows not compared (matched events differ)" % len(names), j["disagreements"]
+    rows = duck_rows(duckdb_kql.kql(con, unescape_unicode(query), query_now=now))
+    con.close()
+    matched = set(l["answers"][j["same_as"]]["matched"])
+    groups = defaultdict(list)
+    for e in l["events"]:
+        if e["name"] in matched:
+            key = tuple(scalar_text(e["event"].get(c, "")) for c in group_cols)
+            groups[key].append(e["event"])
+    problems = []
+    stripped = []
+    for r in rows:
+        r = dict(r)
+        latest = {c: r.pop(c, None) for c in (ts_col, report_col)}
+        if device_col not in group_cols:
+            latest[device_col] = r.pop(device_col, None)
+        key = tuple(scalar_text(r.get(c)) for c in group_cols)
+        evs = groups.get(key, [])
+        if not evs:
+            problems.append("row for a group with no matched event: %s" % (key,))
+            continue
+        newest = max(parse_time(e[ts_col]) for e in evs)
+        at_newest = [e for e in evs if parse_time(e[ts_col]) == newest]
+        if latest[ts_col] is None or parse_time(latest[ts_col]) != newest:
+            problems.append("group %s: Timestamp %s, latest event at %s" % (key, latest[ts_col], rfc3339(newest)))
+        if scalar_text(latest[report_col]) not in {scalar_text(e.get(report_col)) for e in at_newest}:
+            problems.append("group %s: ReportId %s is not of the latest event" % (key, latest[report_col]))
+        if device_col in latest and scalar_text(latest[device_col]) not in {scalar_text(e.get(device_col, "")) for e in at_newest}:
+            problems.append("group %s: DeviceId %s is not of the latest event" % (key, latest[device_col]))
+        stripped.append(r)
+    have = norm_rows(stripped, {})
+    want = norm_rows(l["answers"][j["same_as"]]["rows"], dict(fm))
+    if have != want:
+        problems.append("result rows differ:\n      evaluator %s\n      engine    %s" % (
+            json.dumps(want, ensure_ascii=False), json.dumps(have, ensure_ascii=False)))
+    verdict = "disagree" if problems or j["disagreements"] else j["verdict"]
+    detail = "%d events, %d matched; %d groups equal the hunting query's (%s), each with its latest event's Timestamp, ReportId, DeviceId" % (
+        len(l["events"]), len(names), len(have), j["same_as"]) if verdict != "disagree" else "%d events" % len(l["events"])
+    return verdict, detail, problems + j["disagreements"]
 
 
 def nest(flat):
@@ -380,17 +559,34 @@ def eql_all(lines, res):
     for l in lines:
         if l["target"] != "eql":
             continue
-        rule_json = next((json.loads(t) for p, t in l["files"].items() if p.endswith(".ndjson")), None)
-        frm = (rule_json or {}).get("from", "")
-        m = re.fullmatch(r"now-(\d+)([smhd])", frm)
-        if not m:
-            res.add(l["rule"], "eql", "eql", "disagree", "rule file `from` %r is not now-N<unit>" % frm)
+        if l["fidelity"]["verdict"] == "unsupported":
+            u = l["fidelity"]["detail"]
+            res.add(l["rule"], "eql", "eql", "unsupported",
+                    "no query: profile %s's data (%s) does not record `%s`: %s" % (l["profile"], u["data"], u["field"], u["reason"]))
             continue
-        secs = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-        window_note = "window from the rule file's from=%s, applied by the harness (now-%ds .. now, inclusive)" % (frm, secs)
-        if secs != l["window_seconds"]:
-            res.add(l["rule"], "eql", "eql", "disagree", "from=%s is not the rule's window (%ss)" % (frm, l["window_seconds"]))
+        rule_json = next((json.loads(t) for p, t in l["files"].items() if p.endswith(".ndjson")), None) or {}
+        # An alerting rule: Kibana runs it every `interval` over `from`..now. Runs
+        # without gaps (from >= interval) see every event of the rule's look-back once,
+        # so the harness applies the look-back to the events; the look-back is also
+        # the alert-suppression duration.
+        unit_s = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        frm, interval = rule_json.get("from", ""), rule_json.get("interval", "")
+        m, mi = re.fullmatch(r"now-(\d+)([smhd])", frm), re.fullmatch(r"(\d+)([smhd])", interval)
+        if not m or not mi:
+            res.add(l["rule"], "eql", "eql", "disagree", "rule file from=%r / interval=%r unreadable" % (frm, interval))
             continue
+        run_secs = int(m.group(1)) * unit_s[m.group(2)]
+        every = int(mi.group(1)) * unit_s[mi.group(2)]
+        if run_secs < every:
+            res.add(l["rule"], "eql", "eql", "disagree", "from=%s is shorter than interval=%s: events between runs are never read" % (frm, interval))
+            continue
+        dur = rule_json.get("alert_suppression", {}).get("duration")
+        if dur and int(dur["value"]) * unit_s[dur["unit"]] != l["window_seconds"]:
+            res.add(l["rule"], "eql", "eql", "disagree", "suppression duration %r is not the rule's window (%ss)" % (dur, l["window_seconds"]))
+            continue
+        secs = l["window_seconds"]
+        window_note = ("runs every %s over from=%s (no gap); the rule's look-back (now-%ds .. now, inclusive) applied "
+                       "by the harness" % (interval, frm, secs))
         query = l["query"].strip()
         category = query.split()[0]
         try:
@@ -429,6 +625,15 @@ def eql_all(lines, res):
         if not keep and j["verdict"] == "disagree":
             j["verdict"] = "approximate-as-documented" if j["documented"] else "agree"
         detail = "%d events in the window, %d matched; %s" % (len(events), len(got), window_note)
+        read = set(re.findall(r"[\w.@]+", l["query"]))
+        subs = ["%s as %s" % (c, f) for c, f in sorted(l.get("substitutes", {}).items()) if f in read]
+        if subs:
+            # The events carry the canonical values in the fields that stand in for
+            # them, so a match proves the rewritten query; what the substitution changes
+            # in meaning is declared in the verdict (FIDELITY.md), not observable here.
+            detail += "; fixture fields mapped into the rewrite (%s; meaning change declared)" % ", ".join(subs)
+            if j["verdict"] == "agree":
+                j["verdict"] = "approximate-as-documented"
         if l["aggregation"] and j["verdict"] == "agree":
             j["verdict"] = "approximate-as-documented"
             detail += "; aggregation not expressible in EQL (documented): matched events compared, not rows"
@@ -645,7 +850,7 @@ def sigma_convert(lines, oracles_dir, res, root):
 
 def rust_results(results_dir, res):
     versions = {}
-    for name, oracle in [("spl.json", "spl-subset-engine"), ("sigma.json", None), ("sigma_taxonomy.json", None)]:
+    for name, oracle in [("spl.json", "spl-subset-engine"), ("sigma.json", None), ("sigma_defender.json", None)]:
         p = results_dir / name
         if not p.exists():
             continue
@@ -659,7 +864,7 @@ def rust_results(results_dir, res):
 # ---------------------------------------------------------------------------
 # Output
 
-ORDER = {"disagree": 0, "approximate-as-documented": 1, "agree": 2, "not checked": 3}
+ORDER = {"disagree": 0, "approximate-as-documented": 1, "agree": 2, "unsupported": 3, "not checked": 4}
 
 
 def cell(results, rule, target):
@@ -712,8 +917,8 @@ def main():
         "pySigma-backend-elasticsearch": version("pySigma-backend-elasticsearch"),
     }
     timings = {}
-    t = time.time(); versions["@kusto/language-service-next"], _ = kusto_language(lines, schema, args.oracles, res, []); timings["Kusto.Language"] = time.time() - t
-    t = time.time(); duck_kql_all(lines, schema, res); timings["duckdb-kql"] = time.time() - t
+    t = time.time(); versions["@kusto/language-service-next"], _ = kusto_language(lines, schema, args.oracles, res, [], KQL_FORMS); timings["Kusto.Language"] = time.time() - t
+    t = time.time(); duck_kql_all(lines, schema, res); duck_kql_detection(lines, schema, res); timings["duckdb-kql"] = time.time() - t
     t = time.time(); eql_all(lines, res); timings["eql"] = time.time() - t
     t = time.time(); sigma_check(lines, args.oracles, res); timings["sigma check"] = time.time() - t
     root = HERE.parent

@@ -5,11 +5,15 @@
 
 use crate::error::{Error, ErrorKind, Result, yaml_error};
 use crate::lower::Target;
-pub use crate::profile::{Profile, SourceMap};
+pub use crate::profile::{DataSchema, DataSourceFields, FieldMapping, Profile, SourceMap};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 include!(concat!(env!("OUT_DIR"), "/embedded_backends.rs"));
+
+/// The folder of `backends/` that lists the fields each kind of data records
+/// ([`DataSchema`]), shared by every target's profiles.
+pub const DATA_FOLDER: &str = "data";
 
 /// Templates and profiles of all targets.
 #[derive(Debug, Clone)]
@@ -17,6 +21,7 @@ pub struct Backends {
     files: BTreeMap<String, String>,
     root: PathBuf,
     profiles: BTreeMap<Target, Vec<Profile>>,
+    data: BTreeMap<String, DataSchema>,
 }
 
 impl Backends {
@@ -43,8 +48,9 @@ impl Backends {
             .iter()
             .map(|(p, c)| (p.to_string(), c.to_string()))
             .collect();
-        for target in Target::all() {
-            let pattern = dir.join(target.as_str()).join("**").join("*");
+        let folders = Target::all().map(|t| t.as_str()).chain([DATA_FOLDER]);
+        for folder in folders {
+            let pattern = dir.join(folder).join("**").join("*");
             let pattern = pattern.to_string_lossy().to_string();
             for entry in
                 glob::glob(&pattern).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?
@@ -66,6 +72,19 @@ impl Backends {
     }
 
     fn from_files(files: BTreeMap<String, String>, root: PathBuf) -> Result<Backends> {
+        let mut data: BTreeMap<String, DataSchema> = BTreeMap::new();
+        for (rel, text) in &files {
+            if rel
+                .strip_prefix(DATA_FOLDER)
+                .is_some_and(|r| r.starts_with('/'))
+                && rel.ends_with(".yaml")
+            {
+                let path = root.join(rel);
+                let schema: DataSchema =
+                    serde_yaml::from_str(text).map_err(|e| yaml_error(&path, &e))?;
+                data.insert(schema.name.clone(), schema);
+            }
+        }
         let mut profiles: BTreeMap<Target, Vec<Profile>> = BTreeMap::new();
         for (rel, text) in &files {
             let Some((target, rest)) = rel.split_once('/') else {
@@ -81,6 +100,7 @@ impl Backends {
             let mut profile: Profile =
                 serde_yaml::from_str(text).map_err(|e| yaml_error(&path, &e))?;
             profile.path = path;
+            profile.resolve_data(&data)?;
             profiles.entry(target).or_default().push(profile);
         }
         for target in Target::all() {
@@ -104,7 +124,13 @@ impl Backends {
             files,
             root,
             profiles,
+            data,
         })
+    }
+
+    /// The field lists of the data profiles search (`backends/data/*.yaml`), by name.
+    pub fn data_schemas(&self) -> &BTreeMap<String, DataSchema> {
+        &self.data
     }
 
     /// The text of one template, e.g. `kql/query.tera`.

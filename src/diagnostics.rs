@@ -6,30 +6,39 @@ use crate::error::{Error, Errors};
 use serde::Serialize;
 use std::path::Path;
 
+/// Whether a diagnostic rejects the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The input is rejected.
     Error,
+    /// The input is accepted; something deserves a look.
     Warning,
 }
 
 /// One error or warning, located where known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
+    /// Error or warning.
     pub severity: Severity,
     /// The error kind (`schema`, `unknown-field`, ...) or the warning's code
     /// (`not-a-file-name`; `warning` when it has none).
     pub code: String,
+    /// The file, with `/` separators.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// 1-based line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// 1-based column.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<usize>,
+    /// What is wrong, without the location.
     pub message: String,
 }
 
 impl Diagnostic {
+    /// An error as a diagnostic, with its kind as code.
     pub fn from_error(e: &Error) -> Diagnostic {
         let location = e.location();
         Diagnostic {
@@ -93,6 +102,7 @@ impl Diagnostic {
     }
 }
 
+/// Every error of a failed run as a diagnostic.
 pub fn from_errors(errors: &Errors) -> Vec<Diagnostic> {
     errors.0.iter().map(Diagnostic::from_error).collect()
 }
@@ -154,9 +164,21 @@ pub fn sarif(diagnostics: &[Diagnostic]) -> serde_json::Value {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "outcome")]
 pub enum TestOutcome {
-    Passed { summary: String },
-    Failed { problems: Vec<String> },
-    Skipped { reason: String },
+    /// Every fixture agrees.
+    Passed {
+        /// Events, matches and rows, in words.
+        summary: String,
+    },
+    /// Something disagrees.
+    Failed {
+        /// One sentence per problem.
+        problems: Vec<String>,
+    },
+    /// Not run.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// `rmmc test` results (rule file, outcome) as a JUnit XML report.

@@ -20,6 +20,11 @@ pub enum ErrorKind {
     UnknownField,
     /// A target's field map has no column for a canonical field.
     UnmappedField,
+    /// A profile maps a field onto one its data does not record.
+    UnrecordedField,
+    /// The profile's data does not record a field the rule needs (the rule's
+    /// verdict is `unsupported`; an error only under `--strict`).
+    Unsupported,
     /// No such target.
     UnknownTarget,
     /// No such field-map profile for the target.
@@ -37,6 +42,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind's stable name, as printed in `error[kind]`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Io => "io",
@@ -45,6 +51,8 @@ impl ErrorKind {
             ErrorKind::InvalidValue => "invalid-value",
             ErrorKind::UnknownField => "unknown-field",
             ErrorKind::UnmappedField => "unmapped-field",
+            ErrorKind::UnrecordedField => "unrecorded-field",
+            ErrorKind::Unsupported => "unsupported",
             ErrorKind::UnknownTarget => "unknown-target",
             ErrorKind::UnknownProfile => "unknown-profile",
             ErrorKind::UnsupportedKql => "unsupported-kql",
@@ -59,8 +67,11 @@ impl ErrorKind {
 /// A position in an input file; line and column count from 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
+    /// The file the position is in.
     pub file: PathBuf,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, counted in characters.
     pub column: usize,
 }
 
@@ -73,9 +84,11 @@ pub struct Error {
     position: Option<(usize, usize)>,
 }
 
+/// The result type of the library: [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error of `kind` with a message that says what was expected.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
@@ -101,18 +114,22 @@ impl Error {
         self
     }
 
+    /// What went wrong, as a category to branch on.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// The message, without file and position.
     pub fn message(&self) -> &str {
         &self.message
     }
 
+    /// The file the error is about, if known.
     pub fn file(&self) -> Option<&Path> {
         self.file.as_deref()
     }
 
+    /// File, line and column, when both file and position are known.
     pub fn location(&self) -> Option<Location> {
         let file = self.file.clone()?;
         let (line, column) = self.position?;

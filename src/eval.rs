@@ -13,6 +13,36 @@
 //! * The window is `now - seconds <= @timestamp <= now`, inclusive at both ends.
 //! * Every exclusion in `rule.exclusions` is applied (see [`evaluate`]).
 //! * An aggregation groups the matched events and produces one row per group.
+//!
+//! ```
+//! use rmmc::{Compiler, eval};
+//!
+//! let rule_text = "id: 6f1c7a52-0b7e-4d33-9a4e-1f0c2d3e4b5a
+//! name: Example - NetSupport signer
+//! description: Files signed by NetSupport.
+//! tool: NetSupport
+//! tactics: [CommandAndControl]
+//! techniques: [T1219]
+//! source: file_signature
+//! window: 5d
+//! detection:
+//!   field: file.code_signature.subject_name
+//!   has: netsupport
+//! ";
+//! let rule = Compiler::embedded()?.load_rule("x.yaml", rule_text)?.rule;
+//! let event = |signer: &str| match serde_json::json!({
+//!     "@timestamp": "2026-01-01T00:00:00Z",
+//!     "file.code_signature.subject_name": signer,
+//! }) {
+//!     serde_json::Value::Object(map) => map,
+//!     _ => unreachable!(),
+//! };
+//! let events = [event("NetSupport Ltd"), event("NetSupportive Ltd")];
+//! let now = "2026-01-02T00:00:00Z".parse().unwrap();
+//! let result = eval::evaluate(&rule, &events, now).unwrap();
+//! assert_eq!(result.matched, vec![0]); // `has` is a whole term
+//! # Ok::<(), rmmc::Error>(())
+//! ```
 
 use crate::ir::{
     AggFunction, Aggregation, Case, Expr, MatchKind, Predicate, Quantifier, Rule, TIMESTAMP_FIELD,
@@ -45,13 +75,18 @@ pub struct Evaluation {
 pub enum EvalError {
     /// The event has no `@timestamp`, or it is `null`.
     #[error("event {index}: missing @timestamp")]
-    MissingTimestamp { index: usize },
+    MissingTimestamp {
+        /// Which event (0-based).
+        index: usize,
+    },
     /// The event's `@timestamp` is not an RFC 3339 string.
     #[error("event {index}: @timestamp {value} is not an RFC 3339 time: {reason}")]
     BadTimestamp {
+        /// Which event (0-based).
         index: usize,
         /// The offending value, as JSON text.
         value: String,
+        /// What is wrong with it.
         reason: String,
     },
     /// A regex predicate's pattern does not compile.
@@ -59,9 +94,11 @@ pub enum EvalError {
     InvalidRegex {
         /// `detection` or `exclusion '<name>'`.
         context: String,
+        /// The predicate's field.
         field: String,
         /// The pattern as written in the rule (without the `(?i)` added for case).
         pattern: String,
+        /// The regex crate's error.
         #[source]
         source: regex::Error,
     },
@@ -753,6 +790,7 @@ mod tests {
                 author: None,
                 date: None,
                 modified: None,
+                license: None,
                 tool: "NetSupport".into(),
                 tactics: vec![],
                 techniques: vec![],

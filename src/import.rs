@@ -30,8 +30,6 @@
 //! Files are never overwritten unless `force` is set, and then only files that still
 //! start with [`GENERATED_MARK`]: hand-written and hand-corrected rules are kept.
 
-pub mod coverage;
-pub mod fixtures_gen;
 pub mod lolrmm;
 pub mod md;
 pub mod precedence;
@@ -41,7 +39,8 @@ pub mod yaml_out;
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{DataSource, Expr, MatchKind, Quantifier, Rule};
-use crate::parse::{Format, detect_format, parse_rule};
+use crate::parse::kql::{KqlErrorKind, parse_kql};
+use crate::parse::{Format, Warning, detect_format, parse_rule};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -91,12 +90,14 @@ pub enum Repair {
 }
 
 impl Repair {
+    /// Every repair, in report order.
     pub const ALL: [Repair; 3] = [
         Repair::DataTypesIndent,
         Repair::ScalarTactics,
         Repair::AccountUpn,
     ];
 
+    /// The repair in a sentence, for the import summary.
     pub fn describe(self) -> &'static str {
         match self {
             Repair::DataTypesIndent => {
@@ -111,11 +112,23 @@ impl Repair {
         }
     }
 
+    /// A short name of the repair, for tables.
     pub fn short(self) -> &'static str {
         match self {
             Repair::DataTypesIndent => "dataTypes indentation",
             Repair::ScalarTactics => "scalar tactics/techniques",
             Repair::AccountUpn => "AccountUpn on DeviceNetworkEvents",
+        }
+    }
+}
+
+impl Repair {
+    /// The repair a parser warning reports, if it reports one (a lint is a flag).
+    pub fn of_warning(w: &Warning) -> Option<Repair> {
+        match w {
+            Warning::DataTypesIndent => Some(Repair::DataTypesIndent),
+            Warning::AccountUpnOnNetworkEvents => Some(Repair::AccountUpn),
+            Warning::Projection { .. } | Warning::Lint { .. } => None,
         }
     }
 }
@@ -136,9 +149,11 @@ pub enum Outcome {
     /// Not imported: the error (file, line, column) and, when a rule file for the
     /// query exists anyway (hand-corrected), its path.
     Failed {
+        /// Why it failed.
         error: Error,
         /// What the defect is, in words.
         why: Option<String>,
+        /// The rule file that already covers the query, if one does.
         covered_by: Option<PathBuf>,
     },
     /// Not a query: an empty or prose md section, an md file without sections.
@@ -170,6 +185,7 @@ pub struct Item {
     pub rule: Option<Rule>,
     /// The rule file text.
     pub text: Option<String>,
+    /// What happened to it.
     pub outcome: Outcome,
 }
 
@@ -196,14 +212,17 @@ impl Item {
             .then(|| Path::new(&self.tool_dir).join(format!("{}.yaml", self.kind)))
     }
 
+    /// Was a rule written or planned?
     pub fn imported(&self) -> bool {
         self.rule.is_some() && !matches!(self.outcome, Outcome::Failed { .. })
     }
 
+    /// Did the import fail?
     pub fn failed(&self) -> bool {
         matches!(self.outcome, Outcome::Failed { .. })
     }
 
+    /// Was the query skipped?
     pub fn skipped(&self) -> bool {
         matches!(self.outcome, Outcome::Skipped(_))
     }
@@ -231,10 +250,12 @@ impl Item {
 /// What an import did, per upstream query.
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
+    /// Every upstream query, in input order.
     pub items: Vec<Item>,
 }
 
 impl Summary {
+    /// How many queries became rules.
     pub fn imported(&self) -> usize {
         self.items.iter().filter(|i| i.imported()).count()
     }
@@ -247,6 +268,7 @@ impl Summary {
             .count()
     }
 
+    /// How many imported rules carry flags for review.
     pub fn flagged(&self) -> usize {
         self.items
             .iter()
@@ -254,10 +276,12 @@ impl Summary {
             .count()
     }
 
+    /// How many queries failed.
     pub fn failed(&self) -> usize {
         self.items.iter().filter(|i| i.failed()).count()
     }
 
+    /// How many queries were skipped.
     pub fn skipped(&self) -> usize {
         self.items.iter().filter(|i| i.skipped()).count()
     }
@@ -898,6 +922,9 @@ fn finish(
             rule.meta.references.push(link);
         }
     }
+    let (author, license) = upstream_attribution(&item.upstream);
+    rule.meta.author = rule.meta.author.or(author);
+    rule.meta.license = rule.meta.license.or(license);
     let text = yaml_out::rule_yaml(&rule, &header(&item, upstream_label, known));
     let dest = item
         .rel_dest()
@@ -925,11 +952,47 @@ fn finish(
     }
 }
 
-/// The defect behind a KQL error, in words, for the summary.
-fn explain_failure(message: &str, query: &str) -> Option<String> {
+/// The author and license of an upstream rule, from the LICENSE file of the
+/// repository it lives in (the nearest one above it): `MIT License` … `Copyright (c)
+/// 2023 J Schell` gives `("J Schell", "MIT")`. Kept in the rule, so every output
+/// credits the author under the license they chose.
+fn upstream_attribution(upstream: &Path) -> (Option<String>, Option<String>) {
+    let Some(text) = upstream
+        .ancestors()
+        .skip(1)
+        .find_map(|dir| std::fs::read_to_string(dir.join("LICENSE")).ok())
+    else {
+        return (None, None);
+    };
+    let license = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .and_then(|first| match first {
+            "MIT License" => Some("MIT"),
+            "Apache License" => Some("Apache-2.0"),
+            _ => None,
+        })
+        .map(str::to_string);
+    let author = text.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("Copyright")?.trim_start();
+        let rest = rest.strip_prefix("(c)").unwrap_or(rest).trim_start();
+        let name = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-' || c == ',');
+        let name = name.trim();
+        (!name.is_empty()).then(|| name.to_string())
+    });
+    (author, license)
+}
+
+/// The defect behind a failed query, in words, for the summary: decided by the
+/// query's shape and the kind of its KQL error, if it has one.
+fn explain_failure(query: &str) -> Option<String> {
+    let kind = parse_kql(&query.replace("\r\n", "\n"))
+        .err()
+        .map(|e| e.kind);
     let join = regex::Regex::new(r"\bin~?\s*\(\s*[A-Za-z_]\w*\s*\)").expect("valid regex");
     if let Some(m) = join.find(query) {
-        let missing_where = if message.contains("after `|`, found") {
+        let missing_where = if kind == Some(KqlErrorKind::UnsupportedOperator) {
             "the `where` after `|` is missing (and the column is SHA1, not Sha1); even repaired, "
         } else {
             ""
@@ -939,23 +1002,21 @@ fn explain_failure(message: &str, query: &str) -> Option<String> {
             m.as_str()
         ));
     }
-    if message.contains("after `has_all`, found `has_any`") {
-        return Some(
+    match kind? {
+        KqlErrorKind::ListOperatorTwice => Some(
             "two list operators in a row (`has_all has_any (`): a syntax error".to_string(),
-        );
+        ),
+        KqlErrorKind::MissingListComma => {
+            Some("two list items with no comma between them: a syntax error".to_string())
+        }
+        KqlErrorKind::UnclosedParenthesis => Some("an opening parenthesis is never closed: a syntax error, and where it should close is a judgement".to_string()),
+        KqlErrorKind::Unexpected | KqlErrorKind::UnclosedList | KqlErrorKind::UnsupportedOperator => None,
     }
-    if message.contains("list opened at") && message.contains("found string") {
-        return Some("two list items with no comma between them: a syntax error".to_string());
-    }
-    if message.contains("to close the `(`") {
-        return Some("an opening parenthesis is never closed: a syntax error, and where it should close is a judgement".to_string());
-    }
-    None
 }
 
 fn with_why(mut item: Item, query: &str) -> Item {
-    if let Outcome::Failed { error, why, .. } = &mut item.outcome {
-        *why = explain_failure(error.message(), query);
+    if let Outcome::Failed { why, .. } = &mut item.outcome {
+        *why = explain_failure(query);
     }
     item
 }
@@ -1017,12 +1078,9 @@ fn import_yaml(path: &Path, tool: Option<&str>, backends: &Backends) -> Item {
         return item.fail(Error::new(ErrorKind::Conflict, msg).in_file(path));
     }
     for w in &parsed.warnings {
-        if w.contains("dataTypes") {
-            item.repairs.push(Repair::DataTypesIndent);
-        } else if w.contains("AccountUpn") {
-            item.repairs.push(Repair::AccountUpn);
-        } else {
-            item.flags.push(w.clone());
+        match Repair::of_warning(w) {
+            Some(r) => item.repairs.push(r),
+            None => item.flags.push(w.to_string()),
         }
     }
     if has_scalar_tactics(&text) {
@@ -1145,10 +1203,13 @@ fn import_md(
                     Some(loc) if loc.line >= first => in_md(loc.line, loc.column),
                     _ => (q.fence_line, 1),
                 };
-                let msg = if e.kind() == ErrorKind::UnsupportedKql {
-                    crate::parse::sentinel::remap_positions(e.message(), in_md)
-                } else {
-                    e.message().to_string()
+                // A KQL syntax error names positions inside its message (the `(` a list
+                // opened at): written again from the query's own error, in md lines.
+                let msg = match (e.kind(), parse_kql(&q.body)) {
+                    (ErrorKind::UnsupportedKql, Err(k)) => {
+                        k.message_at(|l, c| (body_line + l - 1, c))
+                    }
+                    _ => e.message().to_string(),
                 };
                 let err = Error::new(e.kind(), msg).in_file(path).at(line, col);
                 out.push(with_why(item.fail(err), &q.body));
@@ -1173,10 +1234,9 @@ fn import_md(
             continue;
         }
         for w in &parsed.warnings {
-            if w.contains("AccountUpn") {
-                item.repairs.push(Repair::AccountUpn);
-            } else {
-                item.flags.push(w.clone());
+            match Repair::of_warning(w) {
+                Some(r) => item.repairs.push(r),
+                None => item.flags.push(w.to_string()),
             }
         }
         item.repairs.dedup();
@@ -1212,6 +1272,25 @@ mod tests {
             (Some("DWService".into()), Some("createproc"))
         );
         assert_eq!(yaml_name_parts("other.yaml"), (None, None));
+    }
+
+    #[test]
+    fn author_and_license_come_from_the_upstream_license_file() {
+        let dir = temp("attribution");
+        std::fs::create_dir_all(dir.join("RMM/X")).unwrap();
+        std::fs::write(
+            dir.join("LICENSE"),
+            "MIT License\n\nCopyright (c) 2023 J Schell\n\nPermission is hereby granted",
+        )
+        .unwrap();
+        let rule = dir.join("RMM/X/rmm_X_filesig.yaml");
+        assert_eq!(
+            upstream_attribution(&rule),
+            (Some("J Schell".into()), Some("MIT".into()))
+        );
+        std::fs::write(dir.join("RMM/LICENSE"), "Some other terms\n").unwrap();
+        assert_eq!(upstream_attribution(&rule), (None, None));
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

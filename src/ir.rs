@@ -13,12 +13,17 @@ use std::fmt;
 /// A compiled rule: metadata, data source, window, detection, exclusions, aggregation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
+    /// Name, description, ATT&CK mapping and other metadata.
     pub meta: Metadata,
+    /// The kind of events the rule reads.
     pub source: DataSource,
+    /// How far back the rule looks.
     pub window: Window,
+    /// The condition an event must meet.
     pub detection: Expr,
     /// Known false-positive scenarios. An event matching `drop_when` is dropped.
     pub exclusions: Vec<Exclusion>,
+    /// Optional grouping of the matched events into result rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aggregation: Option<Aggregation>,
     /// Constant columns added to every result row (KQL `extend X = 'const'`).
@@ -26,24 +31,38 @@ pub struct Rule {
     pub constants: Vec<Constant>,
 }
 
+/// What a rule is about, besides its logic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
+    /// A UUID, stable across renames.
     pub id: String,
+    /// The rule's title.
     pub name: String,
+    /// What it detects and why.
     pub description: String,
+    /// URLs with background.
     pub references: Vec<String>,
+    /// Who wrote the rule, if stated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
-    /// When the rule was written and last changed (`YYYY-MM-DD`); Sigma's `date`
-    /// and `modified`.
+    /// The license the rule's author gives it (an SPDX identifier, e.g. `MIT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// When the rule was written (`YYYY-MM-DD`); Sigma's `date`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
+    /// When the rule was last changed (`YYYY-MM-DD`, after `date`); Sigma's `modified`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub modified: Option<String>,
+    /// The RMM tool the rule is about.
     pub tool: String,
+    /// ATT&CK tactics, as Sentinel names them (`CommandAndControl`).
     pub tactics: Vec<String>,
+    /// ATT&CK technique ids (`T1219`).
     pub techniques: Vec<String>,
+    /// How severe a match is.
     pub severity: Severity,
+    /// How mature the rule is.
     pub status: Status,
     /// Warnings the author has reviewed and accepts; they are not printed again.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
@@ -56,31 +75,45 @@ pub struct Metadata {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Acknowledgement {
+    /// The lint code or approximation construct acknowledged.
     pub warning: String,
+    /// For an approximation: the target it applies to, if only one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub target: Option<String>,
+    /// For an approximation: the construct it applies to, if only one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub construct: Option<String>,
     /// Why the warning is acceptable for this rule.
     pub reason: String,
 }
 
+/// How severe a match of the rule is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth knowing, not an alert.
     Informational,
+    /// Low severity.
     Low,
+    /// Medium severity.
     Medium,
+    /// High severity.
     High,
+    /// Critical severity.
     Critical,
 }
 
+/// How mature a rule is (Sigma's statuses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// New, not yet tested widely.
     Experimental,
+    /// Being tested.
     Test,
+    /// Tested and in use.
     Stable,
+    /// Replaced or no longer useful.
     Deprecated,
 }
 
@@ -89,18 +122,23 @@ pub enum Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataSource {
+    /// Code-signing information of files (Defender `DeviceFileCertificateInfo`).
     FileSignature,
+    /// Process starts (`DeviceProcessEvents`).
     ProcessCreation,
+    /// Network connections (`DeviceNetworkEvents`).
     NetworkConnection,
 }
 
 impl DataSource {
+    /// Every data source.
     pub const ALL: [DataSource; 3] = [
         DataSource::FileSignature,
         DataSource::ProcessCreation,
         DataSource::NetworkConnection,
     ];
 
+    /// The name rules use: `file_signature`, `process_creation`, `network_connection`.
     pub fn as_str(self) -> &'static str {
         match self {
             DataSource::FileSignature => "file_signature",
@@ -144,9 +182,13 @@ pub type Field = String;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Expr {
+    /// Every member holds.
     All(Vec<Expr>),
+    /// At least one member holds.
     Any(Vec<Expr>),
+    /// The member does not hold.
     Not(Box<Expr>),
+    /// One predicate on one field.
     Match(Predicate),
 }
 
@@ -204,10 +246,12 @@ pub enum MatchKind {
 }
 
 impl MatchKind {
+    /// Does the kind compare with values (all but `empty` / `not_empty`)?
     pub fn takes_values(self) -> bool {
         !matches!(self, MatchKind::Empty | MatchKind::NotEmpty)
     }
 
+    /// The kind's name in rule files: `equals`, `has`, ...
     pub fn as_str(self) -> &'static str {
         match self {
             MatchKind::Equals => "equals",
@@ -237,27 +281,36 @@ pub enum Case {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Quantifier {
+    /// At least one value matches.
     Any,
+    /// Every value matches.
     All,
 }
 
 /// One comparison of one field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Predicate {
+    /// The canonical field name.
     pub field: Field,
+    /// How the field is compared.
     pub kind: MatchKind,
+    /// Whether case matters (insensitive folds ASCII letters only, as KQL).
     pub case: Case,
     /// One or more literals (patterns for [`MatchKind::Regex`]); empty for
     /// [`MatchKind::Empty`] / [`MatchKind::NotEmpty`].
     pub values: Vec<String>,
+    /// Whether any or all values must match.
     pub quantifier: Quantifier,
 }
 
 /// A documented false-positive scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Exclusion {
+    /// A unique name, used in filters and reports.
     pub name: String,
+    /// The situation in one line.
     pub scenario: String,
+    /// Why it is benign.
     pub description: String,
     /// Events matching this are dropped from the results.
     pub drop_when: Expr,
@@ -266,29 +319,39 @@ pub struct Exclusion {
 /// `summarize OUTPUTS by GROUP`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Aggregation {
+    /// The canonical fields rows are grouped by.
     pub group_by: Vec<Field>,
+    /// The columns of each row.
     pub outputs: Vec<Output>,
 }
 
+/// One column of an aggregated row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Output {
+    /// The column name.
     pub name: String,
+    /// How it is computed.
     pub function: AggFunction,
 }
 
+/// How an output column is computed over a group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AggFunction {
+    /// The smallest value of a field.
     Min(Field),
+    /// The largest value of a field.
     Max(Field),
     /// Distinct values, unordered in KQL (`make_set`); rmmc's rows sort them.
     DistinctSet(Field),
     /// Number of distinct values (`dcount`). KQL's is an estimate; rmmc's is exact.
     DistinctCount(Field),
+    /// The number of events.
     Count,
 }
 
 impl AggFunction {
+    /// The field the function reads, if any.
     pub fn field(&self) -> Option<&str> {
         match self {
             AggFunction::Min(f)
@@ -300,9 +363,12 @@ impl AggFunction {
     }
 }
 
+/// A column with the same value in every result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Constant {
+    /// The column name.
     pub name: String,
+    /// Its value.
     pub value: String,
 }
 

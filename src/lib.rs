@@ -35,15 +35,17 @@
 //! closes a cycle):
 //!
 //! ```text
-//!  import, fixtures                    importers, fixture runs      (top)
-//!  pack                                discovery, build, write, --check
+//!  fixtures, coverage, scaffold, diagnostics   fixture runs, reports, new rules, CLI reports (top)
+//!  import                              Sentinel and LOLRMM importers
+//!  pack                                discovery, streaming build, write, --check
+//!  compiler                            parse -> lower -> render, the one compile path
 //!  render                              tera over lowered rules
 //!  parse                               rule text -> ir (reads the KQL profile for Sentinel columns)
-//!  backends                            templates and profiles of each registered target
+//!  backends, lint                      templates and profiles of each target; authoring lints
 //!  lower                               the target registry and each target's lowering
 //!  eval                                reference evaluator
-//!  profile, vocabulary                 field maps, canonical fields
-//!  ir, error, text, attack             plain data and leaf helpers  (bottom)
+//!  profile, vocabulary, kql_operators  field maps, canonical fields, KQL operators
+//!  ir, error, text, attack, golden     plain data and leaf helpers  (bottom)
 //! ```
 //!
 //! ## Using the library
@@ -88,14 +90,20 @@
 //! Every fallible function returns [`Error`], whose [`ErrorKind`] says what went
 //! wrong and whose `Display` is `file:line:col: error[kind]: message`.
 
+#![warn(missing_docs)]
+
 pub mod attack;
 pub mod backends;
+pub mod compiler;
+pub mod coverage;
 pub mod diagnostics;
 pub mod error;
 pub mod eval;
 pub mod fixtures;
+pub mod golden;
 pub mod import;
 pub mod ir;
+pub mod kql_operators;
 pub mod lint;
 pub mod lower;
 pub mod pack;
@@ -107,57 +115,9 @@ pub mod text;
 pub mod vocabulary;
 
 pub use backends::Backends;
+pub use compiler::Compiler;
 pub use error::{Error, ErrorKind, Errors, Result};
 pub use ir::Rule;
-pub use lower::{Approximation, Fidelity, Target};
+pub use lower::{ApproxCategory, ApproxKind, Approximation, Fidelity, Target};
 pub use parse::Parsed;
 pub use render::Rendered;
-
-use std::path::Path;
-
-/// Backends and rendering set up once, for compiling many rules.
-pub struct Compiler {
-    backends: Backends,
-    renderer: render::Renderer,
-}
-
-impl Compiler {
-    /// A compiler with the templates and field maps embedded in the crate.
-    pub fn embedded() -> Result<Compiler> {
-        Compiler::with_backends(Backends::embedded()?)
-    }
-
-    pub fn with_backends(backends: Backends) -> Result<Compiler> {
-        let renderer = render::Renderer::new(&backends)?;
-        Ok(Compiler { backends, renderer })
-    }
-
-    pub fn backends(&self) -> &Backends {
-        &self.backends
-    }
-
-    /// Parse one rule (rmmc YAML or Sentinel hunting-query YAML); `name` is used in
-    /// error messages.
-    pub fn load_rule(&self, name: &str, text: &str) -> Result<Parsed> {
-        parse::parse_rule(Path::new(name), text, &self.backends)
-    }
-
-    /// Compile a rule for one target with the named profile (or the target's default).
-    pub fn compile(&self, rule: &Rule, target: Target, profile: Option<&str>) -> Result<Rendered> {
-        self.compile_file(rule, Path::new("rule.yaml"), target, profile)
-    }
-
-    /// The same, naming the rule's file in errors and in generated headers.
-    pub fn compile_file(
-        &self,
-        rule: &Rule,
-        rule_file: &Path,
-        target: Target,
-        profile: Option<&str>,
-    ) -> Result<Rendered> {
-        let profile = self.backends.profile_choice(target, profile)?;
-        let lowered = lower::lower(rule, rule_file, target, profile)?;
-        let stem = Path::new(&rule.meta.id);
-        self.renderer.render_rule(rule, &lowered, rule_file, stem)
-    }
-}

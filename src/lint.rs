@@ -27,11 +27,13 @@ const FILE_NAME_FIELDS: &[&str] = &[
 /// One warning about a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lint {
+    /// The lint code (`pattern-in-literal`, ...), for `acknowledged:`.
     pub code: &'static str,
     /// The value the warning is about, as the rule writes it (to locate it).
     pub value: String,
     /// The rule key the value stands under (`equals`, `has`, ...), if any.
     pub key: Option<&'static str>,
+    /// What looks wrong and why.
     pub message: String,
 }
 

@@ -849,7 +849,7 @@ fn run(cli: Cli) -> Result<u8, Errors> {
                 failed = summary.failed() > 0;
             }
             if fixtures {
-                let report = rmmc::import::fixtures_gen::write_all(&into, &backends)?;
+                let report = rmmc::fixtures::generate::write_all(&into, &backends)?;
                 summary_text += &report.to_string();
             }
             if diag == DiagFormat::Json {
@@ -939,7 +939,7 @@ fn list(
             strict: false,
         };
         let build = pack::build(&sources, backends, &options)?;
-        say_raw!("{}", rmmc::import::coverage::markdown(&build, &loaded));
+        say_raw!("{}", rmmc::coverage::markdown(&build, &loaded));
         return Ok(0);
     }
     match what {
@@ -1022,7 +1022,10 @@ fn explain(
     let several = loaded.len() > 1;
     for (source, parsed) in &loaded {
         for w in &parsed.warnings {
-            note!("{}", Diagnostic::from_warning(&source.path, w).text());
+            note!(
+                "{}",
+                Diagnostic::from_warning(&source.path, &w.to_string()).text()
+            );
         }
         if targets.is_empty() {
             let text = match format {
@@ -1064,20 +1067,17 @@ fn explain(
                     say!("== {target} ==");
                 }
                 say!("{}", r.query.trim_end());
-                say!("-- fidelity: {}", verdict(&r.fidelity));
-                if let Fidelity::Approximate(list) = &r.fidelity {
-                    for a in list {
-                        say!("--   {}: {}", a.construct, a.reason);
-                    }
+                say!("-- fidelity: {}", r.fidelity.as_str());
+                for a in r.fidelity.approximations() {
+                    say!("--   {}: {}", a.construct, a.reason());
+                }
+                if let Fidelity::Unsupported(u) = &r.fidelity {
+                    say!("--   {u}");
                 }
             }
         }
     }
     Ok(0)
-}
-
-fn verdict(f: &Fidelity) -> &'static str {
-    if f.is_exact() { "exact" } else { "approximate" }
 }
 
 /// Prints a streaming build's warnings as rules arrive (text format, unless quiet) and
@@ -1088,7 +1088,8 @@ struct Reporter {
     format: DiagFormat,
     diagnostics: Vec<Diagnostic>,
     reasons: std::collections::BTreeMap<(Target, String), usize>,
-    totals: std::collections::BTreeMap<Target, (usize, usize)>,
+    /// Exact, approximate and unsupported rules per target.
+    totals: std::collections::BTreeMap<Target, (usize, usize, usize)>,
 }
 
 impl Reporter {
@@ -1119,6 +1120,17 @@ impl Reporter {
             let t = self.totals.entry(r.target).or_default();
             match &r.fidelity {
                 Fidelity::Exact => t.0 += 1,
+                // Always said: no file is written for the rule on this target.
+                Fidelity::Unsupported(u) => {
+                    t.2 += 1;
+                    if self.text() {
+                        note!(
+                            "{file}: unsupported [{} profile {}]: {u}",
+                            r.target,
+                            r.profile
+                        );
+                    }
+                }
                 Fidelity::Approximate(list) => {
                     t.1 += 1;
                     for a in list {
@@ -1127,13 +1139,10 @@ impl Reporter {
                                 "{file}: approximate [{}]: {}: {}",
                                 r.target,
                                 a.construct,
-                                a.reason
+                                a.reason()
                             );
                         }
-                        *self
-                            .reasons
-                            .entry((r.target, a.reason.clone()))
-                            .or_default() += 1;
+                        *self.reasons.entry((r.target, a.reason())).or_default() += 1;
                     }
                 }
             }
@@ -1150,7 +1159,9 @@ impl Reporter {
         let line: Vec<String> = self
             .totals
             .iter()
-            .map(|(t, (exact, approx))| format!("{t} {exact} exact / {approx} approximate"))
+            .map(|(t, (exact, approx, unsupported))| {
+                format!("{t} {exact} exact / {approx} approximate / {unsupported} unsupported")
+            })
             .collect();
         if !line.is_empty() {
             note!(

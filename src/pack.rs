@@ -1,6 +1,36 @@
 //! Pack writing: rule discovery, compiling a rule set for the chosen targets rule by
 //! rule into a [`Sink`] (memory, a staging folder, or nowhere), replacing
 //! `out/<target>/` atomically, and `--check` against what is there.
+//!
+//! Building a rule folder in memory, for every registered target:
+//!
+//! ```
+//! use rmmc::pack::{self, BuildOptions};
+//! use rmmc::{Backends, Target};
+//!
+//! let dir = std::env::temp_dir().join(format!("rmmc-doc-pack-{}", std::process::id()));
+//! std::fs::create_dir_all(dir.join("netsupport"))?;
+//! let rule_text = "id: 6f1c7a52-0b7e-4d33-9a4e-1f0c2d3e4b5a
+//! name: Example - NetSupport signer
+//! description: Files signed by NetSupport.
+//! tool: NetSupport
+//! tactics: [CommandAndControl]
+//! techniques: [T1219]
+//! source: file_signature
+//! window: 5d
+//! detection:
+//!   field: file.code_signature.subject_name
+//!   has: netsupport
+//! ";
+//! std::fs::write(dir.join("netsupport/filesig.yaml"), rule_text)?;
+//! let sources = pack::discover(&[dir.display().to_string()])?;
+//! let options = BuildOptions { targets: Target::all().collect(), profile: None, strict: false };
+//! let build = pack::build(&sources, &Backends::embedded()?, &options)?;
+//! assert!(build.files.contains_key(std::path::Path::new("kql/netsupport/filesig.kql")));
+//! assert!(build.files.contains_key(std::path::Path::new("spl/savedsearches.conf")));
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod sink;
 mod swap;
@@ -8,11 +38,13 @@ mod swap;
 pub use sink::{DirSink, DiscardSink, MemorySink, Sink};
 
 use crate::backends::Backends;
+use crate::compiler::Compiler;
 use crate::error::{Error, ErrorKind, Errors, Result};
+pub use crate::golden::unified_diff;
 use crate::ir::Rule;
-use crate::lower::{Fidelity, Gathered, Target, lower};
+use crate::lower::{Fidelity, Gathered, Target};
 use crate::parse::{Parsed, parse_rule, read_rule_text};
-use crate::render::{Rendered, Renderer};
+use crate::render::Rendered;
 use sink::cannot_write;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -424,8 +456,22 @@ pub fn stream(
     backends: &Backends,
     options: &BuildOptions,
     sink: &mut dyn Sink,
+    on_rule: impl FnMut(&RuleReport),
+) -> Result<Summary, Errors> {
+    let compiler = Compiler::with_backends(backends.clone())?;
+    stream_with(&compiler, sources, options, sink, on_rule)
+}
+
+/// [`stream`] with a compiler already set up: every rule goes through
+/// [`Compiler::compile_to`], the one compile path of the crate.
+pub fn stream_with(
+    compiler: &Compiler,
+    sources: &[RuleSource],
+    options: &BuildOptions,
+    sink: &mut dyn Sink,
     mut on_rule: impl FnMut(&RuleReport),
 ) -> Result<Summary, Errors> {
+    let backends = compiler.backends();
     let mut errors = Vec::new();
     let mut profiles = Vec::new();
     for &target in &options.targets {
@@ -437,13 +483,12 @@ pub fn stream(
     if !errors.is_empty() {
         return Err(Errors(errors));
     }
-    let renderer = Renderer::new(backends)?;
     let mut ordered: Vec<&RuleSource> = sources.iter().collect();
     ordered.sort_by(|a, b| (&a.stem, &a.path).cmp(&(&b.stem, &b.path)));
 
     let mut summary = Summary::default();
     let mut gathered = Gatherer::new(&options.targets);
-    gathered.start(sink)?;
+    gathered.start(sink, compiler.renderer())?;
     // Gathered files rendered from the whole rule set need every rule's context; only
     // targets that declare one keep their rules (the others stream in constant memory).
     let mut kept: BTreeMap<Target, Vec<Rendered>> = BTreeMap::new();
@@ -461,11 +506,17 @@ pub fn stream(
             errors.push(e);
             continue;
         }
-        let mut warnings = parsed.warnings.clone();
+        let mut warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
         rendered.clear();
         for (target, profile) in &profiles {
-            let result = lower(&parsed.rule, &source.path, *target, profile)
-                .and_then(|l| renderer.render_rule(&parsed.rule, &l, &source.name, &source.stem));
+            let result = compiler.compile_to(
+                &parsed.rule,
+                &source.path,
+                &source.name,
+                &source.stem,
+                *target,
+                Some(&profile.name),
+            );
             match result {
                 Ok(r) => {
                     if rendered.is_empty() {
@@ -485,12 +536,12 @@ pub fn stream(
         for r in &rendered {
             if errors.is_empty() {
                 for (rel, text) in &r.files {
-                    sink.write(&Path::new(r.target.as_str()).join(rel), text)?;
+                    sink.rule_file(&source.stem, &Path::new(r.target.as_str()).join(rel), text)?;
                     summary.files += 1;
                 }
                 gathered.add(sink, r)?;
             }
-            if !r.target.spec().gathered.iter().all(is_streamed) {
+            if !r.target.spec().gathered.iter().all(Gathered::is_streamed) {
                 kept.entry(r.target).or_default().push(r.clone());
             }
         }
@@ -506,23 +557,31 @@ pub fn stream(
     }
     for (target, rules) in &kept {
         let refs: Vec<&Rendered> = rules.iter().collect();
-        for (rel, text) in renderer.render_gathered_templates(*target, &refs)? {
+        for (rel, text) in compiler.render_gathered_templates(*target, &refs)? {
             sink.write_gathered(&Path::new(target.as_str()).join(rel), &text)?;
         }
     }
+    gathered.finish(sink)?;
     summary.files += gathered.count();
     sink.finish()?;
     Ok(summary)
 }
 
-fn is_streamed(g: &Gathered) -> bool {
-    matches!(g, Gathered::Concat { .. })
-}
-
-/// `--strict`: every approximation the rule does not acknowledge is an error.
+/// `--strict`: every approximation the rule does not acknowledge is an error, and so
+/// is a rule the target's data cannot run (no file is written for it).
 fn strict_errors(rule: &Rule, r: &Rendered, target: Target, rule_file: &Path) -> Vec<Error> {
     match &r.fidelity {
         Fidelity::Exact => Vec::new(),
+        Fidelity::Unsupported(u) => vec![
+            Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "--strict: {target} (profile {}) cannot run the rule: {u}",
+                    r.profile
+                ),
+            )
+            .in_file(rule_file),
+        ],
         Fidelity::Approximate(list) => list
             .iter()
             .filter(|a| !crate::lint::acknowledges_approximation(rule, target, a))
@@ -531,7 +590,8 @@ fn strict_errors(rule: &Rule, r: &Rendered, target: Target, rule_file: &Path) ->
                     ErrorKind::Approximation,
                     format!(
                         "--strict: {target} can only approximate {}: {}",
-                        a.construct, a.reason
+                        a.construct,
+                        a.reason()
                     ),
                 )
                 .in_file(rule_file)
@@ -546,6 +606,8 @@ struct Gatherer {
     targets: Vec<Target>,
     /// (target, gathered path) that already have a rule, so the next one gets the separator.
     started: std::collections::HashSet<(Target, &'static str)>,
+    /// Each wrapped document's text after its parts, written once every rule is in.
+    footers: Vec<(PathBuf, String)>,
 }
 
 impl Gatherer {
@@ -553,6 +615,7 @@ impl Gatherer {
         Gatherer {
             targets: targets.to_vec(),
             started: Default::default(),
+            footers: Vec::new(),
         }
     }
 
@@ -562,17 +625,26 @@ impl Gatherer {
 
     /// Create every gathered file (empty, or with its header), so a pack has them even
     /// when no rule contributes.
-    fn start(&self, sink: &mut dyn Sink) -> Result<()> {
+    fn start(&mut self, sink: &mut dyn Sink, renderer: &crate::render::Renderer) -> Result<()> {
         for &target in &self.targets {
             for g in target.spec().gathered {
-                if let Gathered::Concat { path, .. } = g {
-                    sink.append(&Path::new(target.as_str()).join(path), "")?;
+                match g {
+                    Gathered::Concat { path, .. } => {
+                        sink.append(&Path::new(target.as_str()).join(path), "")?;
+                    }
+                    Gathered::Wrapped { path, template, .. } => {
+                        let (head, foot) = renderer.wrapper(target, template)?;
+                        let rel = Path::new(target.as_str()).join(path);
+                        sink.append(&rel, &head)?;
+                        self.footers.push((rel, foot));
+                    }
+                    Gathered::Template { .. } => {}
                 }
             }
             sink.append(
                 &Gatherer::fidelity_path(target),
                 &format!(
-                    "# {target} fidelity\n\nGenerated by rmmc. One row per rule: `exact`, or each construct {target} can only approximate and why.\n\n| rule | file | verdict | approximations |\n|---|---|---|---|\n"
+                    "# {target} fidelity\n\nGenerated by rmmc. One row per rule: `exact`; or each construct {target} can only approximate and why; or `unsupported`, with the field the profile's data does not record and why (no file is written for that rule).\n\n| rule | file | verdict | approximations |\n|---|---|---|---|\n"
                 ),
             )?;
         }
@@ -582,13 +654,20 @@ impl Gatherer {
     fn add(&mut self, sink: &mut dyn Sink, r: &Rendered) -> Result<()> {
         let target = r.target;
         for g in target.spec().gathered {
-            let Gathered::Concat {
-                path,
-                extension,
-                separator,
-            } = g
-            else {
-                continue;
+            let (path, extension, separator, piece) = match g {
+                Gathered::Concat {
+                    path,
+                    extension,
+                    separator,
+                } => (path, extension, separator, None),
+                Gathered::Wrapped {
+                    path,
+                    extension,
+                    separator,
+                    piece,
+                    ..
+                } => (path, extension, separator, Some(*piece)),
+                Gathered::Template { .. } => continue,
             };
             let wanted = crate::render::with_ext(&r.stem, extension);
             let Some((_, text)) = r.files.iter().find(|(p, _)| *p == wanted) else {
@@ -598,16 +677,29 @@ impl Gatherer {
             if !self.started.insert((target, path)) {
                 sink.append(&rel, separator)?;
             }
-            sink.append(&rel, text.trim_end())?;
-            sink.append(&rel, "\n")?;
+            match piece {
+                None => {
+                    sink.append(&rel, text.trim_end())?;
+                    sink.append(&rel, "\n")?;
+                }
+                Some(piece) => sink.append(&rel, &crate::render::piece(piece, text)?)?,
+            }
         }
         sink.append(&Gatherer::fidelity_path(target), &fidelity_row(r))
+    }
+
+    /// End the wrapped documents.
+    fn finish(&self, sink: &mut dyn Sink) -> Result<()> {
+        for (rel, foot) in &self.footers {
+            sink.append(rel, foot)?;
+        }
+        Ok(())
     }
 
     fn count(&self) -> usize {
         self.targets
             .iter()
-            .map(|t| 1 + t.spec().gathered.iter().filter(|g| is_streamed(g)).count())
+            .map(|t| 1 + t.spec().gathered.iter().filter(|g| g.is_streamed()).count())
             .sum()
     }
 }
@@ -619,10 +711,11 @@ fn fidelity_row(r: &Rendered) -> String {
         Fidelity::Approximate(list) => (
             "approximate",
             list.iter()
-                .map(|a| format!("{}: {}", a.construct, a.reason))
+                .map(|a| format!("{}: {}", a.construct, a.reason()))
                 .collect::<Vec<_>>()
                 .join("<br>"),
         ),
+        Fidelity::Unsupported(u) => ("unsupported", u.to_string()),
     };
     format!(
         "| {} | {} | {verdict} | {} |\n",
@@ -660,14 +753,15 @@ pub fn write_packs(
             on_rule,
         ),
         Some(selection) => (|| {
-            for &target in &options.targets {
-                selection.stage_others(&out_dir.join(target.as_str()), &staging, target)?;
-            }
             let mut sink = SelectSink {
                 inner: DirSink::new(&staging),
                 selection,
+                live: out_dir,
+                kept: Vec::new(),
             };
-            stream(sources, backends, options, &mut sink, on_rule)
+            let summary = stream(sources, backends, options, &mut sink, on_rule)?;
+            keep_live_files(out_dir, &staging, &sink.kept)?;
+            Ok(summary)
         })(),
     };
     let result = result.and_then(|summary| {
@@ -687,7 +781,10 @@ pub fn write_packs(
     result
 }
 
-/// The rules a subset build or check is about: their output stems.
+/// The rules a subset build or check is about: their output stems. Which files a
+/// rule owns is learnt as the build produces them ([`Sink::rule_file`]), never
+/// guessed from file names: a target may name a rule's files as it likes (Sigma
+/// follows SigmaHQ's convention).
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     stems: std::collections::BTreeSet<PathBuf>,
@@ -701,69 +798,35 @@ impl Selection {
         }
     }
 
-    /// Is `rel` (relative to the output root: `spl/netsupport/filesig.conf`) one of
-    /// the selected rules' own files?
-    fn owns(&self, rel: &Path) -> bool {
-        let mut parts = rel.components();
-        let Some(target) = parts.next().and_then(|c| c.as_os_str().to_str()) else {
-            return false;
-        };
-        let Some(target) = Target::all().find(|t| t.as_str() == target) else {
-            return false;
-        };
-        let inner = parts.as_path();
-        target.spec().rule_files.iter().any(|f| {
-            let name = inner.to_string_lossy();
-            name.strip_suffix(f.extension)
-                .and_then(|stem| stem.strip_suffix('.'))
-                .is_some_and(|stem| self.stems.contains(Path::new(stem)))
-        })
-    }
-
-    /// Fill `staging/<target>/` with the live folder's files that are not the
-    /// selected rules' own, as hard links (copies where links are impossible): the
-    /// rest of the pack stays byte for byte.
-    fn stage_others(&self, live: &Path, staging: &Path, target: Target) -> Result<()> {
-        if !live.is_dir() {
-            return Ok(());
-        }
-        let mut stack = vec![live.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-                let path = entry.map_err(|e| Error::io(&dir, e))?.path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let inner = path.strip_prefix(live).expect("under the live folder");
-                let rel = Path::new(target.as_str()).join(inner);
-                if self.owns(&rel) {
-                    continue;
-                }
-                let dest = staging.join(&rel);
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| cannot_write(parent, e))?;
-                }
-                if std::fs::hard_link(&path, &dest).is_err() {
-                    std::fs::copy(&path, &dest).map_err(|e| cannot_write(&dest, e))?;
-                }
-            }
-        }
-        Ok(())
+    /// Is the rule with output stem `stem` selected?
+    fn contains(&self, stem: &Path) -> bool {
+        self.stems.contains(stem)
     }
 }
 
-/// Passes on only the selected rules' own files, and every gathered file.
+/// A subset build: writes the selected rules' files and every gathered file; of every
+/// other rule it notes the files it produces, to be kept as `out/` has them (or written
+/// fresh where `out/` lacks one). Files in `out/` that no rule produces any more (a
+/// selected rule's old names, a deleted rule's files) are not carried over.
 struct SelectSink<'a, S: Sink> {
     inner: S,
     selection: &'a Selection,
+    /// The output folder being replaced.
+    live: &'a Path,
+    /// Other rules' files to carry over from `live`, relative to it.
+    kept: Vec<PathBuf>,
 }
 
 impl<S: Sink> Sink for SelectSink<'_, S> {
     fn write(&mut self, rel: &Path, text: &str) -> Result<()> {
-        if self.selection.owns(rel) {
+        self.inner.write(rel, text)
+    }
+
+    fn rule_file(&mut self, stem: &Path, rel: &Path, text: &str) -> Result<()> {
+        if self.selection.contains(stem) || !self.live.join(rel).is_file() {
             self.inner.write(rel, text)
         } else {
+            self.kept.push(rel.to_path_buf());
             Ok(())
         }
     }
@@ -779,6 +842,21 @@ impl<S: Sink> Sink for SelectSink<'_, S> {
     fn finish(&mut self) -> Result<()> {
         self.inner.finish()
     }
+}
+
+/// Put the `kept` files of `live` into `staging` at the same place, as hard links
+/// (copies where links are impossible): those rules' files stay byte for byte.
+fn keep_live_files(live: &Path, staging: &Path, kept: &[PathBuf]) -> Result<()> {
+    for rel in kept {
+        let (from, dest) = (live.join(rel), staging.join(rel));
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| cannot_write(parent, e))?;
+        }
+        if std::fs::hard_link(&from, &dest).is_err() {
+            std::fs::copy(&from, &dest).map_err(|e| cannot_write(&dest, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Write an in-memory build under `out_dir`, replacing each target's folder whole,
@@ -806,8 +884,16 @@ pub fn write(build: &Build, out_dir: &Path) -> Result<()> {
 /// One difference between the packs a build would write and what `out/` holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stale {
+    /// A file the build produces that `out/` lacks.
     Missing(PathBuf),
-    Changed { path: PathBuf, diff: String },
+    /// A file whose text differs.
+    Changed {
+        /// The file in `out/`.
+        path: PathBuf,
+        /// A unified diff from what is there to what the build produces.
+        diff: String,
+    },
+    /// A file in `out/<target>/` no rule produces.
     Extra(PathBuf),
 }
 
@@ -825,29 +911,41 @@ pub fn check(build: &Build, out_dir: &Path) -> Result<Vec<Stale>> {
             Err(_) => stale.push(Stale::Missing(path)),
         }
     }
-    for &target in &build.targets {
+    stale.extend(extra_files(out_dir, &build.targets, |rel| {
+        !build.files.contains_key(rel)
+    })?);
+    Ok(stale)
+}
+
+/// The files in the chosen targets' folders of `out_dir` that `is_extra` (given the
+/// path relative to `out_dir`) says no build produced.
+fn extra_files(
+    out_dir: &Path,
+    targets: &[Target],
+    is_extra: impl Fn(&Path) -> bool,
+) -> Result<Vec<Stale>> {
+    let mut extra = Vec::new();
+    for &target in targets {
         let dir = out_dir.join(target.as_str());
         if !dir.is_dir() {
             continue;
         }
         let pattern = format!("{}/**/*", dir.display());
         for p in glob_paths(&pattern)? {
-            if p.is_file() {
-                let rel = p.strip_prefix(out_dir).expect("under out").to_path_buf();
-                if !build.files.contains_key(&rel) {
-                    stale.push(Stale::Extra(p));
-                }
+            if p.is_file() && is_extra(p.strip_prefix(out_dir).expect("under out")) {
+                extra.push(Stale::Extra(p));
             }
         }
     }
-    Ok(stale)
+    Ok(extra)
 }
 
 /// Compare what a build of `sources` would write with `out_dir`, streaming: each
 /// file is compared as it is produced (gathered files once complete), so memory stays
 /// bounded as for [`write_packs`]. Only the chosen targets' folders are compared.
 ///
-/// With `only`, just the selected rules' own files are compared (a subset check).
+/// With `only`, just the selected rules' own files are compared (a subset check). Either
+/// way a file in `out_dir` that no rule and no gathered file produces is reported.
 pub fn check_packs(
     sources: &[RuleSource],
     backends: &Backends,
@@ -874,22 +972,9 @@ pub fn check_packs(
     let _ = std::fs::remove_dir_all(&spill);
     result?;
     let mut stale = sink.stale;
-    for &target in &options.targets {
-        let dir = out_dir.join(target.as_str());
-        if !dir.is_dir() {
-            continue;
-        }
-        let pattern = format!("{}/**/*", dir.display());
-        for p in glob_paths(&pattern)? {
-            if p.is_file() {
-                let rel = p.strip_prefix(out_dir).expect("under out").to_path_buf();
-                let checked = only.is_none_or(|selection| selection.owns(&rel));
-                if checked && !sink.produced.contains(&rel) {
-                    stale.push(Stale::Extra(p));
-                }
-            }
-        }
-    }
+    stale.extend(extra_files(out_dir, &options.targets, |rel| {
+        !sink.produced.contains(rel)
+    })?);
     Ok(stale)
 }
 
@@ -908,7 +993,6 @@ struct CompareSink<'a> {
 
 impl CompareSink<'_> {
     fn compare(&mut self, rel: &Path, text: &str) {
-        self.produced.insert(rel.to_path_buf());
         let path = self.out_dir.join(rel);
         match std::fs::read_to_string(&path) {
             Ok(existing) if existing == text => {}
@@ -923,13 +1007,21 @@ impl CompareSink<'_> {
 
 impl Sink for CompareSink<'_> {
     fn write(&mut self, rel: &Path, text: &str) -> Result<()> {
-        if self.only.is_none_or(|selection| selection.owns(rel)) {
+        self.produced.insert(rel.to_path_buf());
+        self.compare(rel, text);
+        Ok(())
+    }
+
+    fn rule_file(&mut self, stem: &Path, rel: &Path, text: &str) -> Result<()> {
+        self.produced.insert(rel.to_path_buf());
+        if self.only.is_none_or(|selection| selection.contains(stem)) {
             self.compare(rel, text);
         }
         Ok(())
     }
 
     fn write_gathered(&mut self, rel: &Path, text: &str) -> Result<()> {
+        self.produced.insert(rel.to_path_buf());
         if self.only.is_none() {
             self.compare(rel, text);
         }
@@ -937,6 +1029,7 @@ impl Sink for CompareSink<'_> {
     }
 
     fn append(&mut self, rel: &Path, text: &str) -> Result<()> {
+        self.produced.insert(rel.to_path_buf());
         if self.only.is_some() {
             return Ok(());
         }
@@ -955,16 +1048,4 @@ impl Sink for CompareSink<'_> {
         }
         Ok(())
     }
-}
-
-/// A unified diff from `old` to `new`, labelled with the path.
-pub fn unified_diff(old: &str, new: &str, path: &Path) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(
-            &format!("{} (in out/)", path.display()),
-            &format!("{} (rebuilt)", path.display()),
-        )
-        .to_string()
 }

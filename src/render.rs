@@ -17,14 +17,25 @@ use std::path::{Path, PathBuf};
 /// One rule's files for one target, paths relative to `out/<target>/`.
 #[derive(Debug, Clone)]
 pub struct Rendered {
+    /// The target rendered for.
     pub target: Target,
+    /// The profile the rule was compiled with.
+    pub profile: String,
+    /// The rule's id.
     pub rule_id: String,
+    /// The rule's name.
     pub rule_name: String,
+    /// The rule file.
     pub source_file: PathBuf,
+    /// Where the pack files go, below `out/<target>/`, without extension.
     pub stem: PathBuf,
+    /// The query (the first per-rule file's text).
     pub query: String,
+    /// Every per-rule file, path relative to `out/<target>/`, and its text.
     pub files: Vec<(PathBuf, String)>,
+    /// Exact, or what is approximated and why.
     pub fidelity: Fidelity,
+    /// Remarks about the rule on any target, e.g. an exclusion that cannot apply.
     pub warnings: Vec<String>,
 }
 
@@ -34,6 +45,7 @@ pub struct Renderer {
 }
 
 impl Renderer {
+    /// Load and check every registered target's templates.
     pub fn new(backends: &Backends) -> Result<Renderer> {
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![]);
@@ -49,6 +61,12 @@ impl Renderer {
         tera.register_filter("conf_value", filter_conf_value);
         tera.register_filter("conf_line", filter_conf_line);
         tera.register_filter("conf_stanza", filter_conf_stanza);
+        tera.register_filter("yaml_ascii", filter_yaml_ascii);
+        tera.register_filter("yaml_block_ascii", filter_yaml_block_ascii);
+        tera.register_filter("kql_comment", filter_kql_comment);
+        tera.register_filter("json_ascii", filter_json_ascii);
+        tera.register_filter("arm_string", filter_arm_string);
+        tera.register_filter("arm_resources", filter_arm_resources);
         Ok(Renderer { tera })
     }
 
@@ -60,7 +78,8 @@ impl Renderer {
             .map_err(|e| template_error(name, &e))
     }
 
-    /// Render one lowered rule: its query and its rule file(s).
+    /// Render one lowered rule: its query and its rule file(s); none for a rule
+    /// that is unsupported on the target.
     pub fn render_rule(
         &self,
         rule: &Rule,
@@ -68,6 +87,21 @@ impl Renderer {
         source_file: &Path,
         stem: &Path,
     ) -> Result<Rendered> {
+        let rendered = |query: String, files| Rendered {
+            target: lowered.target,
+            profile: lowered.profile.clone(),
+            rule_id: rule.meta.id.clone(),
+            rule_name: rule.meta.name.clone(),
+            source_file: source_file.to_path_buf(),
+            stem: stem.to_path_buf(),
+            query,
+            files,
+            fidelity: lowered.fidelity.clone(),
+            warnings: lowered.warnings.clone(),
+        };
+        if lowered.fidelity.is_unsupported() {
+            return Ok(rendered(String::new(), Vec::new()));
+        }
         let mut context = lowered.context.clone();
         context["rule"] = rule_context(rule, source_file);
         let t = lowered.target.as_str();
@@ -80,22 +114,27 @@ impl Renderer {
                 context["query"] = Value::String(text.trim_end().to_string());
                 query = Some(text.clone());
             }
+            // Later files may embed earlier ones: `rendered["<extension>"]`.
+            context["rendered"][file.extension] = Value::String(text.trim_end().to_string());
             if !text.trim().is_empty() {
                 files.push((rule_file_path(stem, file.extension, &context), text));
             }
         }
-        let query = query.unwrap_or_default();
-        Ok(Rendered {
-            target: lowered.target,
-            rule_id: rule.meta.id.clone(),
-            rule_name: rule.meta.name.clone(),
-            source_file: source_file.to_path_buf(),
-            stem: stem.to_path_buf(),
-            query,
-            files,
-            fidelity: lowered.fidelity.clone(),
-            warnings: lowered.warnings.clone(),
-        })
+        Ok(rendered(query.unwrap_or_default(), files))
+    }
+
+    /// The text before and after the parts of a [`Gathered::Wrapped`] document.
+    pub(crate) fn wrapper(&self, target: Target, template: &str) -> Result<(String, String)> {
+        let name = format!("{target}/{template}");
+        let text = self.render(&name, &json!({ "body": BODY_MARK }))?;
+        let (head, foot) = text.split_once(BODY_MARK).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Template,
+                "the template never writes `{{ body }}`",
+            )
+            .in_file(Path::new("backends").join(&name))
+        })?;
+        Ok((head.to_string(), foot.to_string()))
     }
 
     /// The target's gathered files rendered from templates over the whole rule set
@@ -118,7 +157,7 @@ impl Renderer {
         let mut out = Vec::new();
         for gathered in target.spec().gathered {
             let text = match gathered {
-                Gathered::Concat { .. } => continue,
+                Gathered::Concat { .. } | Gathered::Wrapped { .. } => continue,
                 Gathered::Template { template, .. } => {
                     let rules: Vec<Value> = rendered
                         .iter()
@@ -161,6 +200,69 @@ fn rule_file_path(stem: &Path, extension: &str, context: &Value) -> PathBuf {
         None => with_ext(stem, extension),
     }
 }
+
+fn filter_yaml_ascii(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = arg_string(value, "yaml_ascii")?;
+    Ok(Value::String(crate::text::yaml_scalar_ascii(&s)))
+}
+
+fn filter_yaml_block_ascii(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = arg_string(value, "yaml_block_ascii")?;
+    let indent = args.get("indent").and_then(Value::as_u64).unwrap_or(2) as usize;
+    Ok(Value::String(crate::text::yaml_block_ascii(&s, indent)))
+}
+
+fn filter_kql_comment(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(crate::lower::escape::kql_comment(
+        &arg_string(value, "kql_comment")?,
+    )))
+}
+
+/// A JSON value in ASCII, compact.
+fn filter_json_ascii(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let json = serde_json::to_string(value).map_err(|e| tera::Error::msg(e.to_string()))?;
+    Ok(Value::String(crate::text::json_ascii(&json)))
+}
+
+fn filter_arm_string(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(crate::text::arm_string(&arg_string(
+        value,
+        "arm_string",
+    )?)))
+}
+
+/// The `resources` of an ARM template's text (one rmmc rendered), as ASCII JSON
+/// array elements without the brackets, indented for a gathering template.
+fn filter_arm_resources(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let text = arg_string(value, "arm_resources")?;
+    arm_resources(&text)
+        .map(Value::String)
+        .map_err(tera::Error::msg)
+}
+
+fn arm_resources(text: &str) -> std::result::Result<String, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let resources = doc["resources"].as_array().cloned().unwrap_or_default();
+    let parts: Vec<String> = resources
+        .iter()
+        .map(|r| {
+            let pretty = serde_json::to_string_pretty(r).expect("JSON serializes");
+            crate::text::json_ascii(&pretty.replace('\n', "\n    "))
+        })
+        .collect();
+    Ok(parts.join(",\n    "))
+}
+
+/// A rule's part of a [`Gathered::Wrapped`] document.
+pub(crate) fn piece(piece: crate::lower::Piece, text: &str) -> Result<String> {
+    match piece {
+        crate::lower::Piece::ArmResources => arm_resources(text)
+            .map_err(|e| Error::new(ErrorKind::Template, format!("an ARM template: {e}"))),
+    }
+}
+
+/// Where a [`Gathered::Wrapped`] document's parts go: the marker `body` stands for.
+const BODY_MARK: &str = "\u{0}rmmc-body\u{0}";
 
 /// `stem` with `.ext` added (the extension may itself contain dots).
 pub(crate) fn with_ext(stem: &Path, ext: &str) -> PathBuf {
@@ -245,7 +347,9 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         "author_line": m.author.clone().unwrap_or_else(|| "rmmc".to_string()),
         "date": m.date,
         "modified": m.modified,
-        "authors": vec![m.author.clone().unwrap_or_else(|| "rmmc".to_string())],
+        // The rule's author, never rmmc (a compiler is not an author).
+        "authors": m.author.iter().collect::<Vec<_>>(),
+        "license": m.license,
         "tool": m.tool,
         "tactics": m.tactics,
         "techniques": m.techniques,
@@ -263,7 +367,6 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         "source_file": source_file.to_string_lossy().replace('\\', "/"),
         "false_positives": false_positives,
         "false_positive_texts": rule.exclusions.iter().map(|x| one_line(&format!("{}: {}", x.scenario, x.description))).collect::<Vec<_>>(),
-        "tags": std::iter::once(format!("RMM: {}", m.tool)).chain(m.techniques.iter().map(|t| format!("MITRE ATT&CK: {t}"))).collect::<Vec<_>>(),
         "threat": threat,
         "annotations": annotations,
     })

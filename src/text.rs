@@ -42,7 +42,9 @@ pub fn backslash_quoted(s: &str, controls: bool) -> String {
 /// (descriptions and scenarios, which may hold line feeds and tabs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextKind {
+    /// Text that must stay on one line (names, comments).
     OneLine,
+    /// Text that may span lines (descriptions).
     Multiline,
 }
 
@@ -306,6 +308,70 @@ pub fn is_uuid(s: &str) -> bool {
             .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// [`yaml_scalar`] in ASCII: text with a non-ASCII character becomes a double-quoted
+/// scalar with `\uXXXX` / `\UXXXXXXXX` escapes, which YAML reads back as the text.
+pub fn yaml_scalar_ascii(s: &str) -> String {
+    if s.is_ascii() {
+        yaml_scalar(s)
+    } else {
+        yaml_quoted_ascii(s)
+    }
+}
+
+/// [`yaml_block`] in ASCII: a literal block has no escapes, so text with a non-ASCII
+/// character becomes a double-quoted scalar with escapes.
+pub fn yaml_block_ascii(s: &str, indent: usize) -> String {
+    if s.is_ascii() {
+        yaml_block(s, indent)
+    } else {
+        yaml_quoted_ascii(s)
+    }
+}
+
+/// A double-quoted YAML scalar in ASCII (a JSON string is one; YAML adds `\U` for
+/// characters beyond U+FFFF, where JSON would need a surrogate pair).
+fn yaml_quoted_ascii(s: &str) -> String {
+    let json = serde_json::to_string(s).expect("strings serialize");
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c as u32 {
+            // YAML allows no raw DEL (JSON does).
+            0..=0x7e => out.push(c),
+            n @ 0x7f..=0xffff => out.push_str(&format!("\\u{n:04x}")),
+            n => out.push_str(&format!("\\U{n:08x}")),
+        }
+    }
+    out
+}
+
+/// JSON text in ASCII: every non-ASCII character (which JSON text has only inside
+/// strings) as `\uXXXX`, a surrogate pair beyond U+FFFF.
+pub fn json_ascii(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// A JSON string for an ARM template, in ASCII. ARM evaluates a string that starts
+/// with `[` and ends with `]` as a template expression; a leading `[[` makes it the
+/// literal text (ARM drops one `[`), so no rule text can become an expression.
+pub fn arm_string(s: &str) -> String {
+    let literal = if s.starts_with('[') && s.ends_with(']') {
+        format!("[{s}")
+    } else {
+        s.to_string()
+    };
+    json_ascii(&serde_json::to_string(&literal).expect("strings serialize"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,5 +511,35 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn ascii_forms_read_back_as_the_text() {
+        for text in [
+            "Kr\u{e4}mer",
+            "TEKNOPARS B\u{130}L\u{130}\u{15e}\u{130}M\nx",
+            "\u{1f600} [a]",
+            "\u{a1}\u{7f}",
+            "plain",
+        ] {
+            for rendered in [yaml_scalar_ascii(text), yaml_block_ascii(text, 2)] {
+                assert!(rendered.is_ascii(), "{rendered}");
+                let doc = format!("k: {rendered}\n");
+                let back: std::collections::BTreeMap<String, String> =
+                    serde_yaml::from_str(&doc).expect(&doc);
+                assert_eq!(back["k"], text, "{doc}");
+            }
+            let json = json_ascii(&serde_json::to_string(text).unwrap());
+            assert!(json.is_ascii());
+            assert_eq!(serde_json::from_str::<String>(&json).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn arm_strings_never_become_expressions() {
+        assert_eq!(arm_string("[concat('a')]"), r#""[[concat('a')]""#);
+        assert_eq!(arm_string("[x"), r#""[x""#);
+        assert_eq!(arm_string("a]"), r#""a]""#);
+        assert_eq!(arm_string("Kr\u{e4}mer"), r#""Kr\u00e4mer""#);
     }
 }

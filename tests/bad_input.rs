@@ -13,7 +13,7 @@ use std::path::Path;
 #[test]
 fn every_bad_rule_is_rejected_with_its_expected_message() {
     let backends = Backends::embedded().unwrap();
-    let bless = std::env::var_os("RMMC_BLESS").is_some_and(|v| !v.is_empty() && v != "0");
+    let bless = rmmc::golden::bless_requested();
     let mut cases: Vec<_> = std::fs::read_dir("tests/errors")
         .unwrap()
         .map(|e| e.unwrap().path())

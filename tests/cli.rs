@@ -58,8 +58,8 @@ fn build_writes_every_target_then_check_passes() {
         "out/kql/netsupport/filesig.yaml",
         "out/spl/savedsearches.conf",
         "out/eql/rules.ndjson",
-        "out/sigma/netsupport/net_connection_win_rmm_netsupport.yml",
-        "out/sigma/netsupport/correlation_net_connection_win_rmm_netsupport.yml",
+        "out/sigma/netsupport/proc_creation_win_rmm_netsupport.yml",
+        "out/sigma/netsupport/correlation_proc_creation_win_rmm_netsupport.yml",
         "out/eql/FIDELITY.md",
     ] {
         assert!(ws.join(f).is_file(), "{f} missing:\n{}", text(&o));
@@ -673,9 +673,10 @@ fn strict_accepts_only_the_approximations_a_rule_acknowledges() {
 fn profiles_per_target() {
     let ws = workspace("profiles");
     let rule = "rules/netsupport/filesig.yaml";
+    // Elastic Defend records signers on process events (the ecs profile's rewrite).
     let ecs = rmmc(&["explain", rule, "--target", "eql", "--raw"], &ws);
     assert!(
-        stdout(&ecs).contains("file.code_signature.subject_name"),
+        stdout(&ecs).contains("process where (process.code_signature.subject_name :"),
         "{}",
         text(&ecs)
     );

@@ -73,6 +73,7 @@ fn rule(value: &str, kind: MatchKind, case: Case) -> Rule {
             author: None,
             date: None,
             modified: None,
+            license: None,
             tool: "Probe".into(),
             tactics: vec!["CommandAndControl".into()],
             techniques: vec!["T1219".into()],
@@ -306,6 +307,13 @@ fn escaping_reads_back_on_every_target() {
     .expect("schema json");
     let mut kql = Vec::new();
     let mut eql = Vec::new();
+    // The field the probe value lands in on the default EQL profile's data.
+    let eql_field = compiler
+        .backends()
+        .profile(Target::Eql, None)
+        .and_then(|p| p.source(DataSource::FileSignature).map(|s| s.names()))
+        .expect("eql profile")[FIELD]
+        .clone();
     for (i, (s, kind, case)) in cases.iter().enumerate() {
         let q = compiler
             .compile(&rule(s, *kind, *case), Target::Kql, None)
@@ -326,7 +334,7 @@ fn escaping_reads_back_on_every_target() {
             .map(|(v, m)| json!({"value": v, "match": m}))
             .collect();
         eql.push(
-            json!({"id": i.to_string(), "query": q.query, "benign": b.query, "probes": probes}),
+            json!({"id": i.to_string(), "query": q.query, "benign": b.query, "probes": probes, "field": eql_field}),
         );
     }
     let node_pkg = dir.join("node/node_modules/@kusto/language-service-next");

@@ -26,8 +26,6 @@ type EventMap = Box<dyn Fn(&rmmc::eval::Event) -> Result<rmmc::eval::Event, Stri
 
 /// One rule's Sigma under one profile, ready for rsigma.
 struct UnderTest {
-    /// `rsigma` (default profile) or `rsigma (taxonomy)`.
-    oracle: &'static str,
     /// The base rule and, in a file of its own, its correlation: read together, as a
     /// user loading the folder would.
     text: String,
@@ -47,59 +45,48 @@ fn yml_text(files: &[(std::path::PathBuf, String)]) -> String {
         .join("\n---\n")
 }
 
-/// The default profile (what `out/sigma/` holds).
-fn default_profile(compiler: &rmmc::Compiler, case: &RuleCase) -> Result<UnderTest, String> {
-    let compiled = common::compile(compiler, case, Target::Sigma);
-    let groups = case
-        .rule
-        .aggregation
-        .iter()
-        .flat_map(|a| a.group_by.iter())
-        .map(|f| (f.clone(), compiled.field_map[f].clone()))
-        .collect();
-    let text = yml_text(&compiled.files);
-    let fidelity = compiled.fidelity.clone();
-    Ok(UnderTest {
-        oracle: "rsigma",
-        text,
-        fidelity,
-        groups,
-        map: Box::new(move |e| Ok(common::map_event(&compiled, e))),
-    })
-}
-
-/// The Sigma taxonomy profile: Sysmon field names, file names as the end of a path.
-fn taxonomy_profile(compiler: &rmmc::Compiler, case: &RuleCase) -> Result<UnderTest, String> {
+/// One rule under a Sigma profile: `taxonomy` (the default, what `out/sigma/` holds)
+/// or `defender`. A rule the profile's data cannot express is not checked, with the
+/// verdict's reason.
+fn under_profile(
+    compiler: &rmmc::Compiler,
+    case: &RuleCase,
+    profile: &str,
+) -> Result<UnderTest, String> {
     let rendered = compiler
-        .compile(&case.rule, Target::Sigma, Some("taxonomy"))
-        .map_err(|e| format!("not expressible in taxonomy fields: {e}"))?;
+        .compile(&case.rule, Target::Sigma, Some(profile))
+        .map_err(|e| format!("does not compile with profile {profile}: {e}"))?;
+    if let rmmc::Fidelity::Unsupported(u) = &rendered.fidelity {
+        return Err(format!("unsupported with profile {profile}: {u}"));
+    }
     let map = compiler
         .backends()
-        .profile(Target::Sigma, Some("taxonomy"))
+        .profile(Target::Sigma, Some(profile))
         .and_then(|p| p.source(case.rule.source).cloned())
         .map_err(|e| e.to_string())?;
+    let names = map.names();
     let groups = case
         .rule
         .aggregation
         .iter()
         .flat_map(|a| a.group_by.iter())
-        .filter_map(|f| map.fields.get(f).map(|n| (f.clone(), n.clone())))
+        .filter_map(|f| names.get(f).map(|n| (f.clone(), n.clone())))
         .collect();
     Ok(UnderTest {
-        oracle: "rsigma (taxonomy)",
         text: yml_text(&rendered.files),
         fidelity: rendered.fidelity,
         groups,
-        map: Box::new(move |e| taxonomy_event(&map, e)),
+        map: Box::new(move |e| profile_event(&map, e)),
     })
 }
 
-/// A canonical event as Sysmon-named data records it: fields the data lacks are left
-/// out; a file name (`process.name`) becomes the end of the path field it lives in
-/// (`Image`): the event's own `process.executable` when that ends with it, else a
-/// path in a fixed folder. An event whose file name holds a backslash, or whose
-/// executable does not end with its file name, cannot occur in such data.
-fn taxonomy_event(
+/// A canonical event as a profile's data records it: fields the data lacks are left
+/// out; under the taxonomy a file name (`process.name`) becomes the end of the path
+/// field it lives in (`Image`): the event's own `process.executable` when that ends
+/// with it, else a path in a fixed folder. An event whose file name holds a
+/// backslash, or whose executable does not end with its file name, cannot occur in
+/// such data.
+fn profile_event(
     map: &rmmc::backends::SourceMap,
     e: &rmmc::eval::Event,
 ) -> Result<rmmc::eval::Event, String> {
@@ -108,17 +95,18 @@ fn taxonomy_event(
         .get("file_name_fields")
         .map(|l| l.split_whitespace().collect())
         .unwrap_or_default();
+    let names = map.names();
     let mut out = rmmc::eval::Event::new();
     for (k, v) in e {
         if file_name_fields.contains(&k.as_str()) {
             continue;
         }
-        if let Some(name) = map.fields.get(k) {
+        if let Some(name) = names.get(k) {
             out.insert(name.clone(), v.clone());
         }
     }
     for f in file_name_fields {
-        let (Some(path_field), Some(Value::String(name))) = (map.fields.get(f), e.get(f)) else {
+        let (Some(path_field), Some(Value::String(name))) = (names.get(f), e.get(f)) else {
             continue;
         };
         if name.is_empty() {
@@ -149,13 +137,14 @@ fn taxonomy_event(
 fn check_rule(
     compiler: &rmmc::Compiler,
     case: &RuleCase,
-    profile: fn(&rmmc::Compiler, &RuleCase) -> Result<UnderTest, String>,
+    profile: &str,
+    oracle: &'static str,
 ) -> (Value, Verdict, String) {
-    let sut = match profile(compiler, case) {
+    let sut = match under_profile(compiler, case, profile) {
         Ok(s) => s,
         Err(why) => {
             return (
-                json!({"rule": case.stem, "target": "sigma", "oracle": "rsigma (taxonomy)", "verdict": "not checked", "detail": why}),
+                json!({"rule": case.stem, "target": "sigma", "oracle": oracle, "verdict": "not checked", "detail": why}),
                 Verdict::NotChecked,
                 format!("{}: not checked: {why}", case.stem),
             );
@@ -165,7 +154,6 @@ fn check_rule(
     let events: Vec<CaseEvent> = case.events();
     let answers = common::answers(case, &events);
     let documented = common::documented(&sut.fidelity);
-    let oracle = sut.oracle;
     let fail = |msg: String| {
         (
             json!({"rule": case.stem, "target": "sigma", "oracle": oracle, "verdict": "disagree", "disagreements": [msg.clone()]}),
@@ -312,10 +300,10 @@ fn check_rule(
                 "event_count correlation groups differ:\n      evaluator {want:?}\n      rsigma    {counts:?}"
             );
             let window_documented = match &sut.fidelity {
-                rmmc::Fidelity::Approximate(list) => {
-                    list.iter().any(|a| a.construct == "time window")
-                }
-                rmmc::Fidelity::Exact => false,
+                rmmc::Fidelity::Approximate(list) => list
+                    .iter()
+                    .any(|a| a.kind.category() == rmmc::ApproxCategory::Window),
+                rmmc::Fidelity::Exact | rmmc::Fidelity::Unsupported(_) => false,
             };
             if window_documented && counts.keys().eq(want.keys()) {
                 j.documented
@@ -354,18 +342,17 @@ fn check_rule(
 #[ignore = "heavy engine run: scripts/conformance runs it once, with --include-ignored"]
 fn rsigma_agrees_with_the_reference_evaluator() {
     common::run_oracle("sigma/rsigma", "sigma.json", |c, case| {
-        check_rule(c, case, default_profile)
+        check_rule(c, case, "taxonomy", "rsigma")
     });
 }
 
-/// The same over the Sigma taxonomy profile, on fixture events renamed into Sysmon's
-/// fields (file names as the end of their path).
+/// The same over the `defender` profile, on fixture events in Defender's columns.
 #[test]
 #[ignore = "heavy engine run: scripts/conformance runs it once, with --include-ignored"]
-fn rsigma_agrees_over_taxonomy_named_events() {
+fn rsigma_agrees_over_defender_named_events() {
     common::run_oracle(
-        "sigma/rsigma (taxonomy)",
-        "sigma_taxonomy.json",
-        |c, case| check_rule(c, case, taxonomy_profile),
+        "sigma/rsigma (defender)",
+        "sigma_defender.json",
+        |c, case| check_rule(c, case, "defender", "rsigma (defender)"),
     );
 }

@@ -76,7 +76,7 @@ fn every_construct_on_every_target() {
         ));
         for target in Target::ALL {
             let (text, approx) = predicate_text(target, "signer", pred);
-            let notes: Vec<String> = approx.iter().map(|a| a.reason.clone()).collect();
+            let notes: Vec<String> = approx.iter().map(|a| a.reason()).collect();
             doc.push_str(&format!(
                 "| {target} | `{}` | {} |\n",
                 text.replace('|', "\\|"),
@@ -84,16 +84,8 @@ fn every_construct_on_every_target() {
             ));
         }
     }
-    let path = "tests/golden/constructs.md";
-    if std::env::var_os("RMMC_BLESS").is_some_and(|v| !v.is_empty() && v != "0") {
-        std::fs::write(path, &doc).unwrap();
-        return;
-    }
-    let existing = std::fs::read_to_string(path).unwrap_or_default();
-    if existing != doc {
-        let diff = similar::TextDiff::from_lines(&existing, &doc)
-            .unified_diff()
-            .to_string();
-        panic!("{path} differs (RMMC_BLESS=1 cargo test rewrites it):\n{diff}");
+    let path = std::path::Path::new("tests/golden/constructs.md");
+    if let Err(diff) = rmmc::golden::check_or_bless(path, &doc) {
+        panic!("{diff}");
     }
 }

@@ -78,6 +78,7 @@ proptest! {
             "let Time_start = now(-5d);\nlet Time_end = now();\nT\n| where Timestamp between (Time_start .. Time_end)\n| where Signer has {}\n",
             escape::kql_string(&value)
         );
+        prop_assert!(query.is_ascii(), "non-ASCII in {}", query);
         let parsed = parse_kql(&query).map_err(|e| TestCaseError::fail(format!("{e}\n{query}")))?;
         match parsed.filter {
             Some(Expr::Match(p)) => {

@@ -7,10 +7,6 @@ use rmmc::pack::{self, BuildOptions, Stale};
 use rmmc::{Backends, Target};
 use std::path::Path;
 
-fn bless() -> bool {
-    std::env::var_os("RMMC_BLESS").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
 #[test]
 fn every_rule_on_every_target_matches_the_committed_packs() {
     // cargo runs integration tests from the crate root, so `rules` is relative to it,
@@ -27,7 +23,7 @@ fn every_rule_on_every_target_matches_the_committed_packs() {
     let build = pack::build(&sources, &backends, &options).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(build.rendered.len(), sources.len() * Target::ALL.len());
     let out = root.join("out");
-    if bless() {
+    if rmmc::golden::bless_requested() {
         pack::write(&build, &out).unwrap();
         return;
     }

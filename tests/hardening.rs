@@ -147,7 +147,10 @@ fn check_against(
     if field == Field::Name {
         let comment_ok = match target.as_str() {
             "kql" => {
-                got.comments.first().map(|l| l.trim_end()) == Some(format!("// {one}").trim_end())
+                // KQL comments are ASCII: non-ASCII characters are kept as `\uXXXX`.
+                let comment = rmmc::lower::escape::kql_comment(v);
+                got.comments.first().map(|l| l.trim_end())
+                    == Some(format!("// {comment}").trim_end())
             }
             "spl" => {
                 got.comments.first().map(|l| l.trim_end())

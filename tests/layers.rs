@@ -82,6 +82,45 @@ fn no_module_imports_a_module_that_imports_it_back() {
     }
 }
 
+/// The layers of the crate docs' diagram (`src/lib.rs`), top first.
+const LAYERS: &[&[&str]] = &[
+    &["fixtures", "coverage", "scaffold", "diagnostics"],
+    &["import"],
+    &["pack"],
+    &["compiler"],
+    &["render"],
+    &["parse"],
+    &["backends", "lint"],
+    &["lower"],
+    &["eval"],
+    &["profile", "vocabulary", "kql_operators"],
+    &["ir", "error", "text", "attack", "golden"],
+];
+
+#[test]
+fn every_import_goes_down_the_documented_layers() {
+    let layer = |m: &str| LAYERS.iter().position(|l| l.contains(&m));
+    let graph = imports();
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    for (module, deps) in &graph {
+        let Some(at) = layer(module) else {
+            panic!("module `{module}` is in no layer of tests/layers.rs and src/lib.rs");
+        };
+        assert!(
+            docs.contains(module.as_str()),
+            "the crate docs do not name `{module}`"
+        );
+        for dep in deps {
+            let below = layer(dep).unwrap_or_else(|| panic!("`{dep}` is in no layer"));
+            assert!(
+                below > at,
+                "`{module}` imports `{dep}`, which is not below it"
+            );
+        }
+    }
+}
+
 #[test]
 fn leaves_import_nothing_but_errors() {
     let graph = imports();

@@ -42,7 +42,7 @@ fn bad_files_get_located_warnings_and_the_rest_is_imported() {
     let summary = import(&into);
     let got = summary.warnings().join("\n") + "\n";
     let expected_path = root().join("tests/lolrmm/warnings.expected");
-    if std::env::var_os("RMMC_BLESS").is_some_and(|v| !v.is_empty() && v != "0") {
+    if rmmc::golden::bless_requested() {
         std::fs::write(&expected_path, &got).unwrap();
     }
     let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();

@@ -2,7 +2,8 @@
 //! rules/README.md is what `rmmc list rules --format markdown` prints, and every
 //! generated fixture file is what the fixture generator writes for its rule.
 
-use rmmc::import::{coverage, fixtures_gen};
+use rmmc::coverage;
+use rmmc::fixtures::generate as fixtures_gen;
 use rmmc::pack::{self, BuildOptions};
 use rmmc::{Backends, Target};
 use std::path::Path;

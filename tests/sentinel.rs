@@ -12,16 +12,18 @@ fn load(path: &str) -> Rule {
         .rule
 }
 
-/// Sentinel YAML has no author or dates.
+/// Sentinel YAML has no author, license or dates.
 fn forget_provenance(rule: &mut rmmc::Rule) {
     rule.meta.author = None;
+    rule.meta.license = None;
     rule.meta.date = None;
     rule.meta.modified = None;
 }
 
 /// The founding rule as Sentinel publishes it (seed): the same IR as rule 1, apart
 /// from what Sentinel YAML cannot carry (the seed's false-positive scenarios, the
-/// acknowledgement of their warnings, the author and dates).
+/// acknowledgement of their warnings, and the author, license and dates, which the
+/// importer reads from the upstream LICENSE file and snapshot).
 #[test]
 fn the_seed_hunting_query_yields_the_ir_of_rule_1() {
     let ours = load("rules/netsupport/filesig.yaml");
@@ -96,7 +98,7 @@ fn emitted_kql_reads_back_to_the_same_logic() {
         let back =
             parse_kql(&emitted.query).unwrap_or_else(|e| panic!("{path}: {e}\n{}", emitted.query));
         assert_eq!(back.window_seconds, Some(rule.window.seconds), "{path}");
-        let columns = &kql_profile.sources[&rule.source].fields;
+        let columns = kql_profile.sources[&rule.source].names();
         let canonical = |c: &str| {
             columns
                 .iter()

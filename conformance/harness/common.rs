@@ -13,7 +13,8 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use rmmc::eval::{self, Event};
 use rmmc::fixtures::{self, FixtureFile};
 use rmmc::ir::{Case, Expr, MatchKind, Predicate, Quantifier, Rule, TIMESTAMP_FIELD};
-use rmmc::{Backends, Compiler, Fidelity, Target};
+use rmmc::text::has_non_ascii_cased;
+use rmmc::{ApproxCategory, Backends, Compiler, Fidelity, Target};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -484,13 +485,6 @@ impl Variant {
     }
 }
 
-fn has_non_ascii_cased(values: &[String]) -> bool {
-    values.iter().flat_map(|v| v.chars()).any(|c| {
-        !c.is_ascii()
-            && (c.to_lowercase().ne(std::iter::once(c)) || c.to_uppercase().ne(std::iter::once(c)))
-    })
-}
-
 /// The predicate rewritten for a variant, as a regex predicate where needed (the
 /// evaluator's `regex` is the `regex` crate, whose `(?i)` folds Unicode).
 fn variant_predicate(p: &Predicate, v: Variant) -> Expr {
@@ -621,28 +615,16 @@ pub fn answers(case: &RuleCase, events: &[CaseEvent]) -> BTreeMap<String, Answer
 // What a target's fidelity verdict documents, and how results are judged
 
 /// The variant flags a target's verdict documents: `(unicode folding, ASCII term
-/// bounds, exclusive window end)`.
+/// bounds, exclusive window end)`, decided by approximation kind, never by its words.
+/// A term-edges approximation documents that term boundaries differ for non-ASCII
+/// letters. No target approximates case folding or the window end (KQL's ASCII folding
+/// is spelled out, the window is inclusive everywhere), so no kind documents those.
 pub fn documented(fidelity: &Fidelity) -> (bool, bool, bool) {
-    let list = match fidelity {
-        Fidelity::Exact => return (false, false, false),
-        Fidelity::Approximate(list) => list,
-    };
-    let mut out = (false, false, false);
-    for a in list {
-        let text = format!("{} {}", a.construct, a.reason).to_lowercase();
-        if a.construct.starts_with("case-insensitive")
-            || text.contains("folds the case of non-ascii")
-        {
-            out.0 = true;
-        }
-        if a.construct.starts_with("whole-term match") && text.contains("non-ascii") {
-            out.1 = true;
-        }
-        if a.construct == "time window end" {
-            out.2 = true;
-        }
-    }
-    out
+    let term_edges = fidelity
+        .approximations()
+        .iter()
+        .any(|a| a.kind.category() == ApproxCategory::TermEdges);
+    (false, term_edges, false)
 }
 
 /// The verdict of one engine on one rule.
@@ -815,6 +797,11 @@ pub struct Compiled {
     pub files: Vec<(PathBuf, String)>,
     pub fidelity: Fidelity,
     pub field_map: BTreeMap<String, String>,
+    /// Canonical fields the profile's data does not record: left out of events.
+    pub unrecorded: Vec<String>,
+    /// Canonical fields the profile's data holds in another field (what changes in
+    /// meaning is in the verdict): canonical → the field the events carry it in.
+    pub substitutes: BTreeMap<String, String>,
     pub settings: BTreeMap<String, String>,
 }
 
@@ -833,15 +820,35 @@ pub fn compile(compiler: &Compiler, case: &RuleCase, target: Target) -> Compiled
         query: rendered.query,
         files: rendered.files,
         fidelity: rendered.fidelity,
-        field_map: source.fields.clone(),
+        field_map: source.names(),
+        unrecorded: source
+            .fields
+            .iter()
+            .filter(|(_, m)| m.name().is_none())
+            .map(|(k, _)| k.clone())
+            .collect(),
+        substitutes: source
+            .fields
+            .iter()
+            .filter_map(|(k, m)| match m {
+                rmmc::backends::FieldMapping::Substitute { field, .. } => {
+                    Some((k.clone(), field.clone()))
+                }
+                _ => None,
+            })
+            .collect(),
         settings: source.settings.clone(),
     }
 }
 
-/// An event renamed into the target's schema with the profile's field map.
+/// An event renamed into the target's schema with the profile's field map; fields
+/// the profile's data does not record are left out, as the data would.
 pub fn map_event(compiled: &Compiled, e: &Event) -> Event {
     let mut out = Event::new();
     for (k, v) in e {
+        if compiled.unrecorded.contains(k) {
+            continue;
+        }
         let name = compiled.field_map.get(k).unwrap_or_else(|| {
             panic!("fixture field `{k}` has no mapping for {}", compiled.target)
         });
@@ -873,6 +880,7 @@ pub fn bundle_line(
         "profile": compiled.profile,
         "settings": compiled.settings,
         "field_map": compiled.field_map,
+        "substitutes": compiled.substitutes,
         "query": compiled.query,
         "files": files,
         "fidelity": fidelity,

@@ -58,14 +58,19 @@ pub struct LolrmmOptions {
 /// The rule kinds, in file-name form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
+    /// Signers: `<tool>/lolrmm-filesig.yaml`.
     FileSig,
+    /// PE metadata, file names and paths: `lolrmm-createproc.yaml`.
     CreateProc,
+    /// Domains: `lolrmm-netconn.yaml`.
     NetConn,
 }
 
 impl Kind {
+    /// Every kind, in file order.
     pub const ALL: [Kind; 3] = [Kind::FileSig, Kind::CreateProc, Kind::NetConn];
 
+    /// The data source rules of this kind read.
     pub fn source(self) -> DataSource {
         match self {
             Kind::FileSig => DataSource::FileSignature,
@@ -74,6 +79,7 @@ impl Kind {
         }
     }
 
+    /// The kind's file-name form: `filesig`, `createproc`, `netconn`.
     pub fn name(self) -> &'static str {
         super::kind_name(self.source())
     }
@@ -92,8 +98,11 @@ impl Kind {
 pub enum Fate {
     /// Matched by the tool's rule of this kind.
     Imported {
+        /// The canonical field the rule tests.
         field: &'static str,
+        /// The exact match kinds the value reads as.
         shape: Shape,
+        /// How the value was read, when not plainly.
         note: Option<String>,
     },
     /// The library's Sentinel-derived rule (this file) already tests it.
@@ -111,13 +120,16 @@ pub enum Fate {
 /// One catalogue value and its fate.
 #[derive(Debug, Clone)]
 pub struct Indicator {
+    /// The value, its origin and position in the catalogue file.
     pub raw: RawIndicator,
     /// The catalogue file it is from (`yaml/anydesk.yaml`).
     pub rel: String,
+    /// What became of it.
     pub fate: Fate,
 }
 
 impl Indicator {
+    /// Origin and value, for reports: `signer AnyDesk Software GmbH`.
     pub fn describe(&self) -> String {
         format!("{} {}", self.raw.origin.label(), self.raw.value)
     }
@@ -126,21 +138,30 @@ impl Indicator {
 /// What happened to one rule file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
+    /// Converted in memory; nothing written.
     Planned,
+    /// Written to a new file.
     Written,
+    /// An earlier generated file, overwritten (`--force`).
     Overwritten,
+    /// The file already had this text.
     Unchanged,
+    /// An existing file kept, and why.
     Kept(String),
 }
 
 /// One rule of a tool.
 #[derive(Debug, Clone)]
 pub struct RuleOut {
+    /// Which of the tool's rules.
     pub kind: Kind,
     /// `anydesk/lolrmm-netconn.yaml`, relative to the rules folder.
     pub rel_dest: PathBuf,
+    /// The rule as converted.
     pub rule: Rule,
+    /// The rule file's text.
     pub text: String,
+    /// What happened to the file.
     pub written: Written,
 }
 
@@ -157,13 +178,16 @@ pub struct Tool {
     pub merged_into: Option<String>,
     /// How the names were matched, when not by equal normalised names.
     pub name_notes: Vec<String>,
+    /// Every catalogue value of the tool and its fate.
     pub indicators: Vec<Indicator>,
+    /// The tool's rules, one per kind with values.
     pub rules: Vec<RuleOut>,
     /// Located warnings: when non-empty, nothing is written for the tool.
     pub failures: Vec<Error>,
 }
 
 impl Tool {
+    /// Did a malformed value keep the tool out?
     pub fn failed(&self) -> bool {
         !self.failures.is_empty()
     }
@@ -176,6 +200,7 @@ impl Tool {
 /// What an import did.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
+    /// Every tool, by name.
     pub tools: Vec<Tool>,
     /// Catalogue files that could not be read as an entry at all.
     pub unreadable: Vec<Error>,
@@ -187,6 +212,7 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// How many tools got rules.
     pub fn imported_tools(&self) -> usize {
         self.tools
             .iter()
@@ -194,6 +220,7 @@ impl Summary {
             .count()
     }
 
+    /// How many rules were converted.
     pub fn rules(&self) -> usize {
         self.tools.iter().map(|t| t.rules.len()).sum()
     }
@@ -1130,6 +1157,7 @@ fn make_rule(
             author: (!authors.is_empty()).then(|| format!("{} (LOLRMM)", authors.join("; "))),
             date,
             modified,
+            license: None,
             tool: tool.name.clone(),
             tactics: vec!["CommandAndControl".to_string()],
             techniques: vec!["T1219".to_string()],

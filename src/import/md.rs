@@ -6,6 +6,7 @@ use crate::ir::DataSource;
 /// The first fenced block of one section, with its place in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MdQuery {
+    /// The data source of the section's heading.
     pub source: DataSource,
     /// The heading text, e.g. `Create Process`.
     pub heading: String,

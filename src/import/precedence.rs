@@ -7,7 +7,9 @@
 /// first `and` or `or` of the group that mixes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mix {
+    /// 1-based line in the query.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
 }
 

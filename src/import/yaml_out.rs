@@ -183,6 +183,9 @@ pub fn rule_yaml(rule: &Rule, header: &[String]) -> String {
     if let Some(a) = &m.author {
         s.push_str(&format!("author: {}\n", quoted(a)));
     }
+    if let Some(l) = &m.license {
+        s.push_str(&format!("license: {}\n", quoted(l)));
+    }
     if let Some(d) = &m.date {
         s.push_str(&format!("date: {d}\n"));
     }

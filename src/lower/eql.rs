@@ -3,7 +3,7 @@
 //! `:` prefilter plus an anchored Lucene `regex`/`regex~`. EQL has no aggregation and
 //! no time range: the rule file carries the window (`from`) and alert suppression.
 
-use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
+use super::{ApproxKind, Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
 use crate::error::Result;
 use crate::ir::{Case, MatchKind, Predicate, Quantifier};
 use serde_json::json;
@@ -114,13 +114,13 @@ impl Dialect for Eql {
         if p.kind == MatchKind::Term {
             notes.approximate(
                 format!("whole-term match on `{}`", p.field),
-                "Lucene regexp has no Unicode letter/digit classes: a non-ASCII letter or digit next to the term counts as a separator in EQL, not in KQL",
+                ApproxKind::LuceneTermEdges,
             );
         }
         if p.kind == MatchKind::Regex {
             notes.approximate(
                 format!("regex on `{}`", p.field),
-                "the RE2 pattern is wrapped in .*( ).* for Lucene's whole-string regexp; anchors, \\d, \\w, \\b and other RE2 syntax differ in Lucene",
+                ApproxKind::LuceneRegex,
             );
         }
         let one = |v: &String| -> String {
@@ -226,38 +226,135 @@ impl Dialect for Eql {
             None => None,
             Some(agg) => {
                 let outputs: Vec<&str> = agg.outputs.iter().map(|o| o.name.as_str()).collect();
+                let plan = suppression_fields(input, &agg.group_by)?;
                 notes.approximate(
                     "aggregation",
-                    format!(
-                        "EQL cannot return {}: the rule raises one alert per event, suppressed per group for the window",
-                        outputs.join("/")
-                    ),
+                    ApproxKind::AlertPerEvent {
+                        outputs: outputs.iter().map(|o| o.to_string()).collect(),
+                        not_suppressed: plan
+                            .left_out
+                            .iter()
+                            .map(|(f, why)| (f.to_string(), why.to_string()))
+                            .collect(),
+                    },
                 );
-                let by = agg
-                    .group_by
-                    .iter()
-                    .map(|f| input.field(f))
-                    .collect::<Result<Vec<_>>>()?;
-                Some(json!({ "group_by": by }))
+                Some(json!({ "group_by": plan.group_by }))
             }
         };
         if !rule.constants.is_empty() {
             notes.approximate(
                 "constant columns",
-                "an EQL query cannot add constant fields to its results",
+                ApproxKind::EqlConstantColumns,
             );
         }
         let (amount, unit) = window_parts(rule.window.seconds);
+        notes.approximate(
+            "time window",
+            ApproxKind::AlertingSchedule {
+                window: rule.window.shorthand(),
+                interval: SCHEDULE_INTERVAL.to_string(),
+                look_back: SCHEDULE_LOOK_BACK.to_string(),
+            },
+        );
+        let source = input.profile.source(rule.source)?;
+        let tactics = rule
+            .meta
+            .tactics
+            .iter()
+            .map(|t| format!("Tactic: {}", crate::attack::tactic(t).1));
+        let tags: Vec<String> = [
+            "Domain: Endpoint",
+            "OS: Windows",
+            "Use Case: Threat Detection",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(tactics)
+        .chain([
+            format!("Data Source: {}", source.data_title),
+            format!("Tool: {}", rule.meta.tool),
+        ])
+        .collect();
         Ok(json!({
             "category": input.setting("category")?,
             "index": input.setting("index")?,
             "condition": condition,
-            "from": format!("now-{}", rule.window.shorthand()),
+            "interval": SCHEDULE_INTERVAL,
+            "from": format!("now-{SCHEDULE_LOOK_BACK}"),
             "window_value": amount,
             "window_unit": unit,
             "suppression": suppression,
+            "tags": tags,
         }))
     }
+}
+
+/// How often Kibana runs an rmmc rule, and over how much time. An alerting rule
+/// reads each event once as it arrives: a 5-day look-back every 5 minutes would
+/// re-read the same events 1,440 times. 9 minutes every 5 (Elastic's own prebuilt
+/// rules' schedule) leaves 4 minutes for events that are indexed late; Kibana does
+/// not alert twice on one event read by overlapping runs. The rule's own look-back
+/// window becomes the alert-suppression duration.
+pub const SCHEDULE_INTERVAL: &str = "5m";
+pub const SCHEDULE_LOOK_BACK: &str = "9m";
+
+/// Kibana's rule API accepts at most this many `alert_suppression.group_by` fields.
+pub const MAX_SUPPRESSION_FIELDS: usize = 3;
+
+/// The suppression fields for a rule's group fields, and the group fields left out
+/// with why.
+struct SuppressionPlan {
+    group_by: Vec<String>,
+    left_out: Vec<(String, String)>,
+}
+
+/// At most [`MAX_SUPPRESSION_FIELDS`] of the group fields, in the rule's order: a
+/// field the data does not record is left out (it would put every alert in one
+/// group); then `host.name` beside `host.id` (it names the same host, so the groups
+/// do not change); then, if still too many, the last ones.
+fn suppression_fields(input: &LowerInput, group_by: &[String]) -> Result<SuppressionPlan> {
+    let mut kept: Vec<(String, String)> = Vec::new();
+    let mut left_out = Vec::new();
+    for canonical in group_by {
+        match input.optional_field(canonical)? {
+            Some(name) if !kept.iter().any(|(_, n)| *n == name) => {
+                kept.push((canonical.clone(), name))
+            }
+            Some(name) => left_out.push((
+                canonical.clone(),
+                format!("read as `{name}`, already a suppression field"),
+            )),
+            None => left_out.push((
+                canonical.clone(),
+                "the profile's data does not record it".to_string(),
+            )),
+        }
+    }
+    let same_host = kept.iter().any(|(c, _)| c == "host.id");
+    if kept.len() > MAX_SUPPRESSION_FIELDS && same_host {
+        kept.retain(|(c, _)| {
+            let redundant = c == "host.name";
+            if redundant {
+                left_out.push((
+                    c.clone(),
+                    "it names the same host as `host.id`, so the groups are the same without it"
+                        .to_string(),
+                ));
+            }
+            !redundant
+        });
+    }
+    while kept.len() > MAX_SUPPRESSION_FIELDS {
+        let (c, _) = kept.pop().expect("more than the limit");
+        left_out.push((
+            c,
+            format!("Kibana suppresses on at most {MAX_SUPPRESSION_FIELDS} fields"),
+        ));
+    }
+    Ok(SuppressionPlan {
+        group_by: kept.into_iter().map(|(_, n)| n).collect(),
+        left_out,
+    })
 }
 
 /// Alert-suppression durations take `s`, `m` or `h`.

@@ -4,10 +4,31 @@
 //! have defaults, so a target overrides only what differs: the predicate table (one
 //! arm per [`MatchKind`]), the boolean syntax, and the template context. Whatever a
 //! target cannot say exactly goes into the [`Fidelity`] verdict, never silently.
+//!
+//! One predicate on every target, with what each can only approximate:
+//!
+//! ```
+//! use rmmc::ir::{Case, MatchKind, Predicate, Quantifier};
+//! use rmmc::lower::{predicate_text, Target};
+//! use rmmc::ApproxCategory;
+//!
+//! let p = Predicate {
+//!     field: "file.code_signature.subject_name".into(),
+//!     kind: MatchKind::Term,
+//!     case: Case::Insensitive,
+//!     values: vec!["netsupport".into()],
+//!     quantifier: Quantifier::Any,
+//! };
+//! let (kql, exact) = predicate_text(Target::Kql, "Signer", &p);
+//! assert_eq!(kql, r#"Signer has "netsupport""#);
+//! assert!(exact.is_empty());
+//! let (_, eql) = predicate_text(Target::Eql, "Signer", &p);
+//! assert_eq!(eql[0].kind.category(), ApproxCategory::TermEdges);
+//! ```
 
 mod registry;
 
-pub use registry::{Gathered, RuleFile, Target, TargetSpec};
+pub use registry::{Gathered, Piece, RuleFile, Target, TargetSpec};
 
 /// Declares the target modules and the registry from one list: each entry is the
 /// target's constant (`Target::Kql`) and its module `lower/<name>.rs`, which declares
@@ -62,86 +83,564 @@ pub mod escape {
         field_name as eql_field, lucene_escape as eql_lucene, quote as eql_string,
         term_regex as eql_term_regex,
     };
-    pub use super::kql::{column as kql_column, quote as kql_string};
+    pub use super::kql::{column as kql_column, comment as kql_comment, quote as kql_string};
     pub use super::sigma::escape_value as sigma_value;
     pub use super::spl::{
         pcre_ascii_folded as spl_pcre_ascii_folded, pcre_literal as spl_pcre, quote as spl_string,
         search_field as spl_search_field, where_field as spl_where_field,
     };
     pub use super::{ascii_classes, term_regex_around, term_regex_unicode};
-    pub use crate::text::{conf_value, yaml_block, yaml_scalar};
+    pub use crate::text::{
+        arm_string, conf_value, json_ascii, yaml_block, yaml_block_ascii, yaml_scalar,
+        yaml_scalar_ascii,
+    };
 }
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Case, DataSource, Exclusion, Expr, MatchKind, Predicate, Rule};
-use crate::profile::Profile;
+use crate::profile::{FieldMapping, Profile};
 pub(crate) use crate::text::{backslash_quoted, has_non_ascii_cased, one_line};
 use crate::vocabulary;
 use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
 /// One construct a target can only approximate, and why.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approximation {
+    /// The construct, as a reader finds it in the rule: `regex on `process.name``.
     pub construct: String,
+    /// Why the target cannot say it exactly; the prose is [`Approximation::reason`].
+    pub kind: ApproxKind,
+}
+
+impl Approximation {
+    /// The reason in words, generated from [`Approximation::kind`].
+    pub fn reason(&self) -> String {
+        self.kind.to_string()
+    }
+}
+
+impl PartialOrd for Approximation {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// By construct, then by the reason's words: the order of `FIDELITY.md` rows.
+impl Ord for Approximation {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.construct, self.reason()).cmp(&(&other.construct, other.reason()))
+    }
+}
+
+/// Serialized as `{construct, kind, category, reason}`: the kind and category as
+/// stable snake_case codes for programs, the reason for people.
+impl Serialize for Approximation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("Approximation", 4)?;
+        st.serialize_field("construct", &self.construct)?;
+        st.serialize_field("kind", self.kind.code())?;
+        st.serialize_field("category", self.kind.category().code())?;
+        st.serialize_field("reason", &self.reason())?;
+        st.end()
+    }
+}
+
+/// Why a target can only approximate a construct, as data: programs (the conformance
+/// suite, `--strict`, reports) branch on it, and the prose is generated from it.
+/// Each kind belongs to one [`ApproxCategory`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ApproxKind {
+    /// EQL: Lucene regexp has no Unicode letter/digit classes for term boundaries.
+    LuceneTermEdges,
+    /// Sigma: the term boundary is `[\W_]`, whose meaning differs between engines.
+    SigmaTermEdges,
+    /// EQL: an RE2 pattern run as a Lucene whole-string regexp.
+    LuceneRegex,
+    /// SPL: an RE2 pattern run as PCRE.
+    PcreRegex,
+    /// Sigma: an RE2 pattern in `|re`, a PCRE subset with unspecified anchoring.
+    SigmaRegex,
+    /// KQL: `dcount()` estimates.
+    EstimatedCount,
+    /// EQL: aggregation outputs a rule cannot return; one alert per event instead.
+    AlertPerEvent {
+        /// The outputs that are lost.
+        outputs: Vec<String>,
+        /// Group fields alerts are not suppressed on, and why.
+        not_suppressed: Vec<(String, String)>,
+    },
+    /// The profile's data lacks a field and records another in its place; the
+    /// profile says what that changes.
+    FieldSubstitute {
+        /// What changes, as the profile states it.
+        meaning: String,
+    },
+    /// KQL analytics rule: the window is outside Sentinel's queryPeriod range.
+    SentinelQueryPeriod {
+        /// The rule's window, `5d`.
+        window: String,
+        /// The ISO 8601 period queried instead.
+        period: String,
+    },
+    /// KQL: Sentinel and Defender XDR have no Critical severity.
+    NoCriticalSeverity,
+    /// KQL custom detection: reads at most 30 days.
+    CustomDetectionLookBack {
+        /// The rule's window.
+        window: String,
+    },
+    /// EQL: an alerting rule run on a schedule, not a hunt over the window.
+    AlertingSchedule {
+        /// The rule's window, `5d`.
+        window: String,
+        /// How often Kibana runs the rule.
+        interval: String,
+        /// How far back each run looks.
+        look_back: String,
+    },
+    /// Sigma: a correlation counts events only.
+    CorrelationCountsOnly {
+        /// The outputs that are not counts.
+        outputs: Vec<String>,
+    },
+    /// EQL: a query cannot add constant fields.
+    EqlConstantColumns,
+    /// Sigma: a rule cannot add constant fields.
+    SigmaConstantColumns,
+    /// Sigma: a rule has no look-back window.
+    SigmaNoLookBack {
+        /// The rule's window, `5d`.
+        window: String,
+    },
+    /// Sigma: a correlation timespan is not a look-back window.
+    CorrelationTimespan {
+        /// The rule's window, `5d`.
+        window: String,
+    },
+    /// Sigma: the data has no field for some group fields, so groups merge.
+    CorrelationGroupsLacking {
+        /// The canonical group fields the data lacks.
+        lacking: Vec<String>,
+        /// The data's names of the group fields it has.
+        by: Vec<String>,
+    },
+    /// Sigma: a non-ASCII value is a `|re` whose `$` also accepts a final newline.
+    SigmaEndAnchor,
+    /// Sigma: a file name is read as the end of the path the data records.
+    FileNameFromPath {
+        /// The data's path field (`Image`).
+        path_field: String,
+    },
+    /// Sigma: a regex on a file name runs over the whole path the data records.
+    RegexOverPath {
+        /// The data's path field (`Image`).
+        path_field: String,
+    },
+}
+
+/// What kind of difference an approximation is, across targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ApproxCategory {
+    /// Where a whole-term match may start and end.
+    TermEdges,
+    /// The regex dialect a pattern runs in.
+    RegexFlavour,
+    /// A count that is estimated.
+    EstimatedCount,
+    /// Aggregation outputs the target cannot produce.
+    Aggregation,
+    /// Constant result columns.
+    ConstantColumns,
+    /// The time window.
+    Window,
+    /// A field the data lacks, read through another one.
+    FieldSubstitute,
+    /// The alert's severity.
+    Severity,
+}
+
+impl ApproxCategory {
+    /// A stable snake_case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ApproxCategory::TermEdges => "term_edges",
+            ApproxCategory::RegexFlavour => "regex_flavour",
+            ApproxCategory::EstimatedCount => "estimated_count",
+            ApproxCategory::Aggregation => "aggregation",
+            ApproxCategory::ConstantColumns => "constant_columns",
+            ApproxCategory::Window => "window",
+            ApproxCategory::FieldSubstitute => "field_substitute",
+            ApproxCategory::Severity => "severity",
+        }
+    }
+}
+
+impl ApproxKind {
+    /// The category the kind belongs to.
+    pub fn category(&self) -> ApproxCategory {
+        match self {
+            ApproxKind::LuceneTermEdges | ApproxKind::SigmaTermEdges => ApproxCategory::TermEdges,
+            ApproxKind::LuceneRegex | ApproxKind::PcreRegex | ApproxKind::SigmaRegex => {
+                ApproxCategory::RegexFlavour
+            }
+            ApproxKind::EstimatedCount => ApproxCategory::EstimatedCount,
+            ApproxKind::FieldSubstitute { .. } => ApproxCategory::FieldSubstitute,
+            ApproxKind::SentinelQueryPeriod { .. } | ApproxKind::CustomDetectionLookBack { .. } => {
+                ApproxCategory::Window
+            }
+            ApproxKind::NoCriticalSeverity => ApproxCategory::Severity,
+            ApproxKind::AlertPerEvent { .. }
+            | ApproxKind::CorrelationCountsOnly { .. }
+            | ApproxKind::CorrelationGroupsLacking { .. } => ApproxCategory::Aggregation,
+            ApproxKind::SigmaEndAnchor => ApproxCategory::RegexFlavour,
+            ApproxKind::FileNameFromPath { .. } | ApproxKind::RegexOverPath { .. } => {
+                ApproxCategory::FieldSubstitute
+            }
+            ApproxKind::EqlConstantColumns | ApproxKind::SigmaConstantColumns => {
+                ApproxCategory::ConstantColumns
+            }
+            ApproxKind::SigmaNoLookBack { .. }
+            | ApproxKind::CorrelationTimespan { .. }
+            | ApproxKind::AlertingSchedule { .. } => ApproxCategory::Window,
+        }
+    }
+
+    /// A stable snake_case code of the kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApproxKind::LuceneTermEdges => "lucene_term_edges",
+            ApproxKind::SigmaTermEdges => "sigma_term_edges",
+            ApproxKind::LuceneRegex => "lucene_regex",
+            ApproxKind::PcreRegex => "pcre_regex",
+            ApproxKind::SigmaRegex => "sigma_regex",
+            ApproxKind::EstimatedCount => "estimated_count",
+            ApproxKind::AlertPerEvent { .. } => "alert_per_event",
+            ApproxKind::FieldSubstitute { .. } => "field_substitute",
+            ApproxKind::SentinelQueryPeriod { .. } => "sentinel_query_period",
+            ApproxKind::NoCriticalSeverity => "no_critical_severity",
+            ApproxKind::CustomDetectionLookBack { .. } => "custom_detection_look_back",
+            ApproxKind::AlertingSchedule { .. } => "alerting_schedule",
+            ApproxKind::CorrelationCountsOnly { .. } => "correlation_counts_only",
+            ApproxKind::EqlConstantColumns => "eql_constant_columns",
+            ApproxKind::SigmaConstantColumns => "sigma_constant_columns",
+            ApproxKind::SigmaNoLookBack { .. } => "sigma_no_look_back",
+            ApproxKind::CorrelationTimespan { .. } => "correlation_timespan",
+            ApproxKind::CorrelationGroupsLacking { .. } => "correlation_groups_lacking",
+            ApproxKind::SigmaEndAnchor => "sigma_end_anchor",
+            ApproxKind::FileNameFromPath { .. } => "file_name_from_path",
+            ApproxKind::RegexOverPath { .. } => "regex_over_path",
+        }
+    }
+}
+
+impl fmt::Display for ApproxKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApproxKind::LuceneTermEdges => f.write_str(
+                "Lucene regexp has no Unicode letter/digit classes: a non-ASCII letter or digit next to the term counts as a separator in EQL, not in KQL",
+            ),
+            ApproxKind::SigmaTermEdges => f.write_str(
+                "Sigma regexes have no portable Unicode letter class: the boundary is written [\\W_], exact in Python's re (pySigma), but Rust regex counts combining marks and connector punctuation as word characters and RE2 treats every non-ASCII letter as a separator",
+            ),
+            ApproxKind::LuceneRegex => f.write_str(
+                "the RE2 pattern is wrapped in .*( ).* for Lucene's whole-string regexp; anchors, \\d, \\w, \\b and other RE2 syntax differ in Lucene",
+            ),
+            ApproxKind::PcreRegex => f.write_str(
+                "the RE2 pattern runs as PCRE in Splunk: the same for common syntax, but PCRE's `$` also matches before a final newline",
+            ),
+            ApproxKind::SigmaRegex => f.write_str(
+                "Sigma's |re is a PCRE subset and leaves anchoring unspecified; the rule's pattern is RE2 with partial matching",
+            ),
+            ApproxKind::EstimatedCount => {
+                f.write_str("KQL's dcount() is an estimate (HyperLogLog); the IR counts exactly")
+            }
+            ApproxKind::AlertPerEvent {
+                outputs,
+                not_suppressed,
+            } => {
+                write!(
+                    f,
+                    "EQL cannot return {}: the rule raises one alert per event, suppressed per group for the window",
+                    outputs.join("/")
+                )?;
+                for (field, why) in not_suppressed {
+                    write!(f, "; not suppressed on `{field}`: {why}")?;
+                }
+                Ok(())
+            }
+            ApproxKind::FieldSubstitute { meaning } => f.write_str(meaning),
+            ApproxKind::SentinelQueryPeriod { window, period } => write!(
+                f,
+                "Sentinel's queryPeriod must be 5 minutes to 14 days: the {window} window is queried as {period}"
+            ),
+            ApproxKind::NoCriticalSeverity => f.write_str(
+                "Sentinel and Defender XDR have no Critical severity: the analytics rule and the custom detection raise High alerts",
+            ),
+            ApproxKind::CustomDetectionLookBack { window } => write!(
+                f,
+                "a Defender XDR custom detection reads at most 30 days: the {window} window is cut to 30 days"
+            ),
+            ApproxKind::AlertingSchedule {
+                window,
+                interval,
+                look_back,
+            } => write!(
+                f,
+                "an alerting rule, not a {window} hunt: Kibana runs it every {interval} over the last {look_back} and so alerts on each event once as it arrives; the {window} look-back is the alert-suppression duration; events from before the rule is enabled are not searched"
+            ),
+            ApproxKind::CorrelationCountsOnly { outputs } => write!(
+                f,
+                "a Sigma correlation counts events only: {} have no Sigma form",
+                outputs.join("/")
+            ),
+            ApproxKind::EqlConstantColumns => {
+                f.write_str("an EQL query cannot add constant fields to its results")
+            }
+            ApproxKind::SigmaConstantColumns => f.write_str("a Sigma rule cannot add constant fields"),
+            ApproxKind::SigmaNoLookBack { window } => write!(
+                f,
+                "a Sigma rule has no look-back window: run the converted query over the last {window}"
+            ),
+            ApproxKind::CorrelationTimespan { window } => write!(
+                f,
+                "the correlation timespan {window} groups events that lie within {window} of each other; it is not a look-back ending now"
+            ),
+            ApproxKind::CorrelationGroupsLacking { lacking, by } => {
+                let names: Vec<String> = lacking.iter().map(|f| format!("`{f}`")).collect();
+                if by.is_empty() {
+                    write!(
+                        f,
+                        "the data has no field for the group fields {}: no correlation, every matching event is an alert",
+                        names.join(", ")
+                    )
+                } else {
+                    write!(
+                        f,
+                        "the data has no field for the group fields {}: the correlation groups by {} only",
+                        names.join(", "),
+                        by.join(", ")
+                    )
+                }
+            }
+            ApproxKind::SigmaEndAnchor => f.write_str(
+                "the value has letters outside ASCII, so it is a |re whose end anchor is `$`: PCRE and Python also accept it before a final newline",
+            ),
+            ApproxKind::FileNameFromPath { path_field } => write!(
+                f,
+                "the data records the full path ({path_field}): the file name is matched as the text after the path's last backslash, so a path with no backslash, or a value holding one, never matches"
+            ),
+            ApproxKind::RegexOverPath { path_field } => write!(
+                f,
+                "the pattern is matched against the whole path ({path_field}), not the file name alone"
+            ),
+        }
+    }
+}
+
+/// Why a rule cannot run on a target's data at all: the profile's data does not
+/// record a field the rule needs, and nothing the data records says the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unsupported {
+    /// The canonical field the rule needs.
+    pub field: String,
+    /// Where the profile searches: `<data schema>/<data source>`.
+    pub data: String,
+    /// The profile's reason (from its `unsupported:` entry).
     pub reason: String,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not recorded in {}: {}",
+            self.field, self.data, self.reason
+        )
+    }
 }
 
 /// The verdict of one rule on one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "verdict", content = "approximations")]
+#[serde(rename_all = "lowercase", tag = "verdict", content = "detail")]
 pub enum Fidelity {
+    /// The target says the rule exactly.
     Exact,
+    /// The target can only approximate these constructs.
     Approximate(Vec<Approximation>),
+    /// No file is written for the rule on this target and profile.
+    Unsupported(Unsupported),
 }
 
 impl Fidelity {
+    /// Is the verdict exact?
     pub fn is_exact(&self) -> bool {
         matches!(self, Fidelity::Exact)
+    }
+
+    /// Is the verdict `unsupported` (the data cannot express the rule)?
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Fidelity::Unsupported(_))
+    }
+
+    /// `exact`, `approximate` or `unsupported`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Fidelity::Exact => "exact",
+            Fidelity::Approximate(_) => "approximate",
+            Fidelity::Unsupported(_) => "unsupported",
+        }
+    }
+
+    /// The approximations (none when exact or unsupported).
+    pub fn approximations(&self) -> &[Approximation] {
+        match self {
+            Fidelity::Approximate(list) => list,
+            Fidelity::Exact | Fidelity::Unsupported(_) => &[],
+        }
     }
 }
 
 /// A rule lowered for one target: the template context and the verdict.
 #[derive(Debug, Clone)]
 pub struct Lowered {
+    /// The target lowered for.
     pub target: Target,
+    /// The profile's name.
     pub profile: String,
     /// Everything the target's templates read.
     pub context: serde_json::Value,
+    /// Exact, or what is approximated and why.
     pub fidelity: Fidelity,
     /// Target-independent remarks, e.g. an exclusion that cannot be applied.
     pub warnings: Vec<String>,
 }
 
 /// What a lowering reads: the rule, where it came from, and the chosen profile.
+/// Every field an emitted query reads, aggregates or suppresses by goes through
+/// [`LowerInput::field`], which checks it against the fields the profile's data
+/// records and remembers it for the verdict.
 pub struct LowerInput<'a> {
+    /// The rule.
     pub rule: &'a Rule,
+    /// Its file, for error messages.
     pub rule_file: &'a Path,
+    /// The field map to write with.
     pub profile: &'a Profile,
+    /// The target lowered for.
     pub target: Target,
+    /// Canonical fields read so far, with what the data holds them as.
+    read: RefCell<BTreeMap<String, FieldMapping>>,
+    /// The first field the data does not record, when the rule needed one.
+    unsupported: RefCell<Option<Unsupported>>,
 }
 
-impl LowerInput<'_> {
-    /// The target's name for a canonical field, or an error naming the rule file,
-    /// field, target and map file.
+impl<'a> LowerInput<'a> {
+    /// The input of lowering `rule` (from `rule_file`) for `target` with `profile`.
+    pub fn new(rule: &'a Rule, rule_file: &'a Path, target: Target, profile: &'a Profile) -> Self {
+        LowerInput {
+            rule,
+            rule_file,
+            profile,
+            target,
+            read: RefCell::default(),
+            unsupported: RefCell::default(),
+        }
+    }
+
+    /// The target's name for a canonical field the query needs. A field the
+    /// profile's data does not record makes the rule `unsupported` (an error of kind
+    /// [`ErrorKind::Unsupported`] that [`lower`] turns into the verdict); a mapping
+    /// onto a field the data lacks, or no mapping, is an error naming the rule file,
+    /// field, target, profile and data source.
     pub fn field(&self, canonical: &str) -> Result<String> {
+        match self.optional_field(canonical)? {
+            Some(name) => Ok(name),
+            None => {
+                let map = self.profile.source(self.rule.source)?;
+                let reason = match map.fields.get(canonical) {
+                    Some(FieldMapping::Unsupported { unsupported }) => unsupported.clone(),
+                    _ => unreachable!("optional_field returns None only for unsupported fields"),
+                };
+                let u = Unsupported {
+                    field: canonical.to_string(),
+                    data: map.data.clone(),
+                    reason,
+                };
+                let message = format!("{} cannot run rule: {u}", self.target);
+                self.unsupported.borrow_mut().get_or_insert(u);
+                Err(Error::new(ErrorKind::Unsupported, message).in_file(self.rule_file))
+            }
+        }
+    }
+
+    /// The target's name for a canonical field the query can do without (e.g. an
+    /// alert-suppression field): `None` when the profile's data does not record it.
+    pub fn optional_field(&self, canonical: &str) -> Result<Option<String>> {
         let map = self.profile.source(self.rule.source)?;
-        map.fields.get(canonical).cloned().ok_or_else(|| {
+        let at = || {
+            format!(
+                "target `{}`, profile `{}` ({}), data source `{}`",
+                self.target,
+                self.profile.name,
+                self.profile.path.display(),
+                map.data
+            )
+        };
+        let mapping = map.fields.get(canonical).ok_or_else(|| {
             Error::new(
                 ErrorKind::UnmappedField,
                 format!(
-                    "field `{canonical}` of data source `{}` has no mapping for target `{}` in profile `{}` ({}): add it under sources.{}.fields",
+                    "field `{canonical}` of `{}` has no mapping ({}): add it under sources.{}.fields",
                     self.rule.source,
-                    self.target,
-                    self.profile.name,
-                    self.profile.path.display(),
+                    at(),
                     self.rule.source
                 ),
             )
             .in_file(self.rule_file)
-        })
+        })?;
+        let Some(name) = mapping.name() else {
+            return Ok(None);
+        };
+        if !map.recorded.contains(name) {
+            return Err(Error::new(
+                ErrorKind::UnrecordedField,
+                format!(
+                    "field `{canonical}` maps to `{name}`, which the data does not record ({}): map it to a field listed for {} in backends/data/, or mark it `unsupported: <reason>`",
+                    at(),
+                    map.data
+                ),
+            )
+            .in_file(self.rule_file));
+        }
+        self.read
+            .borrow_mut()
+            .insert(canonical.to_string(), mapping.clone());
+        Ok(Some(name.to_string()))
     }
 
+    /// The substitutions among the fields read so far, as approximations.
+    fn substitutions(&self) -> Vec<Approximation> {
+        self.read
+            .borrow()
+            .iter()
+            .filter_map(|(canonical, m)| match m {
+                FieldMapping::Substitute { field, meaning } => Some(Approximation {
+                    construct: format!("field `{canonical}` read as `{field}`"),
+                    kind: ApproxKind::FieldSubstitute {
+                        meaning: meaning.clone(),
+                    },
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A setting of the rule's data source in the profile (`table`, `index`, ...).
     pub fn setting(&self, key: &str) -> Result<&str> {
         self.profile.setting(self.rule.source, key)
     }
@@ -196,19 +695,21 @@ pub struct Notes {
 }
 
 impl Notes {
-    pub fn approximate(&mut self, construct: impl Into<String>, reason: impl Into<String>) {
+    /// Record that `construct` can only be approximated, and why.
+    pub fn approximate(&mut self, construct: impl Into<String>, kind: ApproxKind) {
         let a = Approximation {
             construct: construct.into(),
-            reason: reason.into(),
+            kind,
         };
         if !self.approximations.contains(&a) {
             self.approximations.push(a);
         }
     }
 
+    /// Take over another collection's approximations.
     pub fn absorb(&mut self, other: Notes) {
         for a in other.approximations {
-            self.approximate(a.construct, a.reason);
+            self.approximate(a.construct, a.kind);
         }
     }
 
@@ -380,23 +881,36 @@ pub(crate) fn unwrap_parens(s: &str) -> &str {
 }
 
 /// Lower one rule for one target with one profile.
+///
+/// A rule that needs a field the profile's data does not record lowers to the
+/// `unsupported` verdict with no template context (nothing is written for it).
 pub fn lower(rule: &Rule, rule_file: &Path, target: Target, profile: &Profile) -> Result<Lowered> {
-    let input = LowerInput {
-        rule,
-        rule_file,
-        profile,
-        target,
-    };
+    let input = LowerInput::new(rule, rule_file, target, profile);
     let mut notes = Notes::default();
     let dialect = target.dialect();
-    let context = dialect.context(&input, &mut notes)?;
-    Ok(Lowered {
+    let lowered = |context, fidelity| Lowered {
         target,
         profile: profile.name.clone(),
         context,
-        fidelity: notes.into_fidelity(),
+        fidelity,
         warnings: exclusion_warnings(rule),
-    })
+    };
+    match dialect.context(&input, &mut notes) {
+        Ok(context) => {
+            for a in input.substitutions() {
+                notes.approximate(a.construct, a.kind);
+            }
+            Ok(lowered(context, notes.into_fidelity()))
+        }
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            let u = input
+                .unsupported
+                .into_inner()
+                .expect("an Unsupported error records its field");
+            Ok(lowered(serde_json::Value::Null, Fidelity::Unsupported(u)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// One predicate on one target, as the target writes it, with the approximations it
@@ -405,10 +919,7 @@ pub fn lower(rule: &Rule, rule_file: &Path, target: Target, profile: &Profile) -
 pub fn predicate_text(target: Target, field: &str, p: &Predicate) -> (String, Vec<Approximation>) {
     let mut notes = Notes::default();
     let text = target.dialect().predicate(field, p, &mut notes);
-    let approximations = match notes.into_fidelity() {
-        Fidelity::Exact => Vec::new(),
-        Fidelity::Approximate(list) => list,
-    };
+    let approximations = notes.into_fidelity().approximations().to_vec();
     (text, approximations)
 }
 

@@ -51,6 +51,23 @@ pub enum Gathered {
         /// What goes between two rules' texts.
         separator: &'static str,
     },
+    /// A document around every rule's part, streamed like `Concat`: the template
+    /// `backends/<target>/<template>` is rendered once with `body` standing for the
+    /// parts; each rule's per-rule file with `extension` becomes its part by `piece`,
+    /// and the parts are joined by `separator` (e.g. one ARM template holding every
+    /// rule's resources). Memory does not grow with the rule count.
+    Wrapped {
+        /// Where the file goes, relative to `out/<target>/`.
+        path: &'static str,
+        /// Which per-rule file ([`RuleFile::extension`]) each part comes from.
+        extension: &'static str,
+        /// The template's file name under `backends/<target>/`.
+        template: &'static str,
+        /// What goes between two rules' parts.
+        separator: &'static str,
+        /// How a rule's file becomes its part.
+        piece: Piece,
+    },
     /// `backends/<target>/<template>` rendered once with `rules`: every rule's
     /// metadata (as templates see `rule`), `stem`, `query`, `fidelity` and `files`
     /// (extension → text), in rule-stem order.
@@ -62,12 +79,28 @@ pub enum Gathered {
     },
 }
 
+/// How a rule's file becomes its part of a [`Gathered::Wrapped`] document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    /// The `resources` array elements of an ARM template, indented by four spaces,
+    /// ASCII-escaped.
+    ArmResources,
+}
+
 impl Gathered {
     /// Where the file goes, relative to `out/<target>/`.
     pub fn path(&self) -> &'static str {
         match self {
-            Gathered::Concat { path, .. } | Gathered::Template { path, .. } => path,
+            Gathered::Concat { path, .. }
+            | Gathered::Wrapped { path, .. }
+            | Gathered::Template { path, .. } => path,
         }
+    }
+
+    /// Is it written as rules arrive (in constant memory), rather than from the
+    /// whole rule set at the end?
+    pub fn is_streamed(&self) -> bool {
+        !matches!(self, Gathered::Template { .. })
     }
 }
 
@@ -113,7 +146,9 @@ impl Target {
             .iter()
             .map(|f| f.template)
             .chain(spec.gathered.iter().filter_map(|g| match g {
-                Gathered::Template { template, .. } => Some(*template),
+                Gathered::Template { template, .. } | Gathered::Wrapped { template, .. } => {
+                    Some(*template)
+                }
                 Gathered::Concat { .. } => None,
             }))
             .map(|t| format!("{}/{t}", self.0))

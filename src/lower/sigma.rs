@@ -2,7 +2,7 @@
 //! exclusions become `filter_*` selections (`condition: selection and not 1 of
 //! filter_*`); an aggregation becomes an `event_count` correlation rule.
 
-use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec, one_line};
+use super::{ApproxKind, Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec, one_line};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::{Value, json};
@@ -31,7 +31,9 @@ pub(crate) const SPEC: TargetSpec = TargetSpec {
         path: "pipelines/rmmc_file_signature_microsoft_xdr.yaml",
         template: "pipeline_microsoft_xdr.tera",
     }],
-    default_profile: "defender",
+    // The Sigma taxonomy, which sigma-cli's standard pipelines expect; `defender`
+    // keeps the Defender column names.
+    default_profile: "taxonomy",
 };
 
 /// The term boundary in Sigma regexes. Python's `re` (pySigma, sigma-cli) has no
@@ -103,7 +105,7 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         if matches!(p.kind, MatchKind::Equals | MatchKind::Suffix) {
             notes.approximate(
                 format!("end of value on `{}`", p.field),
-                "the value has letters outside ASCII, so it is a |re whose end anchor is `$`: PCRE and Python also accept it before a final newline",
+                ApproxKind::SigmaEndAnchor,
             );
         }
         return vec![Item {
@@ -132,7 +134,7 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         MatchKind::Regex => {
             notes.approximate(
                 format!("regex on `{}`", p.field),
-                "Sigma's |re is a PCRE subset and leaves anchoring unspecified; the rule's pattern is RE2 with partial matching",
+                ApproxKind::SigmaRegex,
             );
             let i = if p.case == Case::Insensitive {
                 "|i"
@@ -203,7 +205,7 @@ fn guarded_folding(value: &str) -> String {
 fn note_sigma_term(p: &Predicate, notes: &mut Notes) {
     notes.approximate(
         format!("whole-term match on `{}`", p.field),
-        "Sigma regexes have no portable Unicode letter class: the boundary is written [\\W_], exact in Python's re (pySigma), but Rust regex counts combining marks and connector punctuation as word characters and RE2 treats every non-ASCII letter as a separator",
+        ApproxKind::SigmaTermEdges,
     );
 }
 
@@ -244,9 +246,9 @@ pub const FILE_NAME_FIELDS: &str = "file_name_fields";
 fn file_name_items(path_field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
     notes.approximate(
         format!("file name `{}`", p.field),
-        format!(
-            "the data records the full path ({path_field}): the file name is matched as the text after the path's last backslash, so a path with no backslash, or a value holding one, never matches"
-        ),
+        ApproxKind::FileNameFromPath {
+            path_field: path_field.to_string(),
+        },
     );
     let cased = if p.case == Case::Sensitive { "|cased" } else { "" };
     let all = if p.quantifier == Quantifier::All && p.values.len() > 1 {
@@ -272,7 +274,9 @@ fn file_name_items(path_field: &str, p: &Predicate, notes: &mut Notes) -> Vec<It
         MatchKind::Regex => {
             notes.approximate(
                 format!("regex on `{}`", p.field),
-                format!("the pattern is matched against the whole path ({path_field}), not the file name alone"),
+                ApproxKind::RegexOverPath {
+                    path_field: path_field.to_string(),
+                },
             );
             items(path_field, p, notes)
         }
@@ -504,25 +508,23 @@ impl Dialect for Sigma {
             None => {
                 notes.approximate(
                     "time window",
-                    format!(
-                        "a Sigma rule has no look-back window: run the converted query over the last {}",
-                        rule.window.shorthand()
-                    ),
+                    ApproxKind::SigmaNoLookBack {
+                        window: rule.window.shorthand(),
+                    },
                 );
                 None
             }
             Some(agg) => {
                 // Group by the fields the data records; a group field it lacks only
                 // merges groups, which the correlation's approximation covers.
-                let map = input.profile.source(rule.source)?;
-                let (by, lacking): (Vec<&String>, Vec<&String>) = agg
-                    .group_by
-                    .iter()
-                    .partition(|f| map.fields.contains_key(f.as_str()));
-                let by = by
-                    .into_iter()
-                    .map(|f| input.field(f))
-                    .collect::<Result<Vec<_>>>()?;
+                let mut by = Vec::new();
+                let mut lacking = Vec::new();
+                for f in &agg.group_by {
+                    match input.optional_field(f)? {
+                        Some(name) => by.push(name),
+                        None => lacking.push(f.clone()),
+                    }
+                }
                 let counted: Vec<&str> = agg
                     .outputs
                     .iter()
@@ -532,47 +534,34 @@ impl Dialect for Sigma {
                 if !counted.is_empty() {
                     notes.approximate(
                         "aggregation",
-                        format!(
-                            "a Sigma correlation counts events only: {} have no Sigma form",
-                            counted.join("/")
-                        ),
+                        ApproxKind::CorrelationCountsOnly {
+                            outputs: counted.iter().map(|o| o.to_string()).collect(),
+                        },
                     );
                 }
                 if !lacking.is_empty() {
-                    let names: Vec<String> = lacking.iter().map(|f| format!("`{f}`")).collect();
                     notes.approximate(
                         "aggregation groups",
-                        if by.is_empty() {
-                            format!(
-                                "the data has no field for the group fields {}: no correlation, every matching event is an alert",
-                                names.join(", ")
-                            )
-                        } else {
-                            format!(
-                                "the data has no field for the group fields {}: the correlation groups by {} only",
-                                names.join(", "),
-                                by.join(", ")
-                            )
+                        ApproxKind::CorrelationGroupsLacking {
+                            lacking: lacking.clone(),
+                            by: by.clone(),
                         },
                     );
                 }
                 if by.is_empty() {
                     notes.approximate(
                         "time window",
-                        format!(
-                            "a Sigma rule has no look-back window: run the converted query over the last {}",
-                            rule.window.shorthand()
-                        ),
+                        ApproxKind::SigmaNoLookBack {
+                            window: rule.window.shorthand(),
+                        },
                     );
                     None
                 } else {
                     notes.approximate(
                         "time window",
-                        format!(
-                            "the correlation timespan {} groups events that lie within {} of each other; it is not a look-back ending now",
-                            rule.window.shorthand(),
-                            rule.window.shorthand()
-                        ),
+                        ApproxKind::CorrelationTimespan {
+                            window: rule.window.shorthand(),
+                        },
                     );
                     Some(json!({
                         "id": derived_id(&rule.meta.id),
@@ -591,7 +580,7 @@ impl Dialect for Sigma {
         if !rule.constants.is_empty() {
             notes.approximate(
                 "constant columns",
-                "a Sigma rule cannot add constant fields",
+                ApproxKind::SigmaConstantColumns,
             );
         }
         let tags: Vec<String> = rule

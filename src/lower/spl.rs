@@ -8,7 +8,7 @@
 //! `earliest=-5d` is inclusive, but `latest` is exclusive, so the search runs to
 //! `latest=+1s` and `where _time<=now()` (the search's start time) ends it exactly.
 
-use super::{Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
+use super::{ApproxKind, Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{AggFunction, Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::json;
@@ -182,7 +182,7 @@ impl Dialect for Spl {
                 if kind == MatchKind::Regex {
                     notes.approximate(
                         format!("regex on `{}`", p.field),
-                        "the RE2 pattern runs as PCRE in Splunk: the same for common syntax, but PCRE's `$` also matches before a final newline",
+                        ApproxKind::PcreRegex,
                     );
                 }
                 let parts: Vec<String> = p.values.iter().map(one).collect();

@@ -26,6 +26,7 @@
 use crate::ir::{
     AggFunction, Aggregation, Case, Constant, Expr, MatchKind, Output, Predicate, Quantifier,
 };
+use crate::kql_operators;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -54,6 +55,7 @@ pub struct KqlQuery {
 pub struct Projection {
     /// `true` for `project-away`.
     pub away: bool,
+    /// The columns named.
     pub columns: Vec<String>,
 }
 
@@ -66,8 +68,58 @@ pub struct KqlError {
     pub line: usize,
     /// 1-based column, counted in characters.
     pub column: usize,
-    /// What was found and what was expected.
+    /// What went wrong, for programs to branch on.
+    pub kind: KqlErrorKind,
+    /// What was found and what was expected, positions in it counted in the query.
     pub message: String,
+    /// The other place the message names, e.g. the `(` an unclosed list opened at.
+    pub related: Option<Related>,
+    /// The message around the related position, to write it in another frame.
+    around_related: Option<Box<(String, String)>>,
+}
+
+/// What kind of KQL error: the cases a reader of upstream queries explains apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KqlErrorKind {
+    /// Something else than the grammar of the subset allows here.
+    Unexpected,
+    /// A `(` that is never closed.
+    UnclosedParenthesis,
+    /// Two items of a literal list with no `,` between them.
+    MissingListComma,
+    /// A literal list that ends without `)`.
+    UnclosedList,
+    /// A list operator (`has_any`, `in`, ...) followed by another operator, not `(`.
+    ListOperatorTwice,
+    /// A tabular operator after `|` outside the subset (`where`, `summarize`, `extend`).
+    UnsupportedOperator,
+}
+
+/// A second position an error refers to, in the query text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Related {
+    /// Byte offset in the query.
+    pub offset: usize,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub column: usize,
+}
+
+impl KqlError {
+    /// The message with the related position moved by `at` from query coordinates
+    /// (line 1 is the query's first line) to another frame, e.g. the file around the
+    /// query: `(line, column) -> (line, column)`.
+    pub fn message_at(&self, at: impl Fn(usize, usize) -> (usize, usize)) -> String {
+        match (&self.related, &self.around_related) {
+            (Some(r), Some(around)) => {
+                let (before, after) = around.as_ref();
+                let (line, column) = at(r.line, r.column);
+                format!("{before}line {line}, column {column}{after}")
+            }
+            _ => self.message.clone(),
+        }
+    }
 }
 
 impl fmt::Display for KqlError {
@@ -101,7 +153,10 @@ fn error_at(src: &str, offset: usize, message: impl Into<String>) -> KqlError {
         offset,
         line,
         column,
+        kind: KqlErrorKind::Unexpected,
         message: message.into(),
+        related: None,
+        around_related: None,
     }
 }
 
@@ -297,6 +352,12 @@ impl<'a> Lexer<'a> {
                         return Ok(out);
                     }
                 }
+                '\\' if !verbatim && self.byte(self.pos + 1) == Some(b'u') => {
+                    let at = self.pos;
+                    let (c, len) = self.unicode_escape(at)?;
+                    out.push(c);
+                    self.pos += len;
+                }
                 '\\' if !verbatim => {
                     let at = self.pos;
                     let escaped = match self.byte(at + 1) {
@@ -316,7 +377,7 @@ impl<'a> Lexer<'a> {
                                 at,
                                 format!(
                                     "unknown escape sequence {what} in string literal: expected \
-                                     one of `\\\\ \\\" \\' \\n \\r \\t` (use a verbatim @'...' \
+                                     one of `\\\\ \\\" \\' \\n \\r \\t \\uXXXX` (use a verbatim @'...' \
                                      string for backslashes)"
                                 ),
                             ));
@@ -331,6 +392,41 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
+    }
+}
+
+impl Lexer<'_> {
+    /// A `\uXXXX` escape at `at` (a UTF-16 code unit, as in KQL): the character and the
+    /// length of its text, a surrogate pair read as one character.
+    fn unicode_escape(&self, at: usize) -> Result<(char, usize), KqlError> {
+        let unit = |i: usize| {
+            self.src
+                .get(i + 2..i + 6)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+        };
+        let bad = |what: &str| {
+            self.err(
+                at,
+                format!("invalid unicode escape in string literal: expected {what}"),
+            )
+        };
+        let first = unit(at).ok_or_else(|| bad("`\\u` and four hexadecimal digits"))?;
+        if let Some(c) = char::from_u32(first) {
+            return Ok((c, 6));
+        }
+        let low = (0xD800..0xDC00)
+            .contains(&first)
+            .then(|| (self.src.get(at + 6..at + 8) == Some("\\u")).then(|| unit(at + 6)))
+            .flatten()
+            .flatten()
+            .filter(|low| (0xDC00..0xE000).contains(low))
+            .ok_or_else(|| {
+                bad("a high surrogate followed by a `\\uDC00`..`\\uDFFF` low surrogate")
+            })?;
+        let c = char::from_u32(0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00))
+            .expect("a surrogate pair is a character");
+        Ok((c, 12))
     }
 }
 
@@ -583,11 +679,36 @@ impl<'a> Parser<'a> {
     /// "expected WHAT, found <next token>" at the next token.
     fn expected(&self, what: &str) -> KqlError {
         let t = self.peek();
-        let mut msg = format!("expected {what}, found {}", self.describe(t));
+        self.err(t.start, format!("expected {what}{}", self.found(t)))
+    }
+
+    /// ", found <token>", and why when the token is a stray `)`.
+    fn found(&self, t: &Token) -> String {
+        let mut msg = format!(", found {}", self.describe(t));
         if Self::is_punct(t, ")") {
             msg.push_str(" (unbalanced parenthesis)");
         }
-        self.err(t.start, msg)
+        msg
+    }
+
+    /// "expected WHAT-BEFORE line L, column C, found <next token>": an error at the
+    /// next token that names `open`, the token it relates to, as a [`Related`] span.
+    fn expected_related(&self, before: &str, open: &Token) -> KqlError {
+        let t = self.peek();
+        let at = self.err(open.start, "");
+        let before = format!("expected {before}");
+        let after = self.found(t);
+        let mut e = self.err(
+            t.start,
+            format!("{before}line {}, column {}{after}", at.line, at.column),
+        );
+        e.related = Some(Related {
+            offset: at.offset,
+            line: at.line,
+            column: at.column,
+        });
+        e.around_related = Some(Box::new((before, after)));
+        e
     }
 
     fn expect_punct(&mut self, p: &str, what: &str) -> Result<Token, KqlError> {
@@ -718,9 +839,11 @@ impl<'a> Parser<'a> {
                 self.advance();
                 self.project_op(&mut p)?;
             } else {
-                return Err(self.expected(
+                let mut e = self.expected(
                     "`where`, `summarize`, `extend`, `project` or `project-away` after `|`",
-                ));
+                );
+                e.kind = KqlErrorKind::UnsupportedOperator;
+                return Err(e);
             }
         }
         if !self.at_operator_end() {
@@ -862,86 +985,34 @@ impl<'a> Parser<'a> {
         if self.eat_punct(")") {
             return Ok(());
         }
-        let (line, column) = {
-            let e = self.err(open.start, "");
-            (e.line, e.column)
-        };
-        Err(self.expected(&format!(
-            "`)` to close the `(` at line {line}, column {column}"
-        )))
+        let mut e = self.expected_related("`)` to close the `(` at ", open);
+        e.kind = KqlErrorKind::UnclosedParenthesis;
+        Err(e)
     }
 
     fn predicate(&mut self, column: String) -> Result<Cond, KqlError> {
-        use Case::{Insensitive as I, Sensitive as S};
         use MatchKind::*;
         let op = self.peek().clone();
         let op_text = self.src.get(op.start..op.end).unwrap_or("").to_string();
-        // (kind, case, negated) for single-value operators, list operators.
-        let single = |w: &str| -> Option<(MatchKind, Case, bool)> {
-            Some(match w {
-                "has" => (Term, I, false),
-                "has_cs" => (Term, S, false),
-                "!has" => (Term, I, true),
-                "!has_cs" => (Term, S, true),
-                "contains" => (Contains, I, false),
-                "contains_cs" => (Contains, S, false),
-                "!contains" => (Contains, I, true),
-                "!contains_cs" => (Contains, S, true),
-                "startswith" => (Prefix, I, false),
-                "startswith_cs" => (Prefix, S, false),
-                "!startswith" => (Prefix, I, true),
-                "!startswith_cs" => (Prefix, S, true),
-                "endswith" => (Suffix, I, false),
-                "endswith_cs" => (Suffix, S, false),
-                "!endswith" => (Suffix, I, true),
-                "!endswith_cs" => (Suffix, S, true),
-                _ => return None,
-            })
-        };
-        let list = |w: &str| -> Option<(MatchKind, Case, Quantifier, bool)> {
-            Some(match w {
-                "has_any" => (Term, I, Quantifier::Any, false),
-                "has_all" => (Term, I, Quantifier::All, false),
-                "in" => (Equals, S, Quantifier::Any, false),
-                "in~" => (Equals, I, Quantifier::Any, false),
-                "!in" => (Equals, S, Quantifier::Any, true),
-                "!in~" => (Equals, I, Quantifier::Any, true),
-                _ => return None,
-            })
+        let operator = match &op.tok {
+            Tok::Word(w) => kql_operators::by_name(w),
+            Tok::Punct(p) => kql_operators::by_name(p),
+            _ => None,
         };
         let negate = |e: Expr, neg: bool| if neg { Expr::Not(Box::new(e)) } else { e };
 
         match &op.tok {
-            Tok::Word(w) if single(w).is_some() => {
-                let (kind, case, neg) = single(w).expect("checked");
+            _ if operator.is_some() => {
+                let o = operator.expect("checked");
                 self.advance();
-                let (value, _) = self.string(&format!("a string after `{op_text}`"))?;
-                Ok(Cond::Pred(negate(
-                    pred(&column, kind, case, vec![value], Quantifier::Any),
-                    neg,
-                )))
-            }
-            Tok::Word(w) if list(w).is_some() => {
-                let (kind, case, q, neg) = list(w).expect("checked");
-                self.advance();
-                let values = self.string_list(&op_text)?;
-                Ok(Cond::Pred(negate(
-                    pred(&column, kind, case, values, q),
-                    neg,
-                )))
-            }
-            Tok::Punct(p @ ("==" | "!=" | "=~" | "!~")) => {
-                let (case, neg) = match *p {
-                    "==" => (S, false),
-                    "!=" => (S, true),
-                    "=~" => (I, false),
-                    _ => (I, true),
+                let values = match o.list {
+                    Some(_) => self.string_list(&op_text)?,
+                    None => vec![self.string(&format!("a string after `{op_text}`"))?.0],
                 };
-                self.advance();
-                let (value, _) = self.string(&format!("a string after `{op_text}`"))?;
+                let q = o.list.unwrap_or(Quantifier::Any);
                 Ok(Cond::Pred(negate(
-                    pred(&column, Equals, case, vec![value], Quantifier::Any),
-                    neg,
+                    pred(&column, o.kind, o.case, values, q),
+                    o.negated,
                 )))
             }
             Tok::Word(w) if w == "matches" => {
@@ -967,7 +1038,7 @@ impl<'a> Parser<'a> {
                 Ok(Cond::Pred(pred(
                     &column,
                     Regex,
-                    S,
+                    Case::Sensitive,
                     vec![pattern],
                     Quantifier::Any,
                 )))
@@ -1036,7 +1107,16 @@ impl<'a> Parser<'a> {
 
     /// `( 'a', 'b', ... )`, trailing comma allowed.
     fn string_list(&mut self, op: &str) -> Result<Vec<String>, KqlError> {
-        let open = self.expect_punct("(", &format!("`(` after `{op}`"))?;
+        let open = self
+            .expect_punct("(", &format!("`(` after `{op}`"))
+            .map_err(|mut e| {
+                let list_operator =
+                    |w: &str| kql_operators::by_name(w).is_some_and(|o| o.list.is_some());
+                if matches!(&self.peek().tok, Tok::Word(w) if list_operator(w)) {
+                    e.kind = KqlErrorKind::ListOperatorTwice;
+                }
+                e
+            })?;
         let mut values = Vec::new();
         loop {
             if !values.is_empty() && self.eat_punct(")") {
@@ -1072,13 +1152,14 @@ impl<'a> Parser<'a> {
             if self.eat_punct(")") {
                 break;
             }
-            let (line, column) = {
-                let e = self.err(open.start, "");
-                (e.line, e.column)
+            let mut e =
+                self.expected_related(&format!("`,` or `)` in the `{op}` list opened at "), &open);
+            e.kind = if matches!(self.peek().tok, Tok::Str(..)) {
+                KqlErrorKind::MissingListComma
+            } else {
+                KqlErrorKind::UnclosedList
             };
-            return Err(self.expected(&format!(
-                "`,` or `)` in the `{op}` list opened at line {line}, column {column}"
-            )));
+            return Err(e);
         }
         Ok(values)
     }

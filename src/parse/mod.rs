@@ -1,5 +1,30 @@
 //! Rule parsing: rmmc YAML or Sentinel hunting-query YAML → the IR, validated
 //! against the canonical vocabulary of the rule's data source.
+//!
+//! ```
+//! use rmmc::{Backends, ir::{DataSource, Expr, MatchKind}};
+//! use std::path::Path;
+//!
+//! let rule_text = "id: 6f1c7a52-0b7e-4d33-9a4e-1f0c2d3e4b5a
+//! name: Example - NetSupport signer
+//! description: Files signed by NetSupport.
+//! tool: NetSupport
+//! tactics: [CommandAndControl]
+//! techniques: [T1219]
+//! source: file_signature
+//! window: 5d
+//! detection:
+//!   field: file.code_signature.subject_name
+//!   has: netsupport
+//! ";
+//! let parsed = rmmc::parse::parse_rule(Path::new("x.yaml"), rule_text, &Backends::embedded()?)?;
+//! assert_eq!(parsed.rule.source, DataSource::FileSignature);
+//! assert!(matches!(&parsed.rule.detection, Expr::Match(p) if p.kind == MatchKind::Term));
+//! // A mistake is an error with file, line and column, never a panic.
+//! let err = rmmc::parse::parse_rule(Path::new("x.yaml"), "id: 1\n", &Backends::embedded()?).unwrap_err();
+//! assert!(err.to_string().starts_with("x.yaml:"), "{err}");
+//! # Ok::<(), rmmc::Error>(())
+//! ```
 
 pub mod kql;
 pub mod rule_yaml;
@@ -17,15 +42,71 @@ use std::path::Path;
 /// A parsed rule and what the parser had to say about it.
 #[derive(Debug, Clone)]
 pub struct Parsed {
+    /// The rule.
     pub rule: Rule,
     /// Repairs and substitutions made while reading, e.g. of upstream defects.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
+}
+
+/// A repair or substitution the parser made while reading a rule: a kind programs
+/// branch on (the importer counts repairs by it); `Display` gives the sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// Sentinel YAML with `dataTypes:` indented at the column of `- connectorId:`
+    /// (invalid YAML), read as a key of the list item.
+    DataTypesIndent,
+    /// Column `AccountUpn` on DeviceNetworkEvents, which has only
+    /// `InitiatingProcessAccountUpn`, read as that column (`user.upn`).
+    AccountUpnOnNetworkEvents,
+    /// `| project` / `| project-away` in a Sentinel query: it chooses result columns,
+    /// not events, so matching is unchanged.
+    Projection {
+        /// `project-away` rather than `project`.
+        away: bool,
+        /// The columns named.
+        columns: Vec<String>,
+    },
+    /// An authoring lint ([`crate::lint`]), at the line and column of its value in the
+    /// rule file where that was found.
+    Lint {
+        /// 1-based line and column.
+        at: Option<(usize, usize)>,
+        /// The lint.
+        lint: crate::lint::Lint,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::DataTypesIndent => f.write_str(
+                "repaired invalid YAML: `dataTypes:` was indented at the column of `- connectorId:`",
+            ),
+            Warning::AccountUpnOnNetworkEvents => f.write_str(
+                "column `AccountUpn` does not exist in DeviceNetworkEvents: read as InitiatingProcessAccountUpn (user.upn)",
+            ),
+            Warning::Projection { away, columns } => write!(
+                f,
+                "`| {} {}` chooses result columns, not events: matching is unchanged and rmmc's outputs keep their columns",
+                if *away { "project-away" } else { "project" },
+                columns.join(", ")
+            ),
+            // `line:column: ` first, as the CLI reads it to print `file:line:column:`.
+            Warning::Lint {
+                at: Some((line, column)),
+                lint,
+            } => write!(f, "{line}:{column}: {lint}"),
+            Warning::Lint { at: None, lint } => write!(f, "{lint}"),
+        }
+    }
 }
 
 /// Which format a rule file is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// rmmc's rule format.
     Rmmc,
+    /// A Microsoft Sentinel hunting query.
     Sentinel,
 }
 
@@ -69,10 +150,8 @@ pub fn parse_rule(path: &Path, text: &str, backends: &Backends) -> Result<Parsed
         let at = lint
             .needles()
             .iter()
-            .find_map(|n| rule_yaml::locate(text, n))
-            .map(|(line, column)| format!("{line}:{column}: "))
-            .unwrap_or_default();
-        parsed.warnings.push(format!("{at}{lint}"));
+            .find_map(|n| rule_yaml::locate(text, n));
+        parsed.warnings.push(Warning::Lint { at, lint });
     }
     Ok(parsed)
 }
@@ -184,6 +263,29 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
             ));
         }
     }
+    crate::attack::check(&rule.meta.tactics, &rule.meta.techniques).map_err(|invalid| {
+        // Point at the value inside its list (`tactics:`, `techniques:` or
+        // `relevantTechniques:`), not at an earlier mention in a description.
+        let keys: &[&str] =
+            if rule.meta.tactics.contains(&invalid.value) || invalid.value == "tactics" {
+                &["tactics:"]
+            } else {
+                &["techniques:", "relevantTechniques:"]
+            };
+        let start = keys.iter().find_map(|k| key_line(text, k));
+        let at = start.and_then(|start| {
+            let offset = if invalid.value == "tactics" {
+                Some(0)
+            } else {
+                text[start..].find(&invalid.value)
+            };
+            offset.map(|o| rule_yaml::line_col(text, start + o))
+        });
+        rule_yaml::located(
+            Error::new(ErrorKind::InvalidValue, invalid.message).in_file(path),
+            at,
+        )
+    })?;
     let mut exprs: Vec<(&Expr, String)> = vec![(&rule.detection, "detection".to_string())];
     for x in &rule.exclusions {
         exprs.push((&x.drop_when, format!("exclusion `{}`", x.name)));
@@ -255,6 +357,14 @@ fn validate(rule: &Rule, path: &Path, text: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The byte offset of the line that starts with the top-level key `key`.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    if text.starts_with(key) {
+        return Some(0);
+    }
+    text.find(&format!("\n{key}")).map(|i| i + 1)
 }
 
 /// An acknowledgement names a lint code, or `approximate` and a registered target.

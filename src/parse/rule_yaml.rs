@@ -22,6 +22,7 @@ struct RawRule {
     #[serde(default)]
     references: Vec<String>,
     author: Option<String>,
+    license: Option<String>,
     date: Option<RuleDate>,
     modified: Option<RuleDate>,
     tool: String,
@@ -447,6 +448,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule> {
             author: raw.author,
             date: raw.date.map(|d| d.0),
             modified: raw.modified.map(|d| d.0),
+            license: raw.license,
             tool: raw.tool,
             tactics: raw.tactics,
             techniques: raw.techniques,
@@ -596,6 +598,7 @@ pub(crate) fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     Some(line_col(text, offset))
 }
 
+/// The 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;

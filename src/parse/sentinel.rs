@@ -4,9 +4,9 @@
 //! Columns are read back to canonical names through the KQL profile's field map,
 //! the same data the KQL backend writes with, so KQL → IR → KQL round-trips.
 
-use super::Parsed;
 use super::kql::{KqlError, KqlQuery, parse_kql};
 use super::rule_yaml::{locate, located};
+use super::{Parsed, Warning};
 use crate::backends::Profile;
 use crate::error::yaml_error;
 use crate::error::{Error, ErrorKind, Result};
@@ -119,7 +119,7 @@ fn kql_error(path: &Path, text: &str, e: &KqlError) -> Error {
     match query_block_start(text) {
         Some((line, indent)) => {
             let in_file = |l: usize, c: usize| (line + l - 1, c + indent);
-            let message = remap_positions(&e.message, in_file);
+            let message = e.message_at(in_file);
             let (l, c) = in_file(e.line, e.column);
             Error::new(ErrorKind::UnsupportedKql, message)
                 .in_file(path)
@@ -129,22 +129,6 @@ fn kql_error(path: &Path, text: &str, e: &KqlError) -> Error {
             .in_file(path)
             .at(e.line, e.column),
     }
-}
-
-/// Positions quoted inside a KQL error message (`the ( at line 7, column 9`) count
-/// from the query's first line; `at` turns one into a position in the file.
-pub(crate) fn remap_positions(
-    message: &str,
-    at: impl Fn(usize, usize) -> (usize, usize),
-) -> String {
-    let re = regex::Regex::new(r"line (\d+), column (\d+)").expect("valid regex");
-    re.replace_all(message, |c: &regex::Captures| {
-        let l: usize = c[1].parse().unwrap_or(1);
-        let col: usize = c[2].parse().unwrap_or(1);
-        let (l, col) = at(l, col);
-        format!("line {l}, column {col}")
-    })
-    .into_owned()
 }
 
 /// The tool name in "Remote Management and Monitoring tool - NetSupport - File Signature".
@@ -184,10 +168,7 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
         Err(e) => match repair_data_types(text) {
             Some(fixed) => {
                 let r = serde_yaml::from_str(&fixed).map_err(|_| yaml_error(path, &e))?;
-                warnings.push(
-                    "repaired invalid YAML: `dataTypes:` was indented at the column of `- connectorId:`"
-                        .to_string(),
-                );
+                warnings.push(Warning::DataTypesIndent);
                 r
             }
             None => return Err(yaml_error(path, &e)),
@@ -208,11 +189,10 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
     for p in &q.projections {
         // The columns stay on record in the imported rule's header; no target
         // output narrows its columns.
-        warnings.push(format!(
-            "`| {} {}` chooses result columns, not events: matching is unchanged and rmmc's outputs keep their columns",
-            if p.away { "project-away" } else { "project" },
-            p.columns.join(", ")
-        ));
+        warnings.push(Warning::Projection {
+            away: p.away,
+            columns: p.columns.clone(),
+        });
     }
     // Which data source has this table in the KQL profile?
     let source = kql
@@ -239,8 +219,8 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
                 locate(text, &q.table),
             )
         })?;
-    let reverse: BTreeMap<&str, &str> = kql.sources[&source]
-        .fields
+    let names = kql.sources[&source].names();
+    let reverse: BTreeMap<&str, &str> = names
         .iter()
         .map(|(canonical, column)| (column.as_str(), canonical.as_str()))
         .collect();
@@ -250,10 +230,7 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
         }
         // Upstream netconn queries group by AccountUpn, which DeviceNetworkEvents lacks.
         if source == DataSource::NetworkConnection && column == "AccountUpn" {
-            warnings.push(
-                "column `AccountUpn` does not exist in DeviceNetworkEvents: read as InitiatingProcessAccountUpn (user.upn)"
-                    .to_string(),
-            );
+            warnings.push(Warning::AccountUpnOnNetworkEvents);
             return Ok("user.upn".to_string());
         }
         Err(located(
@@ -327,6 +304,7 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
                 author: None,
                 date: None,
                 modified: None,
+                license: None,
                 tool,
                 tactics: raw.tactics.map(OneOrMany::into_vec).unwrap_or_default(),
                 techniques: raw

@@ -30,6 +30,7 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// How reports name the origin: `signer`, `PE company`, ...
     pub fn label(self) -> &'static str {
         match self {
             Origin::Signer => "signer",
@@ -47,25 +48,38 @@ impl Origin {
 /// One catalogue value and where it is written.
 #[derive(Debug, Clone)]
 pub struct RawIndicator {
+    /// Where in the catalogue entry the value is.
     pub origin: Origin,
+    /// The value as written.
     pub value: String,
+    /// 1-based line in the catalogue file.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
 }
 
 /// One catalogue file, read.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// The file read.
     pub file: PathBuf,
     /// The path inside the catalogue, `yaml/anydesk.yaml`.
     pub rel: String,
+    /// The tool's name in the catalogue.
     pub name: String,
+    /// The catalogue's description of the tool.
     pub description: String,
+    /// Who wrote the entry, if stated.
     pub author: Option<String>,
+    /// When the entry was created, if stated.
     pub created: Option<String>,
+    /// When it was last changed, if stated.
     pub last_modified: Option<String>,
+    /// The tool's website, if stated.
     pub website: Option<String>,
+    /// Reference URLs.
     pub references: Vec<String>,
+    /// Every indicator value of the entry, located.
     pub indicators: Vec<RawIndicator>,
     /// Catalogue values of the wrong type, located: the tool is not imported.
     pub problems: Vec<Error>,

@@ -7,29 +7,39 @@ use serde::Deserialize;
 /// The embedded gate file.
 pub const GATE_YAML: &str = include_str!("gate.yaml");
 
+/// A domain zone several tools or services share: not evidence of one tool.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SharedDomain {
+    /// The zone, `example.com`.
     pub zone: String,
+    /// Whether every host under the zone is gated, not only the zone itself.
     #[serde(default)]
     pub all_hosts: bool,
+    /// Why it is gated.
     pub reason: String,
 }
 
+/// A file or product name too generic to point at one tool.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenericName {
+    /// The name.
     pub name: String,
+    /// Why it is gated.
     pub reason: String,
 }
 
+/// A code-signing subject shared by several products.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SharedSigner {
+    /// The signer.
     pub signer: String,
     /// Catalogue tool names the entry applies to; empty: every tool.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Why it is gated.
     pub reason: String,
 }
 
@@ -37,18 +47,27 @@ pub struct SharedSigner {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NameDecision {
+    /// The name in the LOLRMM catalogue.
     pub lolrmm: String,
+    /// The tool name in the rule library.
     pub tool: String,
+    /// Why they are (or are not) the same tool.
     pub reason: String,
 }
 
+/// The whole quality gate, as `gate.yaml` holds it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Gate {
+    /// Domains no tool's rule may use.
     pub shared_domains: Vec<SharedDomain>,
+    /// Names no tool's rule may use.
     pub generic_names: Vec<GenericName>,
+    /// Signers no tool's rule may use.
     pub shared_signers: Vec<SharedSigner>,
+    /// Catalogue names that are a library tool under another name.
     pub aliases: Vec<NameDecision>,
+    /// Names that look alike but are different tools.
     pub distinct: Vec<NameDecision>,
 }
 
@@ -77,10 +96,12 @@ pub fn normalise(name: &str) -> String {
 }
 
 impl Gate {
+    /// The gate compiled into rmmc.
     pub fn embedded() -> Result<Gate> {
         Gate::parse(GATE_YAML)
     }
 
+    /// Read a gate from YAML text.
     pub fn parse(text: &str) -> Result<Gate> {
         serde_yaml::from_str(text).map_err(|e| {
             let mut err = Error::new(ErrorKind::Schema, format!("quality gate: {e}"))

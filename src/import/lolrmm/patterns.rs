@@ -12,26 +12,37 @@
 /// How one catalogue value reads as exact match kinds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shape {
+    /// Exactly this value.
     Equals(String),
+    /// Starts with this.
     Prefix(String),
+    /// Ends with this.
     Suffix(String),
+    /// Contains this.
     Contains(String),
     /// Starts with `prefix` and ends with `suffix`, with anything (or nothing) between:
     /// the values that start and end right but are shorter than both (`prefix` and
     /// `suffix` overlapping) are the `overlaps`, excluded by `not equals`.
     Between {
+        /// What the value starts with.
         prefix: String,
+        /// What it ends with.
         suffix: String,
+        /// The values that start and end right but are too short.
         overlaps: Vec<String>,
     },
     /// Starts with `prefix`; `middle` occurs after it.
     PrefixContains {
+        /// What the value starts with.
         prefix: String,
+        /// What occurs after it.
         middle: String,
     },
     /// `middle` occurs, then the value ends with `suffix`.
     ContainsSuffix {
+        /// What occurs before the end.
         middle: String,
+        /// What the value ends with.
         suffix: String,
     },
     /// A DNS name and every name under it: `*.example.com`.
@@ -150,8 +161,11 @@ pub fn glob(pattern: &str) -> Result<Shape, String> {
 pub enum Reading {
     /// Match `field` with `shape`. `note`: how the value was read, when not plainly.
     Match {
+        /// The canonical field to test.
         field: &'static str,
+        /// The exact match kinds the value reads as.
         shape: Shape,
+        /// How the value was read, when not plainly.
         note: Option<String>,
     },
     /// Not imported, and why (the value is well-formed but no exact rule says it).

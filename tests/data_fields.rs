@@ -1,0 +1,356 @@
+//! Field truth: every profile searches data whose fields are listed in
+//! `backends/data/`, those lists are true to the platforms' own references, and no
+//! emitted query reads, or suppresses by, a field its data source lacks.
+//!
+//! The Elastic checks read `../shared/reference/elastic/defend-fields.json` (Elastic
+//! Defend's mappings, not part of the repository) and parse the emitted EQL and rule
+//! files themselves, independently of the lowering code's own check.
+
+use rmmc::backends::FieldMapping;
+use rmmc::pack::{self, BuildOptions};
+use rmmc::{Backends, ErrorKind, Fidelity, Target};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Elastic Defend's fields per data stream, from the shared reference.
+fn defend_fields() -> Option<BTreeMap<String, BTreeSet<String>>> {
+    let path = root().join("../shared/reference/elastic/defend-fields.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!(
+            "SKIPPED: {} is not present (reference data, not part of the repository)",
+            path.display()
+        );
+        return None;
+    };
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    Some(
+        doc["data_streams"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(stream, fields)| {
+                let names = fields.as_object().unwrap().keys().cloned().collect();
+                (stream.clone(), names)
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn elastic_defend_field_lists_are_true_to_the_endpoint_package() {
+    let Some(reference) = defend_fields() else {
+        return;
+    };
+    let backends = Backends::embedded().unwrap();
+    let schema = &backends.data_schemas()["elastic-defend"];
+    assert!(schema.source.contains("endpoint-package"), "source named");
+    for (stream, list) in &schema.data_sources {
+        let mapped = &reference[stream];
+        for field in &list.fields {
+            assert!(
+                mapped.contains(field),
+                "backends/data/elastic-defend.yaml lists `{field}` for stream `{stream}`, which Elastic Defend does not map there"
+            );
+        }
+    }
+}
+
+#[test]
+fn defender_field_lists_are_true_to_the_schema_reference() {
+    let text = std::fs::read_to_string(root().join("conformance/defender_schema.json")).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let backends = Backends::embedded().unwrap();
+    let schema = &backends.data_schemas()["defender-xdr"];
+    for (table, list) in &schema.data_sources {
+        let columns: BTreeSet<&str> = doc[table]
+            .as_array()
+            .unwrap_or_else(|| panic!("no table {table} in the reference"))
+            .iter()
+            .map(|c| c[0].as_str().unwrap())
+            .collect();
+        for field in &list.fields {
+            assert!(
+                columns.contains(field.as_str()),
+                "{table} has no column {field}"
+            );
+        }
+    }
+}
+
+/// Every mapping of every embedded profile names a field its data records, and every
+/// `unsupported` says why: a profile can never map a rule onto an absent field.
+#[test]
+fn every_profile_maps_only_onto_recorded_fields() {
+    let backends = Backends::embedded().unwrap();
+    for target in Target::ALL {
+        for profile in backends.profiles(target) {
+            for (source, map) in &profile.sources {
+                for (canonical, mapping) in &map.fields {
+                    match mapping {
+                        FieldMapping::Unsupported { unsupported } => {
+                            assert!(!unsupported.trim().is_empty(), "{canonical}: a reason")
+                        }
+                        FieldMapping::Substitute { meaning, .. } => {
+                            assert!(!meaning.trim().is_empty(), "{canonical}: what changes")
+                        }
+                        FieldMapping::Field(_) => {}
+                    }
+                    if let Some(name) = mapping.name() {
+                        assert!(
+                            map.recorded.contains(name),
+                            "{target} profile {} source {source}: `{canonical}` -> `{name}` is not recorded in {}",
+                            profile.name,
+                            map.data
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The field names an EQL query reads: identifiers outside string literals that are
+/// not keywords, function names or the event category.
+fn eql_fields(query: &str) -> BTreeSet<String> {
+    const WORDS: &[&str] = &[
+        "where",
+        "and",
+        "or",
+        "not",
+        "null",
+        "in",
+        "regex",
+        "like",
+        "true",
+        "false",
+        "sequence",
+        "by",
+        "any",
+        "file",
+        "process",
+        "network",
+        "library",
+        "startsWith",
+        "endsWith",
+        "stringContains",
+    ];
+    let mut out = BTreeSet::new();
+    let mut chars = query.chars().peekable();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut BTreeSet<String>| {
+        if !word.is_empty() && !WORDS.contains(&word.as_str()) {
+            out.insert(std::mem::take(word));
+        }
+        word.clear();
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                flush(&mut word, &mut out);
+                while let Some(s) = chars.next() {
+                    match s {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '`' => {
+                flush(&mut word, &mut out);
+                let name: String = chars.by_ref().take_while(|&c| c != '`').collect();
+                out.insert(name);
+            }
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '@' => word.push(c),
+            _ => flush(&mut word, &mut out),
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[test]
+fn eql_field_reader_sees_fields_not_values() {
+    let q = r#"process where (process.pe.company : "*a.b*" and `@timestamp` != null) and not (user.name in ("x\"y.z"))"#;
+    let want: BTreeSet<String> = ["process.pe.company", "@timestamp", "user.name"]
+        .map(String::from)
+        .into();
+    assert_eq!(eql_fields(q), want);
+}
+
+/// The acceptance check of issue 7 on the committed packs: each Elastic rule reads and
+/// suppresses by fields the Elastic Defend stream of its index maps.
+#[test]
+fn every_emitted_elastic_rule_reads_only_fields_its_stream_maps() {
+    let Some(reference) = defend_fields() else {
+        return;
+    };
+    let backends = Backends::embedded().unwrap();
+    let sources = pack::discover(&["rules".to_string()]).unwrap();
+    let options = BuildOptions {
+        targets: vec![Target::Eql],
+        profile: Some("ecs".into()),
+        strict: false,
+    };
+    let build = pack::build(&sources, &backends, &options).unwrap();
+    let mut checked = 0;
+    for r in &build.rendered {
+        let Some((_, ndjson)) = r
+            .files
+            .iter()
+            .find(|(p, _)| p.extension().is_some_and(|e| e == "ndjson"))
+        else {
+            assert!(r.fidelity.is_unsupported(), "{}: no rule file", r.rule_name);
+            continue;
+        };
+        let rule: Value = serde_json::from_str(ndjson).unwrap();
+        let index = rule["index"][0].as_str().unwrap();
+        let stream = index
+            .strip_prefix("logs-endpoint.events.")
+            .and_then(|s| s.strip_suffix("-*"))
+            .unwrap_or_else(|| panic!("{index} is not an Elastic Defend stream"));
+        let mapped = &reference[stream];
+        let mut fields = eql_fields(rule["query"].as_str().unwrap());
+        for f in rule["alert_suppression"]["group_by"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            fields.insert(f.as_str().unwrap().to_string());
+        }
+        for f in &fields {
+            assert!(
+                mapped.contains(f),
+                "{}: `{f}` is not mapped in logs-endpoint.events.{stream}",
+                r.source_file.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 100, "only {checked} rules checked");
+}
+
+const NETCONN: &str = "rules/netsupport/netconn.yaml";
+
+/// A copy of the embedded backends in a temporary folder, with one profile file
+/// edited by `edit`.
+fn backends_with(profile_file: &str, edit: impl Fn(&str) -> String) -> (Backends, PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "rmmc-data-fields-{}-{}",
+        std::process::id(),
+        profile_file.replace('/', "-")
+    ));
+    let path = dir.join(profile_file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let text = std::fs::read_to_string(root().join("backends").join(profile_file)).unwrap();
+    std::fs::write(&path, edit(&text)).unwrap();
+    (Backends::from_dir(&dir).unwrap(), dir)
+}
+
+#[test]
+fn a_mapping_onto_an_unrecorded_field_is_one_clear_line() {
+    let (backends, dir) = backends_with("kql/profiles/defender.yaml", |t| {
+        t.replace("url.original: RemoteUrl", "url.original: RemoteURL")
+    });
+    let sources = pack::discover(&[NETCONN.to_string()]).unwrap();
+    let options = BuildOptions {
+        targets: vec![Target::Kql],
+        profile: None,
+        strict: false,
+    };
+    let errors = pack::build(&sources, &backends, &options).unwrap_err();
+    std::fs::remove_dir_all(dir).ok();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    let e = &errors.0[0];
+    assert_eq!(e.kind(), ErrorKind::UnrecordedField);
+    let line = e.to_string();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    for part in [
+        NETCONN,
+        "`url.original`",
+        "`RemoteURL`",
+        "target `kql`",
+        "profile `defender`",
+        "defender-xdr/DeviceNetworkEvents",
+    ] {
+        assert!(line.contains(part), "`{part}` missing from: {line}");
+    }
+}
+
+#[test]
+fn a_profile_naming_unknown_data_is_refused_at_load() {
+    let dir = std::env::temp_dir().join(format!("rmmc-data-unknown-{}", std::process::id()));
+    let path = dir.join("eql/profiles/ecs.yaml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let text = std::fs::read_to_string(root().join("backends/eql/profiles/ecs.yaml")).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "data: elastic-defend/network",
+            "data: elastic-defend/netwrk",
+        ),
+    )
+    .unwrap();
+    let e = Backends::from_dir(&dir).unwrap_err();
+    std::fs::remove_dir_all(dir).ok();
+    let line = e.to_string();
+    assert!(line.contains("elastic-defend/netwrk"), "{line}");
+    assert!(
+        line.contains("elastic-defend/network"),
+        "lists the known: {line}"
+    );
+}
+
+/// A rule needing a field the data does not record: the build says so, writes no
+/// file for it, lists it in FIDELITY.md, and `--strict` fails.
+#[test]
+fn an_unsupported_rule_writes_nothing_and_fails_strict() {
+    let backends = Backends::embedded().unwrap();
+    let rule = "rules/action1/netconn.yaml";
+    let sources = pack::discover(&[rule.to_string()]).unwrap();
+    let mut options = BuildOptions {
+        targets: vec![Target::Eql],
+        profile: None,
+        strict: false,
+    };
+    let build = pack::build(&sources, &backends, &options).unwrap();
+    let r = &build.rendered[0];
+    let Fidelity::Unsupported(u) = &r.fidelity else {
+        panic!("expected unsupported, got {:?}", r.fidelity)
+    };
+    assert_eq!(u.field, "process.pe.product");
+    assert_eq!(u.data, "elastic-defend/network");
+    assert!(r.files.is_empty());
+    let written: Vec<&PathBuf> = build.files.keys().collect();
+    assert!(
+        !written.iter().any(|p| p.starts_with("eql/action1")),
+        "{written:?}"
+    );
+    let fidelity = &build.files[Path::new("eql/FIDELITY.md")];
+    assert!(
+        fidelity.contains("| action1/netconn | unsupported | `process.pe.product` is not recorded in elastic-defend/network: "),
+        "{fidelity}"
+    );
+    assert!(!build.files[Path::new("eql/rules.ndjson")].contains(&r.rule_id));
+    // The same rule on Defender-column data is fine.
+    options.profile = Some("defender".into());
+    let build = pack::build(&sources, &backends, &options).unwrap();
+    assert!(!build.rendered[0].fidelity.is_unsupported());
+    options.profile = None;
+    options.strict = true;
+    let errors = pack::build(&sources, &backends, &options).unwrap_err();
+    assert!(
+        errors
+            .0
+            .iter()
+            .any(|e| e.kind() == ErrorKind::Unsupported
+                && e.to_string().contains("process.pe.product")),
+        "{errors}"
+    );
+}
