@@ -678,7 +678,7 @@ def sigma_check(lines, oracles_dir, res):
         except Exception as e:
             problems[rule].append("validator failed: %s" % e)
     for l in lines:
-        if l["target"] != "sigma":
+        if l["target"] != "sigma" or l["fidelity"]["verdict"] == "unsupported":
             continue
         p = problems.get(l["rule"])
         if p:
@@ -748,14 +748,24 @@ def base_rule_text(files):
                 if p.endswith((".yml", ".yaml")) and not Path(p).name.startswith("correlation_"))
 
 
-def sigma_profiles(l):
+def sigma_profiles(l, with_defender=True):
     """(profile label, files, documented) of a Sigma bundle line: the default profile
-    and the taxonomy profile (when the rule can be said in taxonomy fields)."""
-    out = [("default", l["files"], l["documented"])]
-    tax = l.get("taxonomy", {})
-    if "files" in tax:
-        out.append(("taxonomy", tax["files"], tax["documented"]))
+    (the Sigma taxonomy), unless the rule is unsupported there, and the `defender`
+    profile (Defender column names)."""
+    out = []
+    if l["fidelity"]["verdict"] != "unsupported":
+        out.append(("default", l["files"], l["documented"]))
+    d = l.get("defender", {})
+    if with_defender and "files" in d and d["fidelity"]["verdict"] != "unsupported":
+        out.append(("defender", d["files"], d["documented"]))
     return out
+
+
+def sigma_unsupported(l, res, oracle):
+    """Record a rule the default Sigma profile cannot express (no file written)."""
+    u = l["fidelity"]["detail"]
+    res.add(l["rule"], "sigma", oracle, "unsupported",
+            "no file: profile %s's data (%s) does not record `%s`: %s" % (l["profile"], u["data"], u["field"], u["reason"]))
 
 
 def sigma_kusto(lines, schema, res, by_rule, root):
@@ -769,8 +779,10 @@ def sigma_kusto(lines, schema, res, by_rule, root):
             continue
         kql_line = by_rule[l["rule"]]["kql"]
         table = kql_line["settings"]["table"]
+        if l["fidelity"]["verdict"] == "unsupported":
+            sigma_unsupported(l, res, "pySigma microsoft_xdr->duckdb-kql")
         for profile, files, documented in sigma_profiles(l):
-            oracle = "pySigma microsoft_xdr->duckdb-kql" + ("" if profile == "default" else " (taxonomy)")
+            oracle = "pySigma microsoft_xdr->duckdb-kql" + ("" if profile == "default" else " (%s)" % profile)
             try:
                 coll = SigmaCollection.from_yaml(base_rule_text(files), collect_errors=True)
                 errors = [str(e) for r in coll.rules for e in getattr(r, "errors", [])]
@@ -820,7 +832,11 @@ def sigma_convert(lines, oracles_dir, res, root):
             continue
         for profile, files, _ in sigma_profiles(l):
             failures = []
+            # Defender column names are for microsoft_xdr only; the Sysmon-field
+            # pipelines of splunk and eql are for the taxonomy (the default).
             for name, make in backends.items():
+                if profile == "defender" and name != "kusto":
+                    continue
                 try:
                     coll = SigmaCollection.from_yaml(base_rule_text(files), collect_errors=True)
                     out = make().convert(SigmaCollection([r for r in coll.rules if isinstance(r, SigmaRule)]))
@@ -828,9 +844,11 @@ def sigma_convert(lines, oracles_dir, res, root):
                         failures.append("%s: empty conversion" % name)
                 except Exception as e:
                     failures.append("%s: %s" % (name, " ".join(str(e).split())[:200]))
-            oracle = "pySigma convert" + ("" if profile == "default" else " (taxonomy)")
+            oracle = "pySigma convert" + ("" if profile == "default" else " (%s)" % profile)
             if failures:
                 res.add(l["rule"], "sigma", oracle, "disagree", " | ".join(failures))
+            elif profile == "defender":
+                res.add(l["rule"], "sigma", oracle, "agree", "converts with kusto (microsoft_xdr + pack pipeline)")
             else:
                 res.add(l["rule"], "sigma", oracle, "agree", "converts with kusto (microsoft_xdr + pack pipeline), splunk (splunk_windows), eql (ecs_windows)")
     sigma = oracles_dir / "venv" / "bin" / "sigma"
@@ -864,7 +882,9 @@ def rust_results(results_dir, res):
 # ---------------------------------------------------------------------------
 # Output
 
-ORDER = {"disagree": 0, "approximate-as-documented": 1, "agree": 2, "unsupported": 3, "not checked": 4}
+# A cell shows its worst verdict; `unsupported` (the default profile writes no file)
+# outranks what other profiles' oracles found, so it is never hidden behind them.
+ORDER = {"disagree": 0, "unsupported": 1, "approximate-as-documented": 2, "agree": 3, "not checked": 4}
 
 
 def cell(results, rule, target):

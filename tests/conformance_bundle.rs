@@ -49,9 +49,9 @@ fn bundle_for_every_rule_and_target() {
             let compiled = common::compile(&compiler, case, target);
             let mut line = common::bundle_line(case, &compiled, &events, &answers);
             if target == Target::Sigma {
-                // The Sigma taxonomy profile too: its files, or why the rule cannot be
-                // said in taxonomy fields (the pySigma oracles convert both).
-                line["taxonomy"] = match compiler.compile(&case.rule, target, Some("taxonomy")) {
+                // The `defender` profile too (Defender column names): its files, for the
+                // pySigma kusto oracle (microsoft_xdr reads those columns as they are).
+                line["defender"] = match compiler.compile(&case.rule, target, Some("defender")) {
                     Ok(r) => serde_json::json!({
                         "files": r.files.iter().map(|(p, t)| (p.to_string_lossy().to_string(), t.clone())).collect::<std::collections::BTreeMap<_, _>>(),
                         "fidelity": r.fidelity,

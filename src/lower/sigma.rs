@@ -74,8 +74,13 @@ struct Item {
 /// `|contains`, `|startswith`, `|endswith`, `|cased`, `|all`. `|re` only for a
 /// whole term (no Sigma modifier has term boundaries), for an ASCII-folded value
 /// with non-ASCII letters (Sigma engines fold those, KQL does not) and for a regex
-/// predicate. Returns several items when the predicate needs more than one
-/// selection (empty = missing or "").
+/// predicate. Several items are ANDed in one selection, except for an emptiness test,
+/// whose items are alternatives (empty = missing or "").
+///
+/// A whole term is also a `|contains` of the value, which the `|re` implies: it
+/// changes no match, gives backends an indexed prefilter, and keeps a selection from
+/// being regex-only (pySigma's splunk backend defers every `|re` to a `| regex`
+/// stage and drops a rule whose search is left empty).
 fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
     let cased = if p.case == Case::Sensitive {
         "|cased"
@@ -108,10 +113,14 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
                 ApproxKind::SigmaEndAnchor,
             );
         }
-        return vec![Item {
+        let regex = Item {
             key: format!("{field}|re{all}"),
             values,
-        }];
+        };
+        if p.kind == MatchKind::Term {
+            return vec![term_prefilter(field, p), regex];
+        }
+        return vec![regex];
     }
     let (modifier, values): (&str, Vec<Value>) = match p.kind {
         MatchKind::Empty | MatchKind::NotEmpty => {
@@ -151,6 +160,28 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         key: format!("{field}{modifier}{all}{cased}"),
         values,
     }]
+}
+
+/// The `|contains` a whole-term match implies (see [`items`]).
+fn term_prefilter(field: &str, p: &Predicate) -> Item {
+    let cased = if p.case == Case::Sensitive {
+        "|cased"
+    } else {
+        ""
+    };
+    let all = if p.quantifier == Quantifier::All && p.values.len() > 1 {
+        "|all"
+    } else {
+        ""
+    };
+    Item {
+        key: format!("{field}|contains{all}{cased}"),
+        values: p
+            .values
+            .iter()
+            .map(|v| Value::String(escape_value(v)))
+            .collect(),
+    }
 }
 
 /// The `|re` pattern of a literal predicate. A case-insensitive pattern starts with
@@ -281,17 +312,20 @@ fn file_name_items(path_field: &str, p: &Predicate, notes: &mut Notes) -> Vec<It
             items(path_field, p, notes)
         }
         _ => {
-            if p.kind == MatchKind::Term {
-                note_sigma_term(p, notes);
-            }
-            vec![Item {
+            let regex = Item {
                 key: format!("{path_field}|re{all}"),
                 values: p
                     .values
                     .iter()
                     .map(|v| Value::String(file_name_regex(p.kind, p.case, v)))
                     .collect(),
-            }]
+            };
+            if p.kind == MatchKind::Term {
+                note_sigma_term(p, notes);
+                vec![term_prefilter(path_field, p), regex]
+            } else {
+                vec![regex]
+            }
         }
     }
 }
@@ -399,11 +433,11 @@ impl Selections<'_> {
             if matches!(p.kind, MatchKind::Empty | MatchKind::NotEmpty) {
                 return Ok(None);
             }
-            let mut its = place_items(&place(input, &p.field)?, p, &mut scratch);
-            if its.len() != 1 || out.iter().any(|i| i.key == its[0].key) {
+            let its = place_items(&place(input, &p.field)?, p, &mut scratch);
+            if its.iter().any(|i| out.iter().any(|o| o.key == i.key)) {
                 return Ok(None);
             }
-            out.push(its.remove(0));
+            out.extend(its);
         }
         self.notes.absorb(scratch);
         Ok(Some(out))
