@@ -711,11 +711,16 @@ pub fn sigma_title(name: &str) -> String {
                 || w.contains(['.', '/', '_'])
                 || w.starts_with(|c: char| c.is_ascii_digit());
             let mut c = w.chars();
-            match (keep, c.next().map(|f| (f, f.to_uppercase()))) {
-                // Only a first letter whose capital is one letter (not `ß` → `SS`).
-                (false, Some((_, mut up))) if up.len() == 1 => {
-                    up.next().into_iter().chain(c).collect()
-                }
+            let first = c.next();
+            // Only a first letter whose capital is one letter that lower-cases back to
+            // it (not `ß` → `SS`, nor the micro sign `µ` → Greek `Μ` → `μ`).
+            let capital = first.and_then(|f| {
+                let mut up = f.to_uppercase();
+                let u = up.next().filter(|_| up.len() == 0)?;
+                u.to_lowercase().eq(std::iter::once(f)).then_some(u)
+            });
+            match (keep, capital) {
+                (false, Some(u)) => std::iter::once(u).chain(c).collect(),
                 _ => w.to_string(),
             }
         })
@@ -826,6 +831,7 @@ mod tests {
             // A word with a dot is left as it is (SigmaHQ does not check it).
             ("connects to the internet via proxy.", "Connects to the Internet via proxy"),
             ("ßig v1.2 uses 3rd-party tools", "ßig v1.2 Uses 3rd-party Tools"),
+            ("µ-agent tool", "µ-agent Tool"),
         ] {
             assert_eq!(sigma_title(name), title, "{name}");
         }
