@@ -66,7 +66,7 @@ pub fn run(args: &Args, backends: Backends, console: Console) -> Outcome {
     let several = loaded.len() > 1;
     for (source, parsed) in &loaded {
         for w in &parsed.warnings {
-            console.note(Diagnostic::from_warning(&source.path, &w.to_string()).text());
+            console.note(Diagnostic::from_warning(&source.path, &w.remark()).text());
         }
         if targets.is_empty() {
             let text = match args.format {

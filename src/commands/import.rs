@@ -39,7 +39,7 @@ pub struct Args {
 /// Run `rmmc import`.
 pub fn run(args: &Args, backends: &Backends, console: Console) -> Outcome {
     let mut failed = false;
-    let mut warnings: Vec<String> = Vec::new();
+    let mut warnings: Vec<Diagnostic> = Vec::new();
     let mut summary_text = String::new();
     if !args.paths.is_empty() && args.format == "lolrmm" {
         let options = lolrmm::LolrmmOptions {
@@ -47,9 +47,10 @@ pub fn run(args: &Args, backends: &Backends, console: Console) -> Outcome {
             force: args.force,
         };
         let summary = lolrmm::import_lolrmm(&args.paths, &options, backends)?;
-        warnings.extend(summary.warnings().iter().map(|w| w.to_string()));
+        let problems = summary.problems();
+        warnings.extend(problems.iter().map(|e| Diagnostic::warning_from_error(e)));
         summary_text += &summary.to_string();
-        failed = !summary.warnings().is_empty();
+        failed = !problems.is_empty();
     } else if !args.paths.is_empty() {
         let options = import::ImportOptions {
             into: args.into.clone(),
@@ -57,7 +58,12 @@ pub fn run(args: &Args, backends: &Backends, console: Console) -> Outcome {
             tool: args.tool.clone(),
         };
         let summary = import::import_sentinel_with(&args.paths, &options, backends)?;
-        warnings.extend(summary.warnings().iter().map(|w| w.to_string()));
+        warnings.extend(
+            summary
+                .remarks()
+                .iter()
+                .map(|(label, r)| Diagnostic::from_warning(Path::new(label), r)),
+        );
         summary_text += &summary.to_string();
         failed = summary.failed() > 0;
     }
@@ -68,13 +74,13 @@ pub fn run(args: &Args, backends: &Backends, console: Console) -> Outcome {
     if args.diagnostics == DiagFormat::Json {
         console.json(&serde_json::json!({
             "ok": !failed,
-            "diagnostics": warnings.iter().map(|w| import_diagnostic(w)).collect::<Vec<_>>(),
+            "diagnostics": warnings,
             "summary": summary_text,
         }));
     } else {
         for w in &warnings {
             if !console.quiet() || failed {
-                console.alert(w);
+                console.alert(w.text());
             }
         }
         if !console.quiet() {
@@ -82,17 +88,4 @@ pub fn run(args: &Args, backends: &Backends, console: Console) -> Outcome {
         }
     }
     Ok(if failed { Exit::Failed } else { Exit::Success })
-}
-
-/// An importer warning (`file:line:col: message` or `file: message`) as a diagnostic.
-fn import_diagnostic(w: &str) -> Diagnostic {
-    let mut parts = w.splitn(4, ':');
-    let file = parts.next().unwrap_or_default();
-    let rest: Vec<&str> = parts.collect();
-    match rest.as_slice() {
-        [l, c, message] if l.parse::<usize>().is_ok() && c.parse::<usize>().is_ok() => {
-            Diagnostic::from_warning(Path::new(file), &format!("{l}:{c}:{message}"))
-        }
-        _ => Diagnostic::from_warning(Path::new(file), w[file.len()..].trim_start_matches(": ")),
-    }
 }
