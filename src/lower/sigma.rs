@@ -27,7 +27,7 @@ pub(crate) const SPEC: TargetSpec = TargetSpec {
     ],
     // A pySigma processing pipeline for rmmc's own `file_signature` category, so
     // `sigma convert -p pipelines/... -p microsoft_xdr` knows its table and columns.
-    gathered: &[Gathered::Template {
+    gathered: &[Gathered::Fixed {
         path: "pipelines/rmmc_file_signature_microsoft_xdr.yaml",
         template: "pipeline_microsoft_xdr.tera",
     }],
