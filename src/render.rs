@@ -330,7 +330,6 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         "description": m.description.trim_end(),
         "description_with_references": description_with_references,
         "references": m.references,
-        "author_line": m.author.clone().unwrap_or_else(|| "rmmc".to_string()),
         "date": m.date,
         "modified": m.modified,
         // The rule's author, never rmmc (a compiler is not an author).
