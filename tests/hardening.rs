@@ -228,42 +228,59 @@ fn hostile() -> impl Strategy<Value = String> {
 }
 
 /// `cases` values per field; each value on every target, or (`rotate`) value `i` on
-/// target `i mod 4` only, which keeps the 10,000-per-field run to minutes.
+/// target `i mod 4` only, which keeps the 10,000-per-field run to minutes. Fields are
+/// independent: they are shared out to one thread per core.
 fn run(cases: u32, rotate: bool) {
-    let c = Compiler::embedded().unwrap();
-    let base = base_rule(&c);
-    for field in FIELDS {
-        let plain: Vec<(Target, Read)> = Target::all()
-            .map(|t| {
-                (
-                    t,
-                    read_outputs(&c, &with_value(&base, field, PLAIN), t).unwrap(),
-                )
-            })
-            .collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut runner = TestRunner::new(Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        runner
-            .run(&hostile(), |v| {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let chosen: Vec<_> = if rotate {
-                    vec![&plain[i % plain.len()]]
-                } else {
-                    plain.iter().collect()
-                };
-                for (target, plain) in chosen {
-                    if let Err(e) = check_against(&c, &base, field, &v, *target, plain) {
-                        return Err(TestCaseError::fail(e));
-                    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(FIELDS.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let c = Compiler::embedded().unwrap();
+                let base = base_rule(&c);
+                while let Some(&field) =
+                    FIELDS.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    run_field(&c, &base, field, cases, rotate);
                 }
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+            });
+        }
+    });
+}
+
+fn run_field(c: &Compiler, base: &Rule, field: Field, cases: u32, rotate: bool) {
+    let plain: Vec<(Target, Read)> = Target::all()
+        .map(|t| {
+            (
+                t,
+                read_outputs(c, &with_value(base, field, PLAIN), t).unwrap(),
+            )
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&hostile(), |v| {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let chosen: Vec<_> = if rotate {
+                vec![&plain[i % plain.len()]]
+            } else {
+                plain.iter().collect()
+            };
+            for (target, plain) in chosen {
+                if let Err(e) = check_against(c, base, field, &v, *target, plain) {
+                    return Err(TestCaseError::fail(e));
+                }
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
