@@ -3,7 +3,7 @@
 //! They live in `backends/<target>/` and are embedded in the binary at build time, so
 //! an installed rmmc works anywhere; `--backends DIR` reads a copy from disk instead.
 
-use crate::error::{Error, ErrorKind, Result, yaml_error};
+use crate::error::{Error, ErrorKind, Result, from_yaml};
 use crate::lower::Target;
 pub use crate::profile::{DataSchema, DataSourceFields, FieldMapping, Profile, SourceMap};
 use std::collections::BTreeMap;
@@ -80,8 +80,7 @@ impl Backends {
                 && rel.ends_with(".yaml")
             {
                 let path = root.join(rel);
-                let schema: DataSchema =
-                    serde_yaml::from_str(text).map_err(|e| yaml_error(&path, &e))?;
+                let schema: DataSchema = from_yaml(&path, text)?;
                 data.insert(schema.name.clone(), schema);
             }
         }
@@ -97,8 +96,7 @@ impl Backends {
                 continue;
             };
             let path = root.join(rel);
-            let mut profile: Profile =
-                serde_yaml::from_str(text).map_err(|e| yaml_error(&path, &e))?;
+            let mut profile: Profile = from_yaml(&path, text)?;
             profile.path = path;
             profile.resolve_data(&data)?;
             profiles.entry(target).or_default().push(profile);

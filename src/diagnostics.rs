@@ -1,8 +1,9 @@
 //! Errors and warnings as data, for machines: one [`Diagnostic`] per message, printed
 //! as text (`file:line:col: error[kind]: message`), as JSON, as SARIF 2.1.0 (which
-//! code-scanning UIs read), and test results as JUnit XML. A leaf over `error`.
+//! code-scanning UIs read), and test results as JUnit XML. Warnings arrive as
+//! [`Remark`]s, their parts already apart. A leaf over `error`.
 
-use crate::error::{Error, Errors};
+use crate::error::{Error, Errors, Remark};
 use serde::Serialize;
 use std::path::Path;
 
@@ -51,31 +52,25 @@ impl Diagnostic {
         }
     }
 
-    /// A warning as the parser and lowering write it: optionally `line:col: ` first
-    /// and ` [code]` last.
-    pub fn from_warning(file: &Path, text: &str) -> Diagnostic {
-        let (position, rest) = match text.split_once(": ") {
-            Some((at, rest)) if parse_position(at).is_some() => (parse_position(at), rest),
-            _ => (None, text),
-        };
-        let (message, code) = match rest.rsplit_once(" [") {
-            Some((m, code))
-                if code.ends_with(']')
-                    && code[..code.len() - 1]
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c == '-') =>
-            {
-                (m, code[..code.len() - 1].to_string())
-            }
-            _ => (rest, "warning".to_string()),
-        };
+    /// A warning about `file` as a diagnostic; one without a code has the code
+    /// `warning`.
+    pub fn from_warning(file: &Path, warning: &Remark) -> Diagnostic {
         Diagnostic {
             severity: Severity::Warning,
-            code,
+            code: warning.code.unwrap_or("warning").to_string(),
             file: Some(slashed(file)),
-            line: position.map(|p| p.0),
-            column: position.map(|p| p.1),
-            message: message.to_string(),
+            line: warning.position.map(|p| p.0),
+            column: warning.position.map(|p| p.1),
+            message: warning.message.clone(),
+        }
+    }
+
+    /// An error reported as a warning (the input around it was still used): an
+    /// importer's malformed catalogue file.
+    pub fn warning_from_error(e: &Error) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::from_error(e)
         }
     }
 
@@ -105,11 +100,6 @@ impl Diagnostic {
 /// Every error of a failed run as a diagnostic.
 pub fn from_errors(errors: &Errors) -> Vec<Diagnostic> {
     errors.0.iter().map(Diagnostic::from_error).collect()
-}
-
-fn parse_position(at: &str) -> Option<(usize, usize)> {
-    let (l, c) = at.split_once(':')?;
-    Some((l.parse().ok()?, c.parse().ok()?))
 }
 
 fn slashed(p: &Path) -> String {
@@ -247,20 +237,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_located_coded_warning_is_split_into_its_parts() {
-        let d = Diagnostic::from_warning(
-            Path::new("rules/x.yaml"),
-            "19:7: exclusion `a`: bad [not-a-file-name]",
-        );
+    fn a_located_coded_warning_prints_like_an_error() {
+        let w = Remark {
+            position: Some((19, 7)),
+            code: Some("not-a-file-name"),
+            message: "exclusion `a`: bad".into(),
+        };
+        let d = Diagnostic::from_warning(Path::new("rules/x.yaml"), &w);
         assert_eq!((d.line, d.column), (Some(19), Some(7)));
         assert_eq!(d.code, "not-a-file-name");
-        assert_eq!(d.message, "exclusion `a`: bad");
         assert_eq!(
             d.text(),
             "rules/x.yaml:19:7: warning[not-a-file-name]: exclusion `a`: bad"
         );
-        let plain = Diagnostic::from_warning(Path::new("r.yaml"), "exclusion x is not applied");
+        // A message that merely looks located and coded is taken as it is.
+        let plain = Diagnostic::from_warning(
+            Path::new("r.yaml"),
+            &Remark::new("12:3: exclusion x is not applied [see-docs]"),
+        );
         assert_eq!((plain.line, plain.code.as_str()), (None, "warning"));
+        assert_eq!(
+            plain.text(),
+            "r.yaml: warning: 12:3: exclusion x is not applied [see-docs]"
+        );
     }
 
     #[test]

@@ -167,38 +167,95 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Turn a serde_yaml error into an rmmc error with the file, line and column.
-pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
-    let text = e.to_string();
+thread_local! {
+    /// The kind of the error a value conversion raised while serde_yaml was
+    /// deserializing on this thread (see [`rejected`]): serde_yaml's errors carry text
+    /// only, so the kind travels beside the error until [`yaml_error`] takes it.
+    static REJECTED: std::cell::Cell<Option<ErrorKind>> = const { std::cell::Cell::new(None) };
+}
+
+/// The message of a value that a conversion run inside deserialization rejects (a
+/// `TryFrom` behind `#[serde(try_from)]`, a visitor), recording its kind for
+/// [`yaml_error`]. The caller hands the message to serde, which aborts the parse.
+pub(crate) fn rejected(kind: ErrorKind, message: String) -> String {
+    REJECTED.with(|k| k.set(Some(kind)));
+    message
+}
+
+/// Parse YAML text as `T`; an error names the file, line and column and has its kind
+/// (see [`yaml_error`]).
+pub fn from_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    parse_yaml(text).map_err(|e| yaml_error(path, text, &e))
+}
+
+/// Parse YAML text as `T`, keeping serde_yaml's error for a caller that looks at it
+/// before turning it into an rmmc error with [`yaml_error`].
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> std::result::Result<T, serde_yaml::Error> {
+    REJECTED.with(|k| k.set(None));
+    serde_yaml::from_str(text)
+}
+
+/// Turn a serde_yaml error from parsing `text` into an rmmc error with the file, line
+/// and column. The kind is decided by where the error arose, never by its wording: a
+/// conversion that rejected a value said its kind ([`rejected`]); otherwise text that
+/// is not YAML at all is a syntax error, and YAML that does not fit the expected
+/// shape (a key unknown, missing or of the wrong type) a schema error.
+pub fn yaml_error(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
+    let message = e.to_string();
     // serde_yaml appends " at line L column C" to the message; the location is kept apart.
-    let message = match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text.clone(),
+    let message = match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message,
     };
-    let kind = if message.contains("unknown field")
-        || message.contains("missing field")
-        || message.contains("invalid type")
-        || message.contains("unknown variant")
-        || message.starts_with("a detection node")
-        || message.starts_with("predicate on")
-        || message.contains("the YAML tag")
-    {
-        ErrorKind::Schema
-    } else if message.contains("is not a UUID")
-        || message.contains("is not a duration")
-        || message.contains("timespan range")
-        || message.contains("invalid regex")
-        || message.contains("is empty")
-        || message.contains("needs at least one value")
-    {
-        ErrorKind::InvalidValue
-    } else {
-        ErrorKind::Syntax
+    let kind = match REJECTED.with(|k| k.take()) {
+        Some(kind) => kind,
+        None if serde_yaml::from_str::<serde::de::IgnoredAny>(text).is_ok() => ErrorKind::Schema,
+        None => ErrorKind::Syntax,
     };
     let err = Error::new(kind, message).in_file(path);
     match e.location() {
         Some(loc) => err.at(loc.line(), loc.column()),
         None => err,
+    }
+}
+
+/// A warning as data: where in its file (when known), its code (when it has one) and
+/// what it says. Parser, lint, lowering and importer warnings become remarks, so
+/// reports (text, JSON, SARIF) take their parts as they are, never from a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remark {
+    /// 1-based line and column in the file the warning is about.
+    pub position: Option<(usize, usize)>,
+    /// The warning's code (`not-a-file-name`), which `acknowledged:` names.
+    pub code: Option<&'static str>,
+    /// What deserves a look, without position or code.
+    pub message: String,
+}
+
+impl Remark {
+    /// A warning with neither position nor code.
+    pub fn new(message: impl Into<String>) -> Remark {
+        Remark {
+            position: None,
+            code: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// `line:col: message [code]`, the parts that are known.
+impl fmt::Display for Remark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((line, column)) = self.position {
+            write!(f, "{line}:{column}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(code) = self.code {
+            write!(f, " [{code}]")?;
+        }
+        Ok(())
     }
 }
 

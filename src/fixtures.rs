@@ -78,7 +78,7 @@ pub fn expected_path(rule_file: &Path) -> PathBuf {
 /// Read and parse a fixture file.
 pub fn load(path: &Path) -> Result<FixtureFile> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_yaml::from_str(&text).map_err(|e| crate::error::yaml_error(path, &e))
+    crate::error::from_yaml(path, &text)
 }
 
 /// Parse a fixture file's `now` (RFC 3339), naming the file on error.

@@ -37,7 +37,7 @@ pub mod uuid5;
 pub mod yaml_out;
 
 use crate::backends::Backends;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Remark, Result};
 use crate::ir::{DataSource, Expr, MatchKind, Quantifier, Rule};
 use crate::parse::kql::{KqlErrorKind, parse_kql};
 use crate::parse::{Format, Warning, detect_format, parse_rule};
@@ -292,22 +292,30 @@ impl Summary {
             .collect()
     }
 
-    /// Warnings to print per file: each repair and flag, `file: warning: ...`.
-    pub fn warnings(&self) -> Vec<String> {
+    /// Each repair and flag of an imported query, with the query's label (its file,
+    /// and for a Markdown file the section and line).
+    pub fn remarks(&self) -> Vec<(String, Remark)> {
         let mut out = Vec::new();
         for i in self.items.iter().filter(|i| i.imported()) {
             for r in &i.repairs {
-                out.push(format!(
-                    "{}: warning: repaired: {}",
+                out.push((
                     i.label(),
-                    r.describe()
+                    Remark::new(format!("repaired: {}", r.describe())),
                 ));
             }
             for f in &i.flags {
-                out.push(format!("{}: warning: {f}", i.label()));
+                out.push((i.label(), Remark::new(f.clone())));
             }
         }
         out
+    }
+
+    /// Warnings to print per file: each repair and flag, `file: warning: ...`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.remarks()
+            .iter()
+            .map(|(label, r)| format!("{label}: warning: {r}"))
+            .collect()
     }
 }
 

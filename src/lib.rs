@@ -35,7 +35,8 @@
 //! closes a cycle):
 //!
 //! ```text
-//!  fixtures, coverage, scaffold, diagnostics   fixture runs, reports, new rules, CLI reports (top)
+//!  commands                            each CLI command; main.rs only parses and dispatches (top)
+//!  fixtures, coverage, scaffold, diagnostics   fixture runs, reports, new rules, CLI reports
 //!  import                              Sentinel and LOLRMM importers
 //!  pack                                discovery, streaming build, write, --check
 //!  compiler                            parse -> lower -> render, the one compile path
@@ -94,6 +95,7 @@
 
 pub mod attack;
 pub mod backends;
+pub mod commands;
 pub mod compiler;
 pub mod coverage;
 pub mod diagnostics;

@@ -40,11 +40,11 @@ pub use sink::{DirSink, DiscardSink, MemorySink, Sink};
 
 use crate::backends::Backends;
 use crate::compiler::Compiler;
-use crate::error::{Error, ErrorKind, Errors, Result};
+use crate::error::{Error, ErrorKind, Errors, Remark, Result};
 pub use crate::golden::unified_diff;
 use crate::ir::Rule;
 use crate::lower::{Fidelity, Gathered, Target};
-use crate::parse::{Parsed, parse_rule, read_rule_text};
+use crate::parse::{Parsed, Warning, parse_rule, read_rule_text};
 use crate::render::Rendered;
 use conflicts::ConflictKeys;
 use sink::cannot_write;
@@ -317,7 +317,7 @@ pub struct Build {
     /// Every rule × target, in rule-stem order.
     pub rendered: Vec<Rendered>,
     /// Parser and lowering warnings, per rule file.
-    pub warnings: Vec<(PathBuf, String)>,
+    pub warnings: Vec<(PathBuf, Remark)>,
     /// Every file of the packs, relative to the output root (`kql/netsupport/filesig.kql`).
     pub files: BTreeMap<PathBuf, String>,
     /// The targets built.
@@ -330,7 +330,7 @@ pub struct RuleReport<'a> {
     /// The rule file.
     pub source: &'a RuleSource,
     /// Parser warnings and the rule's target-independent lowering warnings.
-    pub warnings: &'a [String],
+    pub warnings: &'a [Remark],
     /// The rule compiled for each target (query, files and verdict).
     pub rendered: &'a [Rendered],
 }
@@ -461,7 +461,7 @@ pub fn stream_with(
             errors.push(e);
             continue;
         }
-        let mut warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+        let mut warnings: Vec<Remark> = parsed.warnings.iter().map(Warning::remark).collect();
         rendered.clear();
         for (target, profile) in &profiles {
             let result = compiler.compile_to(
@@ -475,7 +475,7 @@ pub fn stream_with(
             match result {
                 Ok(r) => {
                     if rendered.is_empty() {
-                        warnings.extend(r.warnings.iter().cloned());
+                        warnings.extend(r.warnings.iter().cloned().map(Remark::new));
                     }
                     if options.strict {
                         errors.extend(strict_errors(&parsed.rule, &r, *target, &source.path));

@@ -24,14 +24,15 @@ use std::collections::{BTreeMap, BTreeSet};
 fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, String) {
     let compiled = common::compile(compiler, case, Target::Sigma);
     let text = compiled
+        .rendered
         .files
         .iter()
         .find(|(p, _)| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
         .map(|(_, t)| t.clone())
-        .unwrap_or_else(|| compiled.query.clone());
+        .unwrap_or_else(|| compiled.rendered.query.clone());
     let events: Vec<CaseEvent> = case.events();
     let answers = common::answers(case, &events);
-    let documented = common::documented(&compiled.fidelity);
+    let documented = common::documented(&compiled.rendered.fidelity);
     let fail = |msg: String| {
         (
             json!({"rule": case.stem, "target": "sigma", "oracle": "rsigma", "verdict": "disagree", "disagreements": [msg.clone()]}),
@@ -141,7 +142,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
                 "; event_count correlation: {} groups, counts equal the evaluator's",
                 want.len()
             ));
-            if !compiled.fidelity.is_exact() {
+            if !compiled.rendered.fidelity.is_exact() {
                 // min/max/make_set have no Sigma form (documented): counts only.
                 j.documented.push(
                     "aggregation: the correlation gives groups and counts only (documented)".into(),
@@ -151,7 +152,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> (Value, Verdict, St
             let msg = format!(
                 "event_count correlation groups differ:\n      evaluator {want:?}\n      rsigma    {counts:?}"
             );
-            let window_documented = match &compiled.fidelity {
+            let window_documented = match &compiled.rendered.fidelity {
                 rmmc::Fidelity::Approximate(list) => list
                     .iter()
                     .any(|a| a.kind.category() == rmmc::ApproxCategory::Window),

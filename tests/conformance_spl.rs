@@ -146,15 +146,15 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> Outcome {
     let compiled = common::compile(compiler, case, Target::Spl);
     let events: Vec<CaseEvent> = case.events();
     let answers = common::answers(case, &events);
-    let documented = common::documented(&compiled.fidelity);
+    let documented = common::documented(&compiled.rendered.fidelity);
     let table = table_of(compiler, case);
     let spl_events: Vec<SplEvent> = events
         .iter()
         .map(|e| ingest(&common::map_event(&compiled, &e.event), &table))
         .collect();
     let now = epoch(&case.fixtures.now);
-    let result =
-        spl_engine::parse(&compiled.query).and_then(|q| spl_engine::run(&q, &spl_events, now));
+    let result = spl_engine::parse(&compiled.rendered.query)
+        .and_then(|q| spl_engine::run(&q, &spl_events, now));
     let output = match result {
         Ok(o) => o,
         Err(e) => {
@@ -162,7 +162,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> Outcome {
                 line: json!({"rule": case.stem, "target": "spl", "oracle": "spl-subset-engine", "verdict": "disagree",
                              "disagreements": [format!("the emitted SPL is outside the engine's subset or fails: {e}")]}),
                 verdict: Verdict::Disagree,
-                text: format!("{e}\n{}", compiled.query),
+                text: format!("{e}\n{}", compiled.rendered.query),
             };
         }
     };

@@ -84,6 +84,7 @@ fn no_module_imports_a_module_that_imports_it_back() {
 
 /// The layers of the crate docs' diagram (`src/lib.rs`), top first.
 const LAYERS: &[&[&str]] = &[
+    &["commands"],
     &["fixtures", "coverage", "scaffold", "diagnostics"],
     &["import"],
     &["pack"],

@@ -13,8 +13,9 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use rmmc::eval::{self, Event};
 use rmmc::fixtures::{self, FixtureFile};
 use rmmc::ir::{Case, Expr, MatchKind, Predicate, Quantifier, Rule, TIMESTAMP_FIELD};
+use rmmc::profile::Profile;
 use rmmc::text::has_non_ascii_cased;
-use rmmc::{ApproxCategory, Backends, Compiler, Fidelity, Target};
+use rmmc::{ApproxCategory, Backends, Compiler, Fidelity, Rendered, Target};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -792,17 +793,16 @@ pub fn judge_matched(
 
 pub struct Compiled {
     pub target: Target,
-    pub profile: String,
-    pub query: String,
-    pub files: Vec<(PathBuf, String)>,
-    pub fidelity: Fidelity,
+    /// The target's default profile, whose field map the events are renamed by.
+    pub profile: Profile,
+    /// The query, files and fidelity verdict.
+    pub rendered: Rendered,
     pub field_map: BTreeMap<String, String>,
     /// Canonical fields the profile's data does not record: left out of events.
     pub unrecorded: Vec<String>,
     /// Canonical fields the profile's data holds in another field (what changes in
     /// meaning is in the verdict): canonical → the field the events carry it in.
     pub substitutes: BTreeMap<String, String>,
-    pub settings: BTreeMap<String, String>,
 }
 
 pub fn compile(compiler: &Compiler, case: &RuleCase, target: Target) -> Compiled {
@@ -816,10 +816,6 @@ pub fn compile(compiler: &Compiler, case: &RuleCase, target: Target) -> Compiled
     let source = profile.source(case.rule.source).expect("source map");
     Compiled {
         target,
-        profile: profile.name.clone(),
-        query: rendered.query,
-        files: rendered.files,
-        fidelity: rendered.fidelity,
         field_map: source.names(),
         unrecorded: source
             .fields
@@ -837,7 +833,8 @@ pub fn compile(compiler: &Compiler, case: &RuleCase, target: Target) -> Compiled
                 _ => None,
             })
             .collect(),
-        settings: source.settings.clone(),
+        profile: profile.clone(),
+        rendered,
     }
 }
 
@@ -857,50 +854,53 @@ pub fn map_event(compiled: &Compiled, e: &Event) -> Event {
     out
 }
 
-/// The bundle line of one rule × target, for the Python/Node oracles.
+/// The bundle line of one rule × target, for the Python/Node oracles: the library's
+/// fixture-bundle line (what `rmmc fixtures` prints) with the events generated here
+/// and what the oracles need besides (substitutes, documented approximations,
+/// constants, window, the reference answers under each variant).
 pub fn bundle_line(
     case: &RuleCase,
     compiled: &Compiled,
     events: &[CaseEvent],
     answers: &BTreeMap<String, Answer>,
 ) -> Value {
-    let files: BTreeMap<String, String> = compiled
-        .files
+    let events = events
         .iter()
-        .map(|(p, t)| (p.to_string_lossy().to_string(), t.clone()))
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "origin": e.origin,
+                "why": e.why,
+                "event": map_event(compiled, &e.event),
+            })
+        })
         .collect();
-    let fidelity = serde_json::to_value(&compiled.fidelity).expect("fidelity serializes");
-    let documented = documented(&compiled.fidelity);
-    json!({
-        "rule": case.stem,
-        "rule_file": case.rule_file.to_string_lossy(),
-        "id": case.rule.meta.id,
-        "source": case.rule.source,
-        "target": compiled.target,
-        "profile": compiled.profile,
-        "settings": compiled.settings,
-        "field_map": compiled.field_map,
+    let mut line = fixtures::bundle_line(
+        &case.stem,
+        &case.rule_file,
+        &case.rule,
+        &compiled.profile,
+        &compiled.rendered,
+        events,
+    )
+    .expect("the profile maps the rule's data source");
+    let documented = documented(&compiled.rendered.fidelity);
+    let extra = json!({
         "substitutes": compiled.substitutes,
-        "query": compiled.query,
-        "files": files,
-        "fidelity": fidelity,
         "documented": {"unicode_fold": documented.0, "ascii_terms": documented.1, "end_exclusive": documented.2},
-        "aggregation": case.rule.aggregation,
         "constants": case.rule.constants,
         "window_seconds": case.rule.window.seconds,
         "now": case.fixtures.now,
-        "events": events.iter().map(|e| json!({
-            "name": e.name,
-            "origin": e.origin,
-            "why": e.why,
-            "event": map_event(compiled, &e.event),
-        })).collect::<Vec<_>>(),
         // Rows only where they are not the matched events themselves.
         "answers": answers.iter().map(|(k, a)| {
             let rows = if case.rule.aggregation.is_some() { json!(a.rows) } else { json!([]) };
             (k.clone(), json!({"matched": a.matched, "rows": rows}))
         }).collect::<BTreeMap<_, _>>(),
-    })
+    });
+    if let Value::Object(extra) = extra {
+        line.extend(extra);
+    }
+    Value::Object(line)
 }
 
 /// Where a test writes its machine-readable results for `scripts/conformance`.

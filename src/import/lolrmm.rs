@@ -225,17 +225,18 @@ impl Summary {
         self.tools.iter().map(|t| t.rules.len()).sum()
     }
 
-    /// Every located warning: unreadable files and malformed values.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for e in self
-            .unreadable
+    /// Every unreadable file and malformed value, as errors (the import went on
+    /// without them: the CLI reports them as warnings).
+    pub fn problems(&self) -> Vec<&Error> {
+        self.unreadable
             .iter()
             .chain(self.tools.iter().flat_map(|t| t.failures.iter()))
-        {
-            out.push(warning_text(e));
-        }
-        out
+            .collect()
+    }
+
+    /// Every located warning: unreadable files and malformed values.
+    pub fn warnings(&self) -> Vec<String> {
+        self.problems().into_iter().map(warning_text).collect()
     }
 
     fn indicators(&self, p: impl Fn(&Fate) -> bool) -> Vec<(&Tool, &Indicator)> {

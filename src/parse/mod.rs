@@ -31,7 +31,7 @@ pub mod rule_yaml;
 pub mod sentinel;
 
 use crate::backends::Backends;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Remark, Result};
 use crate::ir::{Expr, Rule};
 use crate::lint;
 use crate::lower::Target;
@@ -76,28 +76,37 @@ pub enum Warning {
     },
 }
 
-impl std::fmt::Display for Warning {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Warning {
+    /// The warning's parts: position, code and message.
+    pub fn remark(&self) -> Remark {
+        let plain = |message: String| Remark::new(message);
         match self {
-            Warning::DataTypesIndent => f.write_str(
-                "repaired invalid YAML: `dataTypes:` was indented at the column of `- connectorId:`",
+            Warning::DataTypesIndent => plain(
+                "repaired invalid YAML: `dataTypes:` was indented at the column of `- connectorId:`"
+                    .into(),
             ),
-            Warning::AccountUpnOnNetworkEvents => f.write_str(
-                "column `AccountUpn` does not exist in DeviceNetworkEvents: read as InitiatingProcessAccountUpn (user.upn)",
+            Warning::AccountUpnOnNetworkEvents => plain(
+                "column `AccountUpn` does not exist in DeviceNetworkEvents: read as InitiatingProcessAccountUpn (user.upn)"
+                    .into(),
             ),
-            Warning::Projection { away, columns } => write!(
-                f,
+            Warning::Projection { away, columns } => plain(format!(
                 "`| {} {}` chooses result columns, not events: matching is unchanged and rmmc's outputs keep their columns",
                 if *away { "project-away" } else { "project" },
                 columns.join(", ")
-            ),
-            // `line:column: ` first, as the CLI reads it to print `file:line:column:`.
-            Warning::Lint {
-                at: Some((line, column)),
-                lint,
-            } => write!(f, "{line}:{column}: {lint}"),
-            Warning::Lint { at: None, lint } => write!(f, "{lint}"),
+            )),
+            Warning::Lint { at, lint } => Remark {
+                position: *at,
+                code: Some(lint.code),
+                message: lint.message.clone(),
+            },
         }
+    }
+}
+
+/// `line:column: message [code]`, the parts the warning has.
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.remark().fmt(f)
     }
 }
 

@@ -1,7 +1,7 @@
 //! rmmc's own YAML rule format, strictly parsed: unknown keys are errors that list the
 //! allowed keys, and every error carries the line and column serde_yaml reports.
 
-use crate::error::{Error, ErrorKind, Result, yaml_error};
+use crate::error::{Error, ErrorKind, Result, parse_yaml, rejected, yaml_error};
 use crate::ir::{
     Acknowledgement, AggFunction, Aggregation, Case, Constant, DataSource, Exclusion, Expr,
     MatchKind, Metadata, Output, Predicate, Quantifier, Rule, Severity, Status, Window,
@@ -13,26 +13,37 @@ use std::path::Path;
 /// The top-level keys a rule must have (README: Rule format).
 pub const REQUIRED_KEYS: &str = "`id`, `name`, `description`, `tool`, `tactics`, `techniques`, `source`, `window` and `detection`";
 
+// The required keys are `Required` so that a missing one is found here, where it is
+// known to be missing, and reported with the list of required keys.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
-    id: RuleId,
-    name: String,
-    description: String,
+    #[serde(default)]
+    id: Required<RuleId>,
+    #[serde(default)]
+    name: Required<String>,
+    #[serde(default)]
+    description: Required<String>,
     #[serde(default)]
     references: Vec<String>,
     author: Option<String>,
     license: Option<String>,
-    tool: String,
-    tactics: Vec<String>,
-    techniques: Vec<String>,
+    #[serde(default)]
+    tool: Required<String>,
+    #[serde(default)]
+    tactics: Required<Vec<String>>,
+    #[serde(default)]
+    techniques: Required<Vec<String>>,
     #[serde(default = "default_severity")]
     severity: Severity,
     #[serde(default = "default_status")]
     status: Status,
-    source: DataSource,
-    window: WindowText,
-    detection: RawExpr,
+    #[serde(default)]
+    source: Required<DataSource>,
+    #[serde(default)]
+    window: Required<WindowText>,
+    #[serde(default)]
+    detection: Required<RawExpr>,
     #[serde(default)]
     exclusions: Vec<RawExclusion>,
     aggregation: Option<RawAggregation>,
@@ -40,6 +51,53 @@ struct RawRule {
     constants: Vec<Constant>,
     #[serde(default)]
     acknowledged: Vec<Acknowledgement>,
+}
+
+/// A top-level key a rule must have: `Missing` when absent; when present, parsed (and
+/// rejected, `null` included) as `T`.
+#[derive(Default)]
+enum Required<T> {
+    #[default]
+    Missing,
+    Given(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Required<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Required::Given)
+    }
+}
+
+impl<T> Required<T> {
+    /// The value, or a schema error naming the missing `key` and every required key,
+    /// at the start of the rule's mapping (where serde would point).
+    fn value(self, key: &str, path: &Path, text: &str) -> Result<T> {
+        match self {
+            Required::Given(v) => Ok(v),
+            Required::Missing => {
+                let (line, column) = mapping_start(text);
+                Err(Error::new(
+                    ErrorKind::Schema,
+                    format!("missing field `{key}`: a rule needs {REQUIRED_KEYS}"),
+                )
+                .in_file(path)
+                .at(line, column))
+            }
+        }
+    }
+}
+
+/// The line and column of the document's first key: its first line that is not
+/// blank, a comment or the `---` document marker.
+fn mapping_start(text: &str) -> (usize, usize) {
+    text.lines()
+        .enumerate()
+        .find_map(|(i, line)| {
+            let content = line.trim_start();
+            let blank = content.is_empty() || content.starts_with('#') || line.trim_end() == "---";
+            (!blank).then(|| (i + 1, line.len() - content.len() + 1))
+        })
+        .unwrap_or((1, 1))
 }
 
 fn default_severity() -> Severity {
@@ -61,8 +119,11 @@ impl TryFrom<String> for RuleId {
         if is_uuid(&s) {
             Ok(RuleId(s.to_ascii_lowercase()))
         } else {
-            Err(format!(
-                "id `{s}` is not a UUID: expected 8-4-4-4-12 hexadecimal digits, e.g. b05f18dd-69df-4dc3-9eed-04b29d379ee5"
+            Err(rejected(
+                ErrorKind::InvalidValue,
+                format!(
+                    "id `{s}` is not a UUID: expected 8-4-4-4-12 hexadecimal digits, e.g. b05f18dd-69df-4dc3-9eed-04b29d379ee5"
+                ),
             ))
         }
     }
@@ -76,7 +137,9 @@ struct WindowText(Window);
 impl TryFrom<String> for WindowText {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        parse_window(&s).map(WindowText)
+        parse_window(&s)
+            .map(WindowText)
+            .map_err(|m| rejected(ErrorKind::InvalidValue, m))
     }
 }
 
@@ -155,8 +218,11 @@ impl<'de> serde::de::Visitor<'de> for OneOrManyVisitor {
 fn tag_error<'de, A: serde::de::EnumAccess<'de>>(data: A) -> A::Error {
     use serde::de::Error as _;
     match data.variant::<String>() {
-        Ok((tag, _)) => A::Error::custom(format!(
-            "the YAML tag `!{tag}` is not allowed: write the value as plain text, without a tag"
+        Ok((tag, _)) => A::Error::custom(rejected(
+            ErrorKind::Schema,
+            format!(
+                "the YAML tag `!{tag}` is not allowed: write the value as plain text, without a tag"
+            ),
         )),
         Err(e) => e,
     }
@@ -222,6 +288,16 @@ impl TryFrom<RawExprKeys> for RawExpr {
     type Error = String;
 
     fn try_from(k: RawExprKeys) -> Result<Self, String> {
+        RawExpr::checked(k).map_err(|(kind, message)| rejected(kind, message))
+    }
+}
+
+impl RawExpr {
+    /// The node the keys describe, or why they describe none: a shape that is not a
+    /// group or a predicate is a schema error, a value a predicate cannot take an
+    /// invalid value.
+    fn checked(k: RawExprKeys) -> Result<RawExpr, (ErrorKind, String)> {
+        use ErrorKind::{InvalidValue, Schema};
         let groups = [k.all.is_some(), k.any.is_some(), k.not.is_some()];
         let group_count = groups.iter().filter(|g| **g).count();
         let mut kinds: Vec<(MatchKind, Vec<String>)> = Vec::new();
@@ -244,10 +320,13 @@ impl TryFrom<RawExprKeys> for RawExpr {
             match flag {
                 Some(true) => kinds.push((kind, Vec::new())),
                 Some(false) => {
-                    return Err(format!(
-                        "`{}: false` is not allowed: write `{}: true`, or wrap it in `not`",
-                        kind.as_str(),
-                        kind.as_str()
+                    return Err((
+                        InvalidValue,
+                        format!(
+                            "`{}: false` is not allowed: write `{}: true`, or wrap it in `not`",
+                            kind.as_str(),
+                            kind.as_str()
+                        ),
                     ));
                 }
                 None => {}
@@ -255,7 +334,7 @@ impl TryFrom<RawExprKeys> for RawExpr {
         }
         let predicate_keys = k.field.is_some() || !kinds.is_empty();
         if group_count > 1 || (group_count == 1 && (predicate_keys || k.case.is_some())) {
-            return Err("a detection node is either one of `all`, `any`, `not`, or a predicate (`field` with one match kind), not both".into());
+            return Err((Schema, "a detection node is either one of `all`, `any`, `not`, or a predicate (`field` with one match kind), not both".into()));
         }
         if let Some(xs) = k.all {
             return Ok(RawExpr(Expr::All(xs.into_iter().map(|x| x.0).collect())));
@@ -266,14 +345,17 @@ impl TryFrom<RawExprKeys> for RawExpr {
         if let Some(x) = k.not {
             return Ok(RawExpr(Expr::Not(Box::new(x.0))));
         }
-        let field = k.field.ok_or(
-            "a detection node needs `all`, `any`, `not`, or `field` with one of `equals`, `has`, `contains`, `prefix`, `suffix`, `regex`, `empty`, `not_empty`",
-        )?;
+        let field = k.field.ok_or((Schema,
+            "a detection node needs `all`, `any`, `not`, or `field` with one of `equals`, `has`, `contains`, `prefix`, `suffix`, `regex`, `empty`, `not_empty`".to_string(),
+        ))?;
         let (kind, values) = match kinds.len() {
             1 => kinds.pop().expect("one kind"),
             0 => {
-                return Err(format!(
-                    "predicate on `{field}` needs one match kind: `equals`, `has`, `contains`, `prefix`, `suffix`, `regex`, `empty` or `not_empty`"
+                return Err((
+                    Schema,
+                    format!(
+                        "predicate on `{field}` needs one match kind: `equals`, `has`, `contains`, `prefix`, `suffix`, `regex`, `empty` or `not_empty`"
+                    ),
                 ));
             }
             _ => {
@@ -281,24 +363,30 @@ impl TryFrom<RawExprKeys> for RawExpr {
                     .iter()
                     .map(|(k, _)| format!("`{}`", k.as_str()))
                     .collect();
-                return Err(format!(
-                    "predicate on `{field}` has {} match kinds ({}): use one per predicate and combine them with `all` or `any`",
-                    names.len(),
-                    names.join(", ")
+                return Err((
+                    Schema,
+                    format!(
+                        "predicate on `{field}` has {} match kinds ({}): use one per predicate and combine them with `all` or `any`",
+                        names.len(),
+                        names.join(", ")
+                    ),
                 ));
             }
         };
         if kind.takes_values() && values.is_empty() {
-            return Err(format!(
-                "`{}` on `{field}` needs at least one value",
-                kind.as_str()
+            return Err((
+                InvalidValue,
+                format!("`{}` on `{field}` needs at least one value", kind.as_str()),
             ));
         }
         if let Some(empty) = values.iter().position(|v| v.is_empty()) {
-            return Err(format!(
-                "value {} of `{}` on `{field}` is empty: use `empty: true` to test for a missing value",
-                empty + 1,
-                kind.as_str()
+            return Err((
+                InvalidValue,
+                format!(
+                    "value {} of `{}` on `{field}` is empty: use `empty: true` to test for a missing value",
+                    empty + 1,
+                    kind.as_str()
+                ),
             ));
         }
         if kind == MatchKind::Regex {
@@ -310,12 +398,18 @@ impl TryFrom<RawExprKeys> for RawExpr {
                         .last()
                         .unwrap_or("")
                         .trim_start_matches("error: ");
-                    format!("invalid regex `{v}` on `{field}`: {reason}")
+                    (
+                        InvalidValue,
+                        format!("invalid regex `{v}` on `{field}`: {reason}"),
+                    )
                 })?;
             }
         }
         if !kind.takes_values() && k.quantifier.is_some() {
-            return Err(format!("`match` has no meaning for `{}`", kind.as_str()));
+            return Err((
+                Schema,
+                format!("`match` has no meaning for `{}`", kind.as_str()),
+            ));
         }
         Ok(RawExpr(Expr::Match(Predicate {
             field,
@@ -385,7 +479,17 @@ impl RawOutput {
 
 /// Parse one rule in rmmc's format. `path` names the file in errors.
 pub fn parse(path: &Path, text: &str) -> Result<Rule> {
-    let raw: RawRule = serde_yaml::from_str(text).map_err(|e| yaml_error_in(path, text, &e))?;
+    let raw: RawRule = parse_yaml(text).map_err(|e| yaml_error_in(path, text, &e))?;
+    // Checked in the order serde would, so the first missing key is reported.
+    let id = raw.id.value("id", path, text)?;
+    let name = raw.name.value("name", path, text)?;
+    let description = raw.description.value("description", path, text)?;
+    let tool = raw.tool.value("tool", path, text)?;
+    let tactics = raw.tactics.value("tactics", path, text)?;
+    let techniques = raw.techniques.value("techniques", path, text)?;
+    let source = raw.source.value("source", path, text)?;
+    let window = raw.window.value("window", path, text)?;
+    let detection = raw.detection.value("detection", path, text)?;
     let aggregation = match raw.aggregation {
         None => None,
         Some(a) => Some(Aggregation {
@@ -403,22 +507,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule> {
     };
     Ok(Rule {
         meta: Metadata {
-            id: raw.id.0,
-            name: raw.name,
-            description: raw.description,
+            id: id.0,
+            name,
+            description,
             references: raw.references,
             author: raw.author,
             license: raw.license,
-            tool: raw.tool,
-            tactics: raw.tactics,
-            techniques: raw.techniques,
+            tool,
+            tactics,
+            techniques,
             severity: raw.severity,
             status: raw.status,
             acknowledged: raw.acknowledged,
         },
-        source: raw.source,
-        window: raw.window.0,
-        detection: raw.detection.0,
+        source,
+        window: window.0,
+        detection: detection.0,
         exclusions: raw
             .exclusions
             .into_iter()
@@ -438,30 +542,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule> {
 /// document (it does for errors raised while converting a value), point at the first
 /// place the text holds the value the message quotes in backticks.
 pub(crate) fn yaml_error_in(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
-    let err = yaml_error(path, e);
-    if err.message().starts_with("missing field") {
-        // serde_yaml points at the mapping that lacks the key, which is the right place;
-        // searching the text for the key's name would find it in another mapping (an
-        // exclusion's `description`).
-        let top_level = e.location().is_none_or(|l| {
-            let first = text
-                .lines()
-                .position(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'));
-            first.is_none_or(|i| l.line() == i + 1 && l.column() == 1)
-        });
-        if top_level {
-            return Error::new(
-                err.kind(),
-                format!("{}: a rule needs {REQUIRED_KEYS}", err.message()),
-            )
-            .in_file(path)
-            .at(
-                e.location().map_or(1, |l| l.line()),
-                e.location().map_or(1, |l| l.column()),
-            );
-        }
-        return err;
-    }
+    let err = yaml_error(path, text, e);
     let at_start = e
         .location()
         .is_none_or(|l| l.line() == 1 && l.column() == 1);

@@ -163,15 +163,15 @@ fn description_and_references(description: &str) -> (String, Vec<String>) {
 /// Parse a Sentinel hunting query with the KQL profile used for column names.
 pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
     let mut warnings = Vec::new();
-    let raw: RawHunting = match serde_yaml::from_str(text) {
+    let raw: RawHunting = match crate::error::parse_yaml(text) {
         Ok(r) => r,
         Err(e) => match repair_data_types(text) {
             Some(fixed) => {
-                let r = serde_yaml::from_str(&fixed).map_err(|_| yaml_error(path, &e))?;
+                let r = serde_yaml::from_str(&fixed).map_err(|_| yaml_error(path, text, &e))?;
                 warnings.push(Warning::DataTypesIndent);
                 r
             }
-            None => return Err(yaml_error(path, &e)),
+            None => return Err(yaml_error(path, text, &e)),
         },
     };
     if !is_uuid(&raw.id) {
