@@ -82,14 +82,4 @@ impl Compiler {
         let lowered = lower::lower(rule, rule_file, target, profile)?;
         self.renderer.render_rule(rule, &lowered, name, stem)
     }
-
-    /// A target's gathered files that are rendered from all its rules at once
-    /// (see [`render::Renderer::render_gathered_templates`]).
-    pub fn render_gathered_templates(
-        &self,
-        target: Target,
-        rendered: &[&Rendered],
-    ) -> Result<Vec<(std::path::PathBuf, String)>> {
-        self.renderer.render_gathered_templates(target, rendered)
-    }
 }

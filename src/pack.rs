@@ -27,7 +27,7 @@
 //! let options = BuildOptions { targets: Target::all().collect(), profile: None, strict: false };
 //! let build = pack::build(&sources, &Backends::embedded()?, &options)?;
 //! assert!(build.files.contains_key(std::path::Path::new("kql/netsupport/filesig.kql")));
-//! assert!(build.files.contains_key(std::path::Path::new("spl/savedsearches.conf")));
+//! assert!(build.files.contains_key(std::path::Path::new("spl/default/savedsearches.conf")));
 //! std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -43,7 +43,7 @@ use crate::compiler::Compiler;
 use crate::error::{Error, ErrorKind, Errors, Remark, Result};
 pub use crate::golden::unified_diff;
 use crate::ir::Rule;
-use crate::lower::{Fidelity, Gathered, Target};
+use crate::lower::{Fidelity, Gathered, Piece, Target};
 use crate::parse::{Parsed, Warning, parse_rule, read_rule_text};
 use crate::render::Rendered;
 use conflicts::ConflictKeys;
@@ -443,10 +443,7 @@ pub fn stream_with(
 
     let mut summary = Summary::default();
     let mut gathered = Gatherer::new(&options.targets);
-    gathered.start(sink, compiler.renderer())?;
-    // Gathered files rendered from the whole rule set need every rule's context; only
-    // targets that declare one keep their rules (the others stream in constant memory).
-    let mut kept: BTreeMap<Target, Vec<Rendered>> = BTreeMap::new();
+    gathered.start(sink, compiler.renderer(), &profiles)?;
     let mut keys = ConflictKeys::default();
     let mut rendered = Vec::with_capacity(profiles.len());
     for (index, &source) in ordered.iter().enumerate() {
@@ -496,9 +493,6 @@ pub fn stream_with(
                 }
                 gathered.add(sink, r)?;
             }
-            if !r.target.spec().gathered.iter().all(Gathered::is_streamed) {
-                kept.entry(r.target).or_default().push(r.clone());
-            }
         }
         summary.rules += 1;
         on_rule(&RuleReport {
@@ -509,12 +503,6 @@ pub fn stream_with(
     }
     if !errors.is_empty() {
         return Err(Errors(errors));
-    }
-    for (target, rules) in &kept {
-        let refs: Vec<&Rendered> = rules.iter().collect();
-        for (rel, text) in compiler.render_gathered_templates(*target, &refs)? {
-            sink.write_gathered(&Path::new(target.as_str()).join(rel), &text)?;
-        }
     }
     gathered.finish(sink)?;
     summary.files += gathered.count();
@@ -578,22 +566,32 @@ impl Gatherer {
         Path::new(target.as_str()).join("FIDELITY.md")
     }
 
-    /// Create every gathered file (empty, or with its header), so a pack has them even
-    /// when no rule contributes.
-    fn start(&mut self, sink: &mut dyn Sink, renderer: &crate::render::Renderer) -> Result<()> {
-        for &target in &self.targets {
+    /// Create every gathered file (empty, or with its header; a fixed file whole), so
+    /// a pack has them even when no rule contributes. They read the pack's context
+    /// (the profile's), never a rule's.
+    fn start(
+        &mut self,
+        sink: &mut dyn Sink,
+        renderer: &crate::render::Renderer,
+        profiles: &[(Target, &crate::profile::Profile)],
+    ) -> Result<()> {
+        for &(target, profile) in profiles {
+            let pack = target.pack_context(profile)?;
             for g in target.spec().gathered {
                 match g {
                     Gathered::Concat { path, .. } => {
                         sink.append(&Path::new(target.as_str()).join(path), "")?;
                     }
                     Gathered::Wrapped { path, template, .. } => {
-                        let (head, foot) = renderer.wrapper(target, template)?;
+                        let (head, foot) = renderer.wrapper(target, template, &pack)?;
                         let rel = Path::new(target.as_str()).join(path);
                         sink.append(&rel, &head)?;
                         self.footers.push((rel, foot));
                     }
-                    Gathered::Template { .. } => {}
+                    Gathered::Fixed { path, template } => {
+                        let text = renderer.fixed(target, template, &pack)?;
+                        sink.append(&Path::new(target.as_str()).join(path), &text)?;
+                    }
                 }
             }
             sink.append(
@@ -622,23 +620,34 @@ impl Gatherer {
                     piece,
                     ..
                 } => (path, extension, separator, Some(*piece)),
-                Gathered::Template { .. } => continue,
+                Gathered::Fixed { .. } => continue,
             };
-            let wanted = crate::render::with_ext(&r.stem, extension);
-            let Some((_, text)) = r.files.iter().find(|(p, _)| *p == wanted) else {
+            let part = match piece {
+                // Rendered with the rule, for the rules that have the file.
+                Some(Piece::Template(_)) => r
+                    .parts
+                    .iter()
+                    .find(|(p, _)| p == path)
+                    .map(|(_, t)| t.clone()),
+                _ => {
+                    let wanted = crate::render::with_ext(&r.stem, extension);
+                    match r.files.iter().find(|(p, _)| *p == wanted) {
+                        None => None,
+                        Some((_, text)) => Some(match piece {
+                            None => format!("{}\n", text.trim_end()),
+                            Some(piece) => crate::render::piece(piece, text)?,
+                        }),
+                    }
+                }
+            };
+            let Some(part) = part else {
                 continue;
             };
             let rel = Path::new(target.as_str()).join(path);
             if !self.started.insert((target, path)) {
                 sink.append(&rel, separator)?;
             }
-            match piece {
-                None => {
-                    sink.append(&rel, text.trim_end())?;
-                    sink.append(&rel, "\n")?;
-                }
-                Some(piece) => sink.append(&rel, &crate::render::piece(piece, text)?)?,
-            }
+            sink.append(&rel, &part)?;
         }
         sink.append(&Gatherer::fidelity_path(target), &fidelity_row(r))
     }
@@ -654,7 +663,7 @@ impl Gatherer {
     fn count(&self) -> usize {
         self.targets
             .iter()
-            .map(|t| 1 + t.spec().gathered.iter().filter(|g| g.is_streamed()).count())
+            .map(|t| 1 + t.spec().gathered.len())
             .sum()
     }
 }
@@ -820,10 +829,6 @@ impl<S: Sink> Sink for SelectSink<'_, S> {
         self.inner.append(rel, text)
     }
 
-    fn write_gathered(&mut self, rel: &Path, text: &str) -> Result<()> {
-        self.inner.write_gathered(rel, text)
-    }
-
     fn finish(&mut self) -> Result<()> {
         self.inner.finish()
     }
@@ -978,13 +983,6 @@ impl CompareSink<'_> {
 impl Sink for CompareSink<'_> {
     fn write(&mut self, rel: &Path, text: &str) -> Result<()> {
         if self.only.is_none_or(|selection| selection.owns(rel)) {
-            self.compare(rel, text);
-        }
-        Ok(())
-    }
-
-    fn write_gathered(&mut self, rel: &Path, text: &str) -> Result<()> {
-        if self.only.is_none() {
             self.compare(rel, text);
         }
         Ok(())

@@ -8,7 +8,7 @@ use crate::attack;
 use crate::backends::Backends;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Rule, Severity};
-use crate::lower::{Fidelity, Gathered, Lowered, Target, missing_exclusion_fields};
+use crate::lower::{Fidelity, Gathered, Lowered, Piece, Target, missing_exclusion_fields};
 use crate::text::{conf_line, conf_stanza, conf_value, one_line, yaml_block, yaml_scalar};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -37,6 +37,10 @@ pub struct Rendered {
     pub fidelity: Fidelity,
     /// Remarks about the rule on any target, e.g. an exclusion that cannot apply.
     pub warnings: Vec<String>,
+    /// The rule's parts of gathered documents rendered from a template of their own
+    /// ([`Piece::Template`]): the gathered file's path (as the registry names it) and
+    /// the text.
+    pub parts: Vec<(&'static str, String)>,
 }
 
 /// Tera with the backends' templates loaded once.
@@ -87,7 +91,7 @@ impl Renderer {
         source_file: &Path,
         stem: &Path,
     ) -> Result<Rendered> {
-        let rendered = |query: String, files| Rendered {
+        let rendered = |query: String, files, parts| Rendered {
             target: lowered.target,
             profile: lowered.profile.clone(),
             rule_id: rule.meta.id.clone(),
@@ -98,9 +102,10 @@ impl Renderer {
             files,
             fidelity: lowered.fidelity.clone(),
             warnings: lowered.warnings.clone(),
+            parts,
         };
         if lowered.fidelity.is_unsupported() {
-            return Ok(rendered(String::new(), Vec::new()));
+            return Ok(rendered(String::new(), Vec::new(), Vec::new()));
         }
         let mut context = lowered.context.clone();
         context["rule"] = rule_context(rule, source_file);
@@ -120,13 +125,43 @@ impl Renderer {
                 files.push((with_ext(stem, file.extension), text));
             }
         }
-        Ok(rendered(query.unwrap_or_default(), files))
+        // Parts of gathered documents may name the rule's pack files.
+        context["stem"] = Value::String(stem.to_string_lossy().replace('\\', "/"));
+        let mut parts = Vec::new();
+        for gathered in lowered.target.spec().gathered {
+            if let Gathered::Wrapped {
+                path,
+                extension,
+                piece: Piece::Template(template),
+                ..
+            } = gathered
+            {
+                let wanted = with_ext(stem, extension);
+                if files.iter().any(|(p, _)| *p == wanted) {
+                    parts.push((*path, self.render(&format!("{t}/{template}"), &context)?));
+                }
+            }
+        }
+        Ok(rendered(query.unwrap_or_default(), files, parts))
     }
 
-    /// The text before and after the parts of a [`Gathered::Wrapped`] document.
-    pub(crate) fn wrapper(&self, target: Target, template: &str) -> Result<(String, String)> {
+    /// A [`Gathered::Fixed`] file, from the pack's context ([`Target::pack_context`]).
+    pub(crate) fn fixed(&self, target: Target, template: &str, pack: &Value) -> Result<String> {
+        self.render(&format!("{target}/{template}"), pack)
+    }
+
+    /// The text before and after the parts of a [`Gathered::Wrapped`] document, from
+    /// the pack's context ([`Target::pack_context`]) and `body` standing for the parts.
+    pub(crate) fn wrapper(
+        &self,
+        target: Target,
+        template: &str,
+        pack: &Value,
+    ) -> Result<(String, String)> {
         let name = format!("{target}/{template}");
-        let text = self.render(&name, &json!({ "body": BODY_MARK }))?;
+        let mut context = pack.clone();
+        context["body"] = json!(BODY_MARK);
+        let text = self.render(&name, &context)?;
         let (head, foot) = text.split_once(BODY_MARK).ok_or_else(|| {
             Error::new(
                 ErrorKind::Template,
@@ -135,59 +170,6 @@ impl Renderer {
             .in_file(Path::new("backends").join(&name))
         })?;
         Ok((head.to_string(), foot.to_string()))
-    }
-
-    /// The target's gathered files rendered from templates over the whole rule set
-    /// ([`Gathered::Template`]), paths relative to `out/<target>/`. `Concat` files are
-    /// streamed by the pack stage instead.
-    pub fn render_gathered_templates(
-        &self,
-        target: Target,
-        rendered: &[&Rendered],
-    ) -> Result<Vec<(PathBuf, String)>> {
-        let mut rendered = rendered.to_vec();
-        rendered.sort_by(|a, b| a.stem.cmp(&b.stem));
-        let file_with = |r: &Rendered, ext: &str| -> Option<String> {
-            let wanted = with_ext(&r.stem, ext);
-            r.files
-                .iter()
-                .find(|(p, _)| *p == wanted)
-                .map(|(_, t)| t.clone())
-        };
-        let mut out = Vec::new();
-        for gathered in target.spec().gathered {
-            let text = match gathered {
-                Gathered::Concat { .. } | Gathered::Wrapped { .. } => continue,
-                Gathered::Template { template, .. } => {
-                    let rules: Vec<Value> = rendered
-                        .iter()
-                        .map(|r| {
-                            let files: serde_json::Map<String, Value> = target
-                                .spec()
-                                .rule_files
-                                .iter()
-                                .filter_map(|f| {
-                                    file_with(r, f.extension)
-                                        .map(|t| (f.extension.to_string(), Value::String(t)))
-                                })
-                                .collect();
-                            json!({
-                                "id": r.rule_id,
-                                "name": r.rule_name,
-                                "stem": r.stem.to_string_lossy().replace('\\', "/"),
-                                "query": r.query,
-                                "fidelity": r.fidelity,
-                                "files": files,
-                            })
-                        })
-                        .collect();
-                    let context = json!({ "target": target.as_str(), "rules": rules });
-                    self.render(&format!("{target}/{template}"), &context)?
-                }
-            };
-            out.push((PathBuf::from(gathered.path()), text));
-        }
-        Ok(out)
     }
 }
 
@@ -248,6 +230,10 @@ pub(crate) fn piece(piece: crate::lower::Piece, text: &str) -> Result<String> {
     match piece {
         crate::lower::Piece::ArmResources => arm_resources(text)
             .map_err(|e| Error::new(ErrorKind::Template, format!("an ARM template: {e}"))),
+        crate::lower::Piece::Template(template) => Err(Error::new(
+            ErrorKind::Template,
+            format!("`{template}` is rendered with the rule (Rendered::parts), not from its file"),
+        )),
     }
 }
 

@@ -56,7 +56,11 @@ fn build_writes_every_target_then_check_passes() {
     for f in [
         "out/kql/netsupport/filesig.kql",
         "out/kql/netsupport/filesig.yaml",
-        "out/spl/savedsearches.conf",
+        "out/spl/default/savedsearches.conf",
+        "out/spl/default/macros.conf",
+        "out/spl/default/app.conf",
+        "out/spl/metadata/default.meta",
+        "out/spl/README.md",
         "out/eql/rules.ndjson",
         "out/sigma/netsupport/netconn.yml",
         "out/eql/FIDELITY.md",
@@ -78,7 +82,7 @@ fn check_reports_a_stale_pack_with_a_diff_and_exit_3() {
         .replace("netsupport", "netsupp0rt");
     std::fs::write(&kql, edited).unwrap();
     std::fs::write(ws.join("out/kql/leftover.kql"), "x").unwrap();
-    std::fs::remove_file(ws.join("out/spl/savedsearches.conf")).unwrap();
+    std::fs::remove_file(ws.join("out/spl/default/savedsearches.conf")).unwrap();
     let o = rmmc(&["build", "--check"], &ws);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let t = text(&o);
@@ -170,7 +174,7 @@ fn an_unmapped_field_names_rule_field_target_and_map_file() {
     let profile = std::fs::read_to_string("backends/spl/profiles/defender.yaml")
         .unwrap()
         .replace(
-            "      process.pe.company: ProcessVersionInfoCompanyName\n",
+            "      process.pe.company: properties.ProcessVersionInfoCompanyName\n",
             "",
         );
     std::fs::write(profiles.join("defender.yaml"), profile).unwrap();

@@ -95,12 +95,16 @@ fn rule(value: &str, kind: MatchKind, case: Case) -> Rule {
 }
 
 /// A value of the same shape without anything hostile: characters that steer the
-/// emitters' choices (`*`, `?`, `\`, non-ASCII cased letters) are kept.
+/// emitters' choices are kept (`*`, `?`, `\`, a backtick, non-ASCII letters) or
+/// stand for each other (`& < > " '` and other non-ASCII characters all keep SPL from
+/// writing a search prefilter: `&` stands for them).
 fn benign(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if "*?\\".contains(c) || (!c.is_ascii() && c.is_alphabetic()) {
+            if "*?\\`".contains(c) || (!c.is_ascii() && c.is_alphabetic()) {
                 c
+            } else if "&<>\"'".contains(c) || !c.is_ascii() {
+                '&'
             } else {
                 'a'
             }
@@ -135,8 +139,26 @@ fn spl_check(compiler: &Compiler, s: &str, kind: MatchKind, case: Case) -> Resul
         .compile(&rule(&benign(s), kind, case), Target::Spl, None)
         .map_err(|e| e.to_string())?
         .query;
+    // The search as Splunk runs it: the data-source macro and the rule's filter
+    // macro expanded as the app's macros.conf defines them.
+    let profile = compiler
+        .backends()
+        .profile(Target::Spl, None)
+        .map_err(|e| e.to_string())?;
+    let source = profile.source(r.source).map_err(|e| e.to_string())?;
+    let macros = BTreeMap::from([
+        (
+            source.settings["macro"].clone(),
+            source.settings["search"].clone(),
+        ),
+        (
+            rmmc::lower::escape::spl_filter_macro(&r.meta.id),
+            "search *".to_string(),
+        ),
+    ]);
     let shape = |q: &str| -> Result<Vec<String>, String> {
-        Ok(spl_engine::tokenize(q)
+        let expanded = spl_engine::expand_macros(q, &macros).map_err(|e| format!("{e}: {q}"))?;
+        Ok(spl_engine::tokenize(&expanded)
             .map_err(|e| format!("{e}: {q}"))?
             .iter()
             .map(spl_engine::Tok::kind)
@@ -147,16 +169,21 @@ fn spl_check(compiler: &Compiler, s: &str, kind: MatchKind, case: Case) -> Resul
             "SPL structure differs from the benign query:\n{q}\n{b}"
         ));
     }
-    let parsed = spl_engine::parse(&q).map_err(|e| format!("{e}: {q}"))?;
+    let expanded = spl_engine::expand_macros(&q, &macros).map_err(|e| format!("{e}: {q}"))?;
+    let parsed = spl_engine::parse(&expanded).map_err(|e| format!("{e}: {q}"))?;
     let now = 1_000_000.0;
     for (v, want) in probes(&r, s) {
+        // The event as Splunk's Defender add-on indexes it.
         let mut e = spl_engine::SplEvent::new();
-        e.insert("Signer".into(), spl_engine::V::Str(v.clone()));
+        e.insert(source.names()[FIELD].clone(), spl_engine::V::Str(v.clone()));
         e.insert("_time".into(), spl_engine::V::Num(now - 1.0));
-        e.insert("index".into(), spl_engine::V::Str("defender".into()));
         e.insert(
             "sourcetype".into(),
-            spl_engine::V::Str("defender:DeviceFileCertificateInfo".into()),
+            spl_engine::V::Str("mscs:azure:eventhub:defender:advancedhunting".into()),
+        );
+        e.insert(
+            "category".into(),
+            spl_engine::V::Str("AdvancedHunting-DeviceFileCertificateInfo".into()),
         );
         let got = spl_engine::run(&parsed, &[e], now).map_err(|e| e.to_string())?;
         if got.matched.is_empty() == want {

@@ -1,7 +1,10 @@
-//! SPL conformance: every rule's emitted SPL, parsed from its text and run by the
-//! SPL-subset engine in `tests/spl_engine/` (written from the Splunk documentation,
-//! not from the emitter), over the rule's fixture events and generated adversarial
-//! events mapped by the SPL field map. Matched events and result rows must equal
+//! SPL conformance: every rule's emitted SPL, as the Splunk app deploys it (the
+//! `search =` line of its stanza in `default/savedsearches.conf`, macros expanded from
+//! the app's `default/macros.conf`), parsed from its text and run by the SPL-subset
+//! engine in `tests/spl_engine/` (written from the Splunk documentation, not from the
+//! emitter), over the rule's fixture events and generated adversarial events mapped
+//! into the layout of Splunk's Defender add-on (`properties.<Column>`, every column
+//! the event lacks as the string `"null"`). Matched events and result rows must equal
 //! the reference evaluator's; differences a documented approximation explains (e.g.
 //! `latest` is exclusive in Splunk) are reported as approximate-as-documented.
 //!
@@ -18,9 +21,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use common::{Answer, CaseEvent, RuleCase, Verdict};
 use rmmc::Target;
 use rmmc::ir::{AggFunction, TIMESTAMP_FIELD};
+use rmmc::lower::escape::spl_working_name;
 use serde_json::{Value, json};
 use spl_engine::{SplEvent, V};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::OnceLock;
 
 fn epoch(ts: &str) -> f64 {
     let t = DateTime::parse_from_rfc3339(ts).expect("RFC 3339 _time");
@@ -34,17 +40,75 @@ fn rfc3339(secs: f64) -> String {
         .to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// An event as Splunk would index it: the mapped fields, `_time` as epoch seconds,
-/// and the index/sourcetype the profile's Splunk Add-on convention gives the
-/// Defender table (`index=defender sourcetype="defender:<Table>"`).
-fn ingest(mapped: &serde_json::Map<String, Value>, table: &str) -> SplEvent {
+/// An event as Splunk's Defender add-on indexes it (`../shared/reference/splunk/
+/// TA-microsoft-365-defender-advanced-hunting`): one sourcetype, the table in
+/// `category`, the mapped `properties.<Column>` fields, `_time` as epoch seconds, and
+/// every other column of the profile's map as the string `"null"` (Defender exports
+/// every column; the add-on's JSON extraction writes a JSON null as `"null"`).
+fn ingest(
+    mapped: &serde_json::Map<String, Value>,
+    table: &str,
+    columns: &BTreeMap<String, String>,
+) -> SplEvent {
     let mut e = spl_engine::event_from_json(mapped);
     if let Some(V::Str(t)) = e.get("_time").cloned() {
         e.insert("_time".into(), V::Num(epoch(&t)));
     }
-    e.insert("index".into(), V::Str("defender".into()));
-    e.insert("sourcetype".into(), V::Str(format!("defender:{table}")));
+    for column in columns.values() {
+        if column != "_time" && !e.contains_key(column) {
+            e.insert(column.clone(), V::Str("null".into()));
+        }
+    }
+    e.insert(
+        "sourcetype".into(),
+        V::Str("mscs:azure:eventhub:defender:advancedhunting".into()),
+    );
+    e.insert(
+        "category".into(),
+        V::Str(format!("AdvancedHunting-{table}")),
+    );
     e
+}
+
+/// The Splunk app built from every rule, once: its files by path under `out/`.
+fn app() -> &'static BTreeMap<std::path::PathBuf, String> {
+    static APP: OnceLock<BTreeMap<std::path::PathBuf, String>> = OnceLock::new();
+    APP.get_or_init(|| {
+        let backends = rmmc::Backends::embedded().expect("backends");
+        let rules = common::root().join("rules");
+        let sources =
+            rmmc::pack::discover(&[rules.to_string_lossy().to_string()]).expect("discover rules");
+        let options = rmmc::pack::BuildOptions {
+            targets: vec![Target::Spl],
+            profile: None,
+            strict: false,
+        };
+        rmmc::pack::build(&sources, &backends, &options)
+            .expect("the SPL pack builds")
+            .files
+    })
+}
+
+/// The search a rule's alert runs: the `search =` line of its stanza, with the
+/// macros of the app's `macros.conf` expanded.
+fn deployed_search(stem: &str) -> Result<String, spl_engine::SplError> {
+    let files = app();
+    let conf = files
+        .get(&Path::new("spl").join(format!("{stem}.conf")))
+        .ok_or_else(|| spl_engine::SplError(format!("no stanza for {stem}")))?;
+    let gathered = &files[&Path::new("spl").join("default/savedsearches.conf")];
+    if !gathered.contains(conf.trim_end()) {
+        return Err(spl_engine::SplError(format!(
+            "the stanza of {stem} is not in default/savedsearches.conf"
+        )));
+    }
+    let search = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("search = "))
+        .ok_or_else(|| spl_engine::SplError(format!("no `search = ` line for {stem}")))?;
+    let macros =
+        spl_engine::macros_from_conf(&files[&Path::new("spl").join("default/macros.conf")])?;
+    spl_engine::expand_macros(search, &macros)
 }
 
 /// The evaluator's rows in a comparable form: output names as they are, group-by
@@ -150,10 +214,17 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> Outcome {
     let table = table_of(compiler, case);
     let spl_events: Vec<SplEvent> = events
         .iter()
-        .map(|e| ingest(&common::map_event(&compiled, &e.event), &table))
+        .map(|e| {
+            ingest(
+                &common::map_event(&compiled, &e.event),
+                &table,
+                &compiled.field_map,
+            )
+        })
         .collect();
     let now = epoch(&case.fixtures.now);
-    let result = spl_engine::parse(&compiled.rendered.query)
+    let result = deployed_search(&case.stem)
+        .and_then(|s| spl_engine::parse(&s))
         .and_then(|q| spl_engine::run(&q, &spl_events, now));
     let output = match result {
         Ok(o) => o,
@@ -176,8 +247,15 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> Outcome {
     if case.rule.aggregation.is_some() {
         match &j.same_as {
             Some(key) => {
-                let want = norm_expected(case, &answers[key], &compiled.field_map);
-                let have = norm_got(case, &output.rows, &compiled.field_map);
+                // Results name each field as the search reads it (`DeviceId`, copied
+                // from the add-on's `properties.DeviceId`).
+                let read_as: BTreeMap<String, String> = compiled
+                    .field_map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), spl_working_name(v).to_string()))
+                    .collect();
+                let want = norm_expected(case, &answers[key], &read_as);
+                let have = norm_got(case, &output.rows, &read_as);
                 if want == have {
                     rows_note = format!("{} rows equal the evaluator's ({key})", have.len());
                 } else {
@@ -257,10 +335,42 @@ fn spl_engine_rejects_what_is_outside_the_subset() {
         "index=a x=\"unterminated",
         "index=a | fillnull value=\"\"",
         "index=a x=1",
+        "index=a | where match(x, \"a\")",
+        "index=a | where match(x, \"(?i)a(*UTF)\")",
+        "index=a `rmmc_source`",
+        "index=a | eval 'a.b'=1",
+        "index=a | search earliest=-1h",
+        "index=a | search",
     ] {
         assert!(
             spl_engine::parse(q).is_err(),
             "accepted outside the subset: {q}"
+        );
+    }
+}
+
+/// Macros expand from a macros.conf, textually; anything else about macros is refused.
+#[test]
+fn spl_engine_expands_macros_from_macros_conf() {
+    let conf = "# comment\n[source]\ndefinition = sourcetype=\"x\" category=\"y\"\ndescription = d\n\n[nested]\ndefinition = `source` a=\"1\"\n\n[r_filter]\ndefinition = search *\n";
+    let macros = spl_engine::macros_from_conf(conf).expect("parses");
+    assert_eq!(
+        spl_engine::expand_macros("`nested` latest=+1s | `r_filter`", &macros).expect("expands"),
+        "sourcetype=\"x\" category=\"y\" a=\"1\" latest=+1s | search *"
+    );
+    assert!(spl_engine::expand_macros("`unknown`", &macros).is_err());
+    assert!(spl_engine::expand_macros("`source", &macros).is_err());
+    for bad in [
+        "[m(1)]\ndefinition = a\n",
+        "[m]\ndefinition = \n",
+        "[m]\niseval = 1\n",
+        "[m]\ndefinition = a \\\n b\n",
+        "definition = a\n",
+        "[m]\ndefinition = a\n[m]\ndefinition = b\n",
+    ] {
+        assert!(
+            spl_engine::macros_from_conf(bad).is_err(),
+            "accepted {bad:?}"
         );
     }
 }
@@ -307,11 +417,11 @@ fn spl_engine_semantics() {
     );
     // match() is a partial match; (?i) folds case.
     assert_eq!(
-        run("latest=+1s | where match(a, \"(?i)support\")"),
+        run("latest=+1s | where match(a, \"(*UTF)(?i)support\")"),
         vec![0, 3]
     );
     assert_eq!(
-        run("latest=+1s | where _time<=now() AND match(a, \"^N\")"),
+        run("latest=+1s | where _time<=now() AND match(a, \"(*UTF)^N\")"),
         vec![0, 3]
     );
     // AND binds tighter than OR in where.
@@ -319,6 +429,25 @@ fn spl_engine_semantics() {
         run("latest=+1s | where b==\"x\" OR b==\"y\" AND a==\"zzz\""),
         vec![0]
     );
+    // eval: if() takes the third argument on false or null; assignments run left to
+    // right; a null value removes the field.
+    assert_eq!(
+        run("latest=+1s | eval c=if(a==\"other\", \"\", a), d=c | where d==\"\""),
+        vec![1]
+    );
+    let boolean = spl_engine::parse("latest=+1s | eval a=isnull(b)").expect("parses");
+    assert!(spl_engine::run(&boolean, &events, 200.0).is_err());
+    assert_eq!(
+        run("latest=+1s | eval b=if(b==\"x\", a, b) | where isnull(b)"),
+        vec![3]
+    );
+    assert_eq!(
+        run("latest=+1s | eval a=if(a==\"\", \"\", a) | where isnull(a)"),
+        vec![2]
+    );
+    // search later in the pipeline: `*` keeps everything.
+    assert_eq!(run("latest=+1s | search *"), vec![0, 1, 2, 3]);
+    assert_eq!(run("latest=+1s | search b=\"Y\""), vec![1, 2]);
     // stats drops null by-fields; values() is sorted and distinct.
     let q =
         spl_engine::parse("latest=+1s | stats count as n values(b) as bs by a").expect("parses");

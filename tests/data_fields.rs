@@ -354,3 +354,99 @@ fn an_unsupported_rule_writes_nothing_and_fails_strict() {
         "{errors}"
     );
 }
+
+/// Splunk's Defender add-on stores every Defender table as the category
+/// `AdvancedHunting-<Table>` with each column as `properties.<Column>`: the add-on's
+/// field lists are exactly the schema's columns under `properties.`, and the add-on
+/// itself (its props.conf, when the reference is present) reads them so.
+#[test]
+fn defender_add_on_field_lists_are_the_schema_columns_under_properties() {
+    let backends = Backends::embedded().unwrap();
+    let schemas = backends.data_schemas();
+    let columns = &schemas["defender-xdr"];
+    let addon = &schemas["defender-xdr-splunk"];
+    assert_eq!(
+        addon.data_sources.len(),
+        columns.data_sources.len(),
+        "one category per table"
+    );
+    for (table, list) in &columns.data_sources {
+        let category = format!("AdvancedHunting-{table}");
+        let fields = &addon
+            .data_sources
+            .get(&category)
+            .unwrap_or_else(|| panic!("defender-xdr-splunk has no {category}"))
+            .fields;
+        let expected: BTreeSet<String> = list
+            .fields
+            .iter()
+            .map(|c| format!("properties.{c}"))
+            .collect();
+        assert_eq!(fields, &expected, "{category}");
+    }
+    let props = root()
+        .join("../shared/reference/splunk/TA-microsoft-365-defender-advanced-hunting/props.conf");
+    let Ok(text) = std::fs::read_to_string(&props) else {
+        eprintln!("SKIPPED: {} is not present", props.display());
+        return;
+    };
+    let stanza = text
+        .split("\n[")
+        .find(|s| s.starts_with("[mscs:azure:eventhub:defender:advancedhunting]"))
+        .expect("the add-on's sourcetype");
+    assert!(
+        stanza.contains("KV_MODE = json"),
+        "JSON fields, so properties.<Column>"
+    );
+    for used in [
+        "properties.DeviceName",
+        "properties.SHA1",
+        "properties.RemoteIP",
+        "properties.AccountName",
+    ] {
+        assert!(stanza.contains(used), "the add-on reads {used}");
+    }
+    assert!(stanza.contains(r#""AdvancedHunting-DeviceProcessEvents""#));
+}
+
+/// Independently of the lowering's own check: every `properties.<Column>` an emitted
+/// Splunk search names is recorded for the category its data-source macro searches.
+#[test]
+fn every_emitted_splunk_search_reads_only_columns_of_its_category() {
+    let backends = Backends::embedded().unwrap();
+    let profile = backends.profile(Target::Spl, None).unwrap();
+    let by_macro: BTreeMap<&str, &BTreeSet<String>> = profile
+        .sources
+        .values()
+        .map(|m| (m.settings["macro"].as_str(), &m.recorded))
+        .collect();
+    let column = regex::Regex::new(r"properties\.[A-Za-z0-9_]+").unwrap();
+    let build = pack::build(
+        &pack::discover(&[root().join("rules").display().to_string()]).unwrap(),
+        &backends,
+        &BuildOptions {
+            targets: vec![Target::Spl],
+            profile: None,
+            strict: false,
+        },
+    )
+    .unwrap();
+    let mut searches = 0;
+    for r in &build.rendered {
+        if r.query.is_empty() {
+            continue;
+        }
+        let called = r.query.split('`').nth(1).unwrap();
+        let recorded = by_macro[called];
+        for m in column.find_iter(&r.query) {
+            assert!(
+                recorded.contains(m.as_str()),
+                "{}: `{}` is not recorded where `{called}` searches",
+                r.stem.display(),
+                m.as_str()
+            );
+        }
+        searches += 1;
+    }
+    assert!(searches > 0, "no search checked");
+}

@@ -63,7 +63,8 @@ targets! {
 
 /// Names a target derives from a rule that must be unique across a rule set, with
 /// what they name: the savedsearches.conf stanza (Splunk keeps only the last of
-/// two equal stanzas) and the Sigma rule `name` (a correlation refers to it).
+/// two equal stanzas), the alert's `_filter` macro in macros.conf (likewise) and the
+/// Sigma rule `name` (a correlation refers to it).
 /// Builds fail on a collision, naming both rules.
 pub fn rule_set_names(rule: &Rule) -> Vec<(&'static str, String)> {
     vec![
@@ -71,6 +72,7 @@ pub fn rule_set_names(rule: &Rule) -> Vec<(&'static str, String)> {
             "the savedsearches.conf stanza",
             crate::text::conf_stanza(&rule.meta.name),
         ),
+        ("the Splunk filter macro", spl::filter_macro(&rule.meta.id)),
         ("the Sigma rule name", sigma::rule_name(rule)),
     ]
 }
@@ -86,8 +88,10 @@ pub mod escape {
     pub use super::kql::{column as kql_column, comment as kql_comment, quote as kql_string};
     pub use super::sigma::escape_value as sigma_value;
     pub use super::spl::{
-        pcre_ascii_folded as spl_pcre_ascii_folded, pcre_literal as spl_pcre, quote as spl_string,
-        search_field as spl_search_field, where_field as spl_where_field,
+        ascii_folded_literal as spl_ascii_folded, filter_macro as spl_filter_macro,
+        pcre_literal as spl_pcre, quote as spl_string, search_field as spl_search_field,
+        where_field as spl_where_field, without_backticks as spl_without_backticks,
+        working_name as spl_working_name,
     };
     pub use super::{ascii_classes, term_regex_around, term_regex_unicode};
     pub use crate::text::{
@@ -222,6 +226,12 @@ pub enum ApproxKind {
         /// The rule's window, `5d`.
         window: String,
     },
+    /// SPL: the data writes JSON nulls as a string (Splunk's Defender add-on: `"null"`),
+    /// read as missing, so a real value spelled so reads as missing too.
+    NullString {
+        /// The string nulls arrive as.
+        null: String,
+    },
 }
 
 /// What kind of difference an approximation is, across targets.
@@ -243,6 +253,8 @@ pub enum ApproxCategory {
     FieldSubstitute,
     /// The alert's severity.
     Severity,
+    /// How a missing value is told from a present one.
+    MissingValue,
 }
 
 impl ApproxCategory {
@@ -257,6 +269,7 @@ impl ApproxCategory {
             ApproxCategory::Window => "window",
             ApproxCategory::FieldSubstitute => "field_substitute",
             ApproxCategory::Severity => "severity",
+            ApproxCategory::MissingValue => "missing_value",
         }
     }
 }
@@ -284,6 +297,7 @@ impl ApproxKind {
             ApproxKind::SigmaNoLookBack { .. }
             | ApproxKind::CorrelationTimespan { .. }
             | ApproxKind::AlertingSchedule { .. } => ApproxCategory::Window,
+            ApproxKind::NullString { .. } => ApproxCategory::MissingValue,
         }
     }
 
@@ -307,6 +321,7 @@ impl ApproxKind {
             ApproxKind::SigmaConstantColumns => "sigma_constant_columns",
             ApproxKind::SigmaNoLookBack { .. } => "sigma_no_look_back",
             ApproxKind::CorrelationTimespan { .. } => "correlation_timespan",
+            ApproxKind::NullString { .. } => "null_string",
         }
     }
 }
@@ -382,6 +397,10 @@ impl fmt::Display for ApproxKind {
             ApproxKind::CorrelationTimespan { window } => write!(
                 f,
                 "the correlation timespan {window} groups events that lie within {window} of each other; it is not a look-back ending now"
+            ),
+            ApproxKind::NullString { null } => write!(
+                f,
+                "the data source writes JSON nulls as the string {null:?}, so a real value {null:?} reads as missing"
             ),
         }
     }
@@ -677,6 +696,12 @@ pub(crate) trait Dialect: Sync {
 
     /// The template context of the whole rule.
     fn context(&self, input: &LowerInput, notes: &mut Notes) -> Result<serde_json::Value>;
+
+    /// What the target's pack-wide files read from the profile (see
+    /// [`Target::pack_context`]); an error where the profile cannot make a valid pack.
+    fn pack_context(&self, _profile: &Profile) -> Result<serde_json::Value> {
+        Ok(serde_json::json!({}))
+    }
 
     fn and_word(&self) -> &'static str {
         "and"

@@ -4,6 +4,7 @@
 
 use super::{Dialect, REGISTRY};
 use crate::error::{Error, ErrorKind, Result};
+use crate::profile::Profile;
 use serde::{Serialize, Serializer};
 use std::cmp::Ordering;
 use std::fmt;
@@ -68,10 +69,10 @@ pub enum Gathered {
         /// How a rule's file becomes its part.
         piece: Piece,
     },
-    /// `backends/<target>/<template>` rendered once with `rules`: every rule's
-    /// metadata (as templates see `rule`), `stem`, `query`, `fidelity` and `files`
-    /// (extension → text), in rule-stem order.
-    Template {
+    /// `backends/<target>/<template>` rendered once per pack from the pack's context
+    /// (the profile's, see `Dialect::pack_context`, and `rmmc_version`); no rule
+    /// contributes (e.g. a Splunk app's `app.conf`).
+    Fixed {
         /// Where the file goes, relative to `out/<target>/`.
         path: &'static str,
         /// The template's file name under `backends/<target>/`.
@@ -85,6 +86,10 @@ pub enum Piece {
     /// The `resources` array elements of an ARM template, indented by four spaces,
     /// ASCII-escaped.
     ArmResources,
+    /// `backends/<target>/<template>` rendered with everything the rule's own
+    /// templates read (e.g. its macro stanza in a Splunk app's `macros.conf`), when
+    /// the rule is rendered; only a rule that has the per-rule file gets a part.
+    Template(&'static str),
 }
 
 impl Gathered {
@@ -93,14 +98,8 @@ impl Gathered {
         match self {
             Gathered::Concat { path, .. }
             | Gathered::Wrapped { path, .. }
-            | Gathered::Template { path, .. } => path,
+            | Gathered::Fixed { path, .. } => path,
         }
-    }
-
-    /// Is it written as rules arrive (in constant memory), rather than from the
-    /// whole rule set at the end?
-    pub fn is_streamed(&self) -> bool {
-        !matches!(self, Gathered::Template { .. })
     }
 }
 
@@ -138,6 +137,22 @@ impl Target {
         self.spec().dialect
     }
 
+    /// What a pack's files that no single rule owns read ([`Gathered::Fixed`], the
+    /// text around a [`Gathered::Wrapped`] document's parts): `target`, `profile`
+    /// (its name), `rmmc_version`, and what the target takes from the profile (a
+    /// Splunk app's data-source macros). Never anything of a rule, so it is the same
+    /// for one rule as for a million.
+    pub fn pack_context(self, profile: &Profile) -> Result<serde_json::Value> {
+        let mut context = self.dialect().pack_context(profile)?;
+        if !context.is_object() {
+            context = serde_json::json!({});
+        }
+        context["target"] = serde_json::json!(self.0);
+        context["profile"] = serde_json::json!(profile.name);
+        context["rmmc_version"] = serde_json::json!(env!("CARGO_PKG_VERSION"));
+        Ok(context)
+    }
+
     /// Every template the target renders, relative to `backends/`, e.g. `kql/query.tera`.
     pub fn templates(self) -> Vec<String> {
         let spec = self.spec();
@@ -145,11 +160,15 @@ impl Target {
             .rule_files
             .iter()
             .map(|f| f.template)
-            .chain(spec.gathered.iter().filter_map(|g| match g {
-                Gathered::Template { template, .. } | Gathered::Wrapped { template, .. } => {
-                    Some(*template)
-                }
-                Gathered::Concat { .. } => None,
+            .chain(spec.gathered.iter().flat_map(|g| match g {
+                Gathered::Fixed { template, .. } => vec![*template],
+                Gathered::Wrapped {
+                    template,
+                    piece: Piece::Template(part),
+                    ..
+                } => vec![*template, *part],
+                Gathered::Wrapped { template, .. } => vec![*template],
+                Gathered::Concat { .. } => Vec::new(),
             }))
             .map(|t| format!("{}/{t}", self.0))
             .collect();

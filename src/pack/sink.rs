@@ -18,10 +18,6 @@ pub trait Sink {
     fn write(&mut self, rel: &Path, text: &str) -> Result<()>;
     /// Text added to the end of a file, which the first call creates.
     fn append(&mut self, rel: &Path, text: &str) -> Result<()>;
-    /// A whole file that gathers all rules (rendered once at the end).
-    fn write_gathered(&mut self, rel: &Path, text: &str) -> Result<()> {
-        self.write(rel, text)
-    }
     /// Everything handed over is stored (files flushed and closed).
     fn finish(&mut self) -> Result<()> {
         Ok(())

@@ -6,6 +6,10 @@
 //!
 //! The subset and its semantics:
 //!
+//! * Macros: `` `name` `` calls (no arguments) are expanded first, textually and
+//!   wherever they stand, from the stanzas of a `macros.conf` (`definition = ...`;
+//!   `args`, `iseval` and line continuations are outside the subset). An unknown
+//!   macro is an error, as in Splunk.
 //! * The first command is the implied `search`: `field=value`, `field!=value` and
 //!   `field IN (v, ...)` terms, `AND`/`OR`/`NOT` (upper case) and parentheses, with
 //!   an implied `AND` between adjacent terms. Precedence as documented for `search`:
@@ -15,15 +19,20 @@
 //!   missing field does not match. `earliest=` (inclusive) and `latest=` (exclusive)
 //!   take `now`, epoch seconds, or `[+|-]N<unit>` with units s, m, h, d, w; snapping
 //!   (`@d`) is outside the subset.
-//! * `| where <expr>` and `| eval f=<expr>`: string literals `"..."` (escapes `\\` and
+//! * `| search <terms>` later in the pipeline takes the same terms (no time
+//!   modifiers), and `*` alone, which keeps every event or result.
+//! * `| where <expr>` and `| eval f=<expr>[, g=<expr>]...`: string literals `"..."` (escapes `\\` and
 //!   `\"`), numbers, field names (plain, or `'quoted'` with `\'`/`\\`), `==`/`=`,
 //!   `!=`, `<`, `<=`, `>`, `>=` (numeric when both sides are numbers, else by text,
 //!   case-sensitive), `AND`/`OR`/`NOT` (where/eval precedence: `NOT`, `AND`, `OR`),
 //!   parentheses, and the functions `match(s, re)` (PCRE, partial match; run with
 //!   the Rust `regex` crate, which differs from PCRE in that `$` matches only at the
-//!   very end, not also before a final newline), `now()`, `isnull()`, `isnotnull()`,
+//!   very end, not also before a final newline; the pattern must start with the
+//!   `(*UTF)` verb, the only mode in which PCRE and the Rust crate both read code
+//!   points), `if(c, a, b)` (`b` when `c` is false or null), `now()`, `isnull()`, `isnotnull()`,
 //!   `lower()`, `upper()`, `len()`. A missing field is null; comparisons with null are
-//!   null, `NOT null` is null, and `where` keeps only true.
+//!   null, `NOT null` is null, and `where` keeps only true. An eval whose value is
+//!   null removes the field; a boolean value is an error (as in Splunk).
 //! * `| fillnull value="s" f1 f2 ...`: missing or null fields become `s`.
 //! * `| stats F(x) as N ... by f1 f2 ...` with `count`, `count(x)`, `min`, `max`
 //!   (numeric when every value is a number, else lexicographic), `values` (distinct,
@@ -74,6 +83,8 @@ pub enum TimeSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SearchExpr {
+    /// `*` alone: every event.
+    All,
     And(Box<SearchExpr>, Box<SearchExpr>),
     Or(Box<SearchExpr>, Box<SearchExpr>),
     Not(Box<SearchExpr>),
@@ -94,7 +105,8 @@ pub enum SearchExpr {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Where(Expr),
-    Eval(String, Expr),
+    Eval(Vec<(String, Expr)>),
+    Search(SearchExpr),
     Fillnull { value: String, fields: Vec<String> },
     Stats { aggs: Vec<Agg>, by: Vec<String> },
 }
@@ -126,6 +138,104 @@ pub enum CmpOp {
     Le,
     Gt,
     Ge,
+}
+
+// -------------------------------------------------------------------------------
+// Macros
+
+/// The macros of a `macros.conf`: stanza name → definition.
+pub fn macros_from_conf(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let mut stanza: Option<String> = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.ends_with('\\') {
+            return err(format!(
+                "macros.conf line {}: continuation lines are outside the subset",
+                i + 1
+            ));
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            if !is_macro_name(name) {
+                return err(format!(
+                    "macros.conf line {}: macro `{name}` (arguments are outside the subset)",
+                    i + 1
+                ));
+            }
+            if out.contains_key(name) {
+                return err(format!(
+                    "macros.conf line {}: macro `{name}` defined twice",
+                    i + 1
+                ));
+            }
+            stanza = Some(name.to_string());
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return err(format!(
+                "macros.conf line {}: expected `key = value`",
+                i + 1
+            ));
+        };
+        let Some(name) = &stanza else {
+            return err(format!(
+                "macros.conf line {}: setting outside a stanza",
+                i + 1
+            ));
+        };
+        match key.trim() {
+            "definition" => {
+                let value = value.trim();
+                if value.is_empty() {
+                    return err(format!("macro `{name}` has an empty definition"));
+                }
+                out.insert(name.clone(), value.to_string());
+            }
+            "description" => {}
+            other => {
+                return err(format!(
+                    "macro `{name}`: setting `{other}` is outside the subset"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn is_macro_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The search with every `` `macro` `` call replaced by its definition (macros may
+/// call macros, up to a depth of 10).
+pub fn expand_macros(text: &str, macros: &BTreeMap<String, String>) -> Result<String> {
+    let mut current = text.to_string();
+    for _ in 0..10 {
+        if !current.contains('`') {
+            return Ok(current);
+        }
+        let mut out = String::new();
+        let mut rest = current.as_str();
+        while let Some(start) = rest.find('`') {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('`') else {
+                return err("unbalanced backtick (macro call)");
+            };
+            let name = &after[..end];
+            let Some(definition) = macros.get(name) else {
+                return err(format!("unknown macro `{name}`"));
+            };
+            out.push_str(definition);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        current = out;
+    }
+    err("macros nested deeper than 10")
 }
 
 // -------------------------------------------------------------------------------
@@ -204,6 +314,7 @@ pub fn tokenize(text: &str) -> Result<Vec<Tok>> {
         match c {
             '"' => out.push(Tok::Str(read_quoted(&chars, &mut i, '"')?)),
             '\'' => out.push(Tok::QField(read_quoted(&chars, &mut i, '\'')?)),
+            '`' => return err("an unexpanded macro call (expand_macros first)"),
             '(' => {
                 out.push(Tok::LParen);
                 i += 1;
@@ -241,7 +352,7 @@ pub fn tokenize(text: &str) -> Result<Vec<Tok>> {
                 let start = i;
                 while i < chars.len()
                     && !chars[i].is_whitespace()
-                    && !"\"'(),|=!<>".contains(chars[i])
+                    && !"\"'(),|=!<>`".contains(chars[i])
                 {
                     i += 1;
                 }
@@ -334,13 +445,36 @@ pub fn parse(text: &str) -> Result<Query> {
         let c = match cmd.as_str() {
             "where" => Command::Where(expr_or(&mut p)?),
             "eval" => {
-                let name = match p.next() {
-                    Some(Tok::Word(w)) if is_search_field(&w) => w,
-                    Some(Tok::QField(w)) => w,
-                    t => return err(format!("eval: expected a field name, found {t:?}")),
+                let mut assignments = Vec::new();
+                loop {
+                    let name = match p.next() {
+                        Some(Tok::Word(w)) if is_search_field(&w) => w,
+                        t => return err(format!("eval: expected a field name, found {t:?}")),
+                    };
+                    p.expect(&Tok::Op("="))?;
+                    assignments.push((name, expr_or(&mut p)?));
+                    if p.peek() != Some(&Tok::Comma) {
+                        break;
+                    }
+                    p.next();
+                }
+                Command::Eval(assignments)
+            }
+            "search" => {
+                let mut inner = Query {
+                    search: None,
+                    earliest: None,
+                    latest: None,
+                    commands: Vec::new(),
                 };
-                p.expect(&Tok::Op("="))?;
-                Command::Eval(name, expr_or(&mut p)?)
+                let e = search_and(&mut p, &mut inner)?;
+                if inner.earliest.is_some() || inner.latest.is_some() {
+                    return err("time modifiers in a later search command are outside the subset");
+                }
+                match e {
+                    Some(e) => Command::Search(e),
+                    None => return err("search command without terms"),
+                }
             }
             "fillnull" => {
                 let mut value = "0".to_string();
@@ -535,6 +669,7 @@ fn search_value(p: &mut Parser) -> Result<String> {
 
 fn search_term(p: &mut Parser, q: &mut Query) -> Result<Option<SearchExpr>> {
     match p.next() {
+        Some(Tok::Word(w)) if w == "*" => Ok(Some(SearchExpr::All)),
         Some(Tok::LParen) => {
             let inner = search_and(p, q)?;
             p.expect(&Tok::RParen)?;
@@ -627,8 +762,9 @@ fn expr_cmp(p: &mut Parser) -> Result<Expr> {
     Ok(Expr::Cmp(op, Box::new(left), Box::new(right)))
 }
 
-const FUNCTIONS: [&str; 7] = [
+const FUNCTIONS: [&str; 8] = [
     "match",
+    "if",
     "now",
     "isnull",
     "isnotnull",
@@ -663,12 +799,24 @@ fn expr_primary(p: &mut Parser) -> Result<Expr> {
                 }
                 p.expect(&Tok::RParen)?;
                 let arity = match w.as_str() {
+                    "if" => 3,
                     "match" => 2,
                     "now" => 0,
                     _ => 1,
                 };
                 if args.len() != arity {
                     return err(format!("{w}() takes {arity} arguments"));
+                }
+                if w == "match" {
+                    match &args[1] {
+                        Expr::Str(re) if re.starts_with("(*UTF)") => {}
+                        Expr::Str(re) => {
+                            return err(format!(
+                                "match(): pattern {re:?} without the (*UTF) verb: PCRE may run it on bytes, the engine cannot"
+                            ));
+                        }
+                        _ => return err("match(): the pattern must be a string literal"),
+                    }
                 }
                 Ok(Expr::Call(w, args))
             } else if ["AND", "OR", "NOT"].contains(&w.as_str()) {
@@ -773,6 +921,7 @@ pub fn wildcard_match(pattern: &str, value: &str) -> bool {
 fn search_matches(e: &SearchExpr, ev: &SplEvent) -> bool {
     let field_text = |f: &str| ev.get(f).and_then(text);
     match e {
+        SearchExpr::All => true,
         SearchExpr::And(a, b) => search_matches(a, ev) && search_matches(b, ev),
         SearchExpr::Or(a, b) => search_matches(a, ev) || search_matches(b, ev),
         SearchExpr::Not(a) => !search_matches(a, ev),
@@ -884,10 +1033,21 @@ pub fn eval_expr(e: &Expr, ev: &SplEvent, cx: &Context) -> Result<V> {
                     let s = eval_expr(&args[0], ev, cx)?;
                     let re = eval_expr(&args[1], ev, cx)?;
                     match (text(&s), text(&re)) {
-                        (Some(s), Some(re)) => V::Bool(cx.regex(&re)?.is_match(&s)),
+                        (Some(s), Some(re)) => {
+                            let Some(pattern) = re.strip_prefix("(*UTF)") else {
+                                return err(format!(
+                                    "match(): pattern {re:?} without the (*UTF) verb: PCRE may run it on bytes, the engine cannot"
+                                ));
+                            };
+                            V::Bool(cx.regex(pattern)?.is_match(&s))
+                        }
                         _ => V::Null,
                     }
                 }
+                "if" => match truth(&eval_expr(&args[0], ev, cx)?) {
+                    Some(true) => eval_expr(&args[1], ev, cx)?,
+                    _ => eval_expr(&args[2], ev, cx)?,
+                },
                 "isnull" => V::Bool(eval_expr(&args[0], ev, cx)? == V::Null),
                 "isnotnull" => V::Bool(eval_expr(&args[0], ev, cx)? != V::Null),
                 "lower" => text(&eval_expr(&args[0], ev, cx)?)
@@ -942,13 +1102,13 @@ pub fn run(q: &Query, events: &[SplEvent], now: f64) -> Result<Output> {
         if let Some(rows) = &mut stats_rows {
             // After stats only eval is in the subset.
             match c {
-                Command::Eval(f, x) => {
+                Command::Eval(assignments) => {
                     for r in rows.iter_mut() {
-                        let v = eval_expr(x, r, &cx)?;
-                        r.insert(f.clone(), v);
+                        eval_into(assignments, r, &cx)?;
                     }
                 }
-                _ => return err("only eval may follow stats in the subset"),
+                Command::Search(s) => rows.retain(|r| search_matches(s, r)),
+                _ => return err("only eval and search may follow stats in the subset"),
             }
             continue;
         }
@@ -962,12 +1122,12 @@ pub fn run(q: &Query, events: &[SplEvent], now: f64) -> Result<Output> {
                 }
                 live = keep;
             }
-            Command::Eval(f, x) => {
+            Command::Eval(assignments) => {
                 for (_, e) in live.iter_mut() {
-                    let v = eval_expr(x, e, &cx)?;
-                    e.insert(f.clone(), v);
+                    eval_into(assignments, e, &cx)?;
                 }
             }
+            Command::Search(s) => live.retain(|(_, e)| search_matches(s, e)),
             Command::Fillnull { value, fields } => {
                 for (_, e) in live.iter_mut() {
                     for f in fields {
@@ -986,6 +1146,23 @@ pub fn run(q: &Query, events: &[SplEvent], now: f64) -> Result<Output> {
     let matched = matched.unwrap_or_else(|| live.iter().map(|(i, _)| *i).collect());
     let rows = stats_rows.unwrap_or_else(|| live.into_iter().map(|(_, e)| e).collect());
     Ok(Output { matched, rows })
+}
+
+/// `eval` assignments, left to right: a null value removes the field, a boolean is
+/// an error.
+fn eval_into(assignments: &[(String, Expr)], e: &mut SplEvent, cx: &Context) -> Result<()> {
+    for (f, x) in assignments {
+        match eval_expr(x, e, cx)? {
+            V::Null => {
+                e.remove(f);
+            }
+            V::Bool(_) => return err(format!("eval {f}: the value is a boolean")),
+            v => {
+                e.insert(f.clone(), v);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn stats_run(
