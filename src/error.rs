@@ -199,7 +199,7 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
 
 /// Turn a serde_yaml error from parsing `text` into an rmmc error with the file, line
 /// and column. The kind is decided by where the error arose, never by its wording: a
-/// conversion that rejected a value said its kind ([`rejected`]); otherwise text that
+/// conversion that rejected a value said its kind (`rejected`); otherwise text that
 /// is not YAML at all is a syntax error, and YAML that does not fit the expected
 /// shape (a key unknown, missing or of the wrong type) a schema error.
 pub fn yaml_error(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {

@@ -18,7 +18,9 @@
 //!
 //! Each stage is a module with one main entry point: [`parse::parse_rule`],
 //! [`lower::lower`], [`render::Renderer::render_rule`], [`pack::build`] /
-//! [`pack::write`], and [`eval::evaluate`]. The IR ([`ir`]) is plain data.
+//! [`pack::write`], and [`eval::evaluate`]. The IR ([`ir`]) is plain data. The
+//! command line drives them through [`commands`] (one module per command); the
+//! binary only parses arguments and dispatches.
 //!
 //! ## Targets
 //!

@@ -691,7 +691,7 @@ fn fidelity_row(r: &Rendered) -> String {
 
 /// Build the packs of the chosen targets into `out_dir`, streaming every file into a
 /// staging folder and then replacing each `out_dir/<target>/` in one step
-/// ([`swap`](self::swap)): on any error nothing in `out_dir` changes, and a build
+/// (`pack::swap`): on any error nothing in `out_dir` changes, and a build
 /// killed at any moment leaves each target folder whole (old or new).
 ///
 /// With `only`, a subset build: the rules' files whose stems are in `only` are

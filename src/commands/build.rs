@@ -1,5 +1,8 @@
 //! `rmmc build`: compile rules into packs under `out/<target>/`, or with `--check`
 //! compare with them.
+// The argument docs are the `--help` text, which clap prints as written: `<target>`
+// there is a placeholder for people, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use super::report::Reporter;
 use super::{

@@ -1,5 +1,8 @@
 //! `rmmc import`: Sentinel hunting queries or the LOLRMM catalogue as rmmc rules, and
 //! with `--fixtures` fixtures for every rule.
+// The argument docs are the `--help` text, which clap prints as written: `<target>`
+// there is a placeholder for people, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use super::{Console, DiagFormat, Exit, Outcome};
 use crate::backends::Backends;

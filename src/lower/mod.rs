@@ -1,6 +1,6 @@
 //! Per-target lowering: operator choice, escaping, field mapping and fidelity.
 //!
-//! Each target is one file with one [`Dialect`] implementation. The trait's methods
+//! Each target is one file with one `Dialect` implementation. The trait's methods
 //! have defaults, so a target overrides only what differs: the predicate table (one
 //! arm per [`MatchKind`]), the boolean syntax, and the template context. Whatever a
 //! target cannot say exactly goes into the [`Fidelity`] verdict, never silently.

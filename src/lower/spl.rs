@@ -140,7 +140,7 @@ fn folds_beyond_ascii(c: char) -> bool {
 }
 
 /// A literal for a pattern under `(?i)` that folds exactly as KQL does (ASCII only):
-/// the letters of [`folds_beyond_ascii`] are kept exact in `(?-i:...)` groups (`k`
+/// the letters of `folds_beyond_ascii` are kept exact in `(?-i:...)` groups (`k`
 /// and `s` as two-letter classes), everything else is escaped.
 pub fn ascii_folded_literal(value: &str) -> String {
     let mut out = String::new();

@@ -1,6 +1,6 @@
 //! Reading LOLRMM's file-name, path and domain patterns as exact match kinds.
 //!
-//! A pattern's `*` means "any characters, none included". [`glob`] turns a pattern
+//! A pattern's `*` means "any characters, none included". `glob` turns a pattern
 //! into the match kinds that say exactly that — `x*` is a prefix, `*x` a suffix,
 //! `*x*` a substring, `x*y` a prefix and a suffix that do not overlap — or says why
 //! no exact kind can (three fixed parts, a middle part that can overlap an anchored
