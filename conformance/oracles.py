@@ -688,30 +688,34 @@ def eql_all(lines, res):
 
 
 def sigma_check(lines, oracles_dir, res):
+    """`sigma check` over the pack as written (base rules and correlation files, under
+    their own names), then the same validators in-process per rule for attribution."""
     tmp = Path(tempfile.mkdtemp(prefix="rmmc-sigma-"))
-    owner = {}
+    files_of = defaultdict(list)
     for l in lines:
         if l["target"] != "sigma":
             continue
-        for p, text in l["files"].items():
+        for p, text in sorted(l["files"].items()):
             if p.endswith((".yml", ".yaml")):
-                f = tmp / Path(p).name
+                f = tmp / p
+                f.parent.mkdir(parents=True, exist_ok=True)
                 f.write_text(text, encoding="utf-8")
-                owner[str(f)] = l["rule"]
+                files_of[l["rule"]].append(f)
     sigma = oracles_dir / "venv" / "bin" / "sigma"
     proc = subprocess.run([str(sigma), "check", "-c", str(HERE / "sigma_validation.yml"), "--fail-on-error",
                            "--fail-on-issues", str(tmp)], capture_output=True, text=True, check=False)
     # Per-rule attribution with the same library and configuration in-process (the
-    # CLI does not name the file of a parse error).
-    import yaml
+    # CLI does not name the file of a parse error): a rule's files are loaded together,
+    # so its correlation resolves the base rule's name.
     from sigma.collection import SigmaCollection
     from sigma.plugins import InstalledSigmaPlugins
     from sigma.validation import SigmaValidator
+    import yaml
     validator = SigmaValidator.from_dict(yaml.safe_load((HERE / "sigma_validation.yml").read_text()),
                                          InstalledSigmaPlugins.autodiscover().validators)
     problems = defaultdict(list)
-    for f, rule in owner.items():
-        coll = SigmaCollection.from_yaml(Path(f).read_text(encoding="utf-8"), collect_errors=True)
+    for rule, files in files_of.items():
+        coll = SigmaCollection.load_ruleset(files, collect_errors=True)
         for r in coll.rules:
             problems[rule] += ["error: %s" % e for e in getattr(r, "errors", [])]
         try:
@@ -719,7 +723,7 @@ def sigma_check(lines, oracles_dir, res):
         except Exception as e:
             problems[rule].append("validator failed: %s" % e)
     for l in lines:
-        if l["target"] != "sigma":
+        if l["target"] != "sigma" or l["fidelity"]["verdict"] == "unsupported":
             continue
         p = problems.get(l["rule"])
         if p:
@@ -729,62 +733,190 @@ def sigma_check(lines, oracles_dir, res):
             res.add(l["rule"], "sigma", "sigma check", "disagree",
                     "sigma check failed: " + " ".join((proc.stdout + proc.stderr)[-300:].split()))
         else:
-            res.add(l["rule"], "sigma", "sigma check", "agree", "rule and correlation documents pass (offline validators, issues fail)")
+            res.add(l["rule"], "sigma", "sigma check", "agree", "rule and correlation files pass (pySigma and SigmaHQ validators, offline set; issues fail)")
     return proc.returncode
 
 
-def sigma_kusto(lines, schema, res, by_rule):
+PACK_PIPELINE = "pipelines/rmmc_file_signature_microsoft_xdr.yaml"
+# What a Defender column holding a process's path is, per table: the path column and
+# the column with the file name at its end (microsoft_xdr maps Sysmon's Image and, for
+# process_creation, ParentImage onto the path columns).
+DEFENDER_PATHS = {
+    "DeviceProcessEvents": [("FolderPath", "FileName"), ("InitiatingProcessFolderPath", "InitiatingProcessFileName")],
+    "DeviceNetworkEvents": [("InitiatingProcessFolderPath", "InitiatingProcessFileName")],
+}
+
+
+def defender_event(table, ev):
+    """A Defender event as the real table holds it: a path column ends with the file
+    name column (`FolderPath` = `...\\NetSupport.exe` when `FileName` is
+    `NetSupport.exe`). Fixtures give the file name; the path is made in a fixed folder
+    when missing. Returns None for an event no real table holds (a file name with a
+    backslash, or a path that does not end with the file name)."""
+    out = dict(ev)
+    for path_col, name_col in DEFENDER_PATHS.get(table, []):
+        name = out.get(name_col)
+        if not isinstance(name, str) or name == "":
+            continue
+        if "\\" in name:
+            return None
+        path = out.get(path_col)
+        if isinstance(path, str) and path:
+            if not path.lower().endswith("\\" + name.lower()):
+                return None
+        else:
+            out[path_col] = "C:\\rmmc-fixture\\" + name
+    return out
+
+
+def sigma_backends(root):
+    """pySigma backends as a user runs them: kusto with the pack's file_signature
+    pipeline and microsoft_xdr; splunk with splunk_windows; eql with ecs_windows."""
+    from sigma.backends.elasticsearch import EqlBackend
     from sigma.backends.kusto import KustoBackend
+    from sigma.backends.splunk import SplunkBackend
+    from sigma.pipelines.elasticsearch import ecs_windows
+    from sigma.pipelines.microsoftxdr import microsoft_xdr_pipeline
+    from sigma.pipelines.splunk import splunk_windows_pipeline
+    from sigma.processing.pipeline import ProcessingPipeline
+    pack = ProcessingPipeline.from_yaml((root / "out" / "sigma" / PACK_PIPELINE).read_text(encoding="utf-8"))
+    return {
+        "kusto": lambda: KustoBackend(processing_pipeline=pack + microsoft_xdr_pipeline()),
+        "splunk": lambda: SplunkBackend(processing_pipeline=splunk_windows_pipeline()),
+        "eql": lambda: EqlBackend(processing_pipeline=ecs_windows()),
+    }
+
+
+def base_rule_text(files):
+    """The base rule of a rule's Sigma files (a correlation is a file of its own)."""
+    return next(t for p, t in sorted(files.items())
+                if p.endswith((".yml", ".yaml")) and not Path(p).name.startswith("correlation_"))
+
+
+def sigma_profiles(l, with_defender=True):
+    """(profile label, files, documented) of a Sigma bundle line: the default profile
+    (the Sigma taxonomy), unless the rule is unsupported there, and the `defender`
+    profile (Defender column names)."""
+    out = []
+    if l["fidelity"]["verdict"] != "unsupported":
+        out.append(("default", l["files"], l["documented"]))
+    d = l.get("defender", {})
+    if with_defender and "files" in d and d["fidelity"]["verdict"] != "unsupported":
+        out.append(("defender", d["files"], d["documented"]))
+    return out
+
+
+def sigma_unsupported(l, res, oracle):
+    """Record a rule the default Sigma profile cannot express (no file written)."""
+    u = l["fidelity"]["detail"]
+    res.add(l["rule"], "sigma", oracle, "unsupported",
+            "no file: profile %s's data (%s) does not record `%s`: %s" % (l["profile"], u["data"], u["field"], u["reason"]))
+
+
+def sigma_kusto(lines, schema, res, by_rule, root):
+    """pySigma -> KQL (kusto backend, the pack's pipeline + microsoft_xdr, as a user
+    runs it), executed in duckdb-kql over the fixture events in Defender columns."""
     from sigma.collection import SigmaCollection
-    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-    from sigma.processing.transformations import SetStateTransformation
     from sigma.rule import SigmaRule
+    backends = sigma_backends(root)
     for l in lines:
         if l["target"] != "sigma":
             continue
         kql_line = by_rule[l["rule"]]["kql"]
         table = kql_line["settings"]["table"]
-        text = next(t for p, t in l["files"].items() if p.endswith((".yml", ".yaml")))
-        try:
-            coll = SigmaCollection.from_yaml(text, collect_errors=True)
-            errors = [str(e) for r in coll.rules for e in getattr(r, "errors", [])]
-            if errors:
-                raise ValueError("pySigma rejects the rule: " + "; ".join(errors))
-            rules = [r for r in coll.rules if isinstance(r, SigmaRule)]
-            # A rule referenced by a correlation is marked "no output" by pySigma; the
-            # base rule's own query is what is checked here.
-            for r in rules:
-                r._output = True
-            pipeline = ProcessingPipeline(items=[ProcessingItem(SetStateTransformation("query_table", table))])
-            backend = KustoBackend(processing_pipeline=pipeline)
-            queries = backend.convert(SigmaCollection(rules))
-            query = queries[0]
-            # pySigma's Kusto backend emits only the condition unless its own category
-            # map names a table: put the rule's table in front, as a user would.
-            if not query.lstrip().startswith(table):
-                query = "%s\n| where %s" % (table, query)
-        except Exception as e:
-            res.add(l["rule"], "sigma", "pySigma->kusto->duckdb-kql", "disagree", "conversion failed: %s" % e)
+        if l["fidelity"]["verdict"] == "unsupported":
+            sigma_unsupported(l, res, "pySigma microsoft_xdr->duckdb-kql")
+        # The default profile's conversion runs in duckdb-kql; the defender profile's is
+        # checked for conversion (sigma_convert) and by rsigma over Defender-named events,
+        # which keeps the suite's run time down.
+        for profile, files, documented in sigma_profiles(l, with_defender=False):
+            oracle = "pySigma microsoft_xdr->duckdb-kql" + ("" if profile == "default" else " (%s)" % profile)
+            try:
+                coll = SigmaCollection.from_yaml(base_rule_text(files), collect_errors=True)
+                errors = [str(e) for r in coll.rules for e in getattr(r, "errors", [])]
+                if errors:
+                    raise ValueError("pySigma rejects the rule: " + "; ".join(errors))
+                query = backends["kusto"]().convert(SigmaCollection([r for r in coll.rules if isinstance(r, SigmaRule)]))[0]
+                if not query.lstrip().startswith(table):
+                    raise ValueError("converted query reads %r, not %s" % (query.split()[0], table))
+            except Exception as e:
+                res.add(l["rule"], "sigma", oracle, "disagree", "conversion failed: %s" % e)
+                continue
+            # No look-back window in Sigma: apply the rule's window to the events first.
+            events, skipped = [], 0
+            for e in kql_line["events"]:
+                d = defender_event(table, e["event"])
+                if d is None:
+                    skipped += 1
+                elif in_window(kql_line, e):
+                    events.append(dict(e, event=d))
+            line = dict(l, kql_table=table, answers=kql_line["answers"])
+            kept = {e["name"] for e in kql_line["events"] if defender_event(table, e["event"]) is not None}
+            try:
+                _, detail, got = run_duck_kql(line, query, events, schema, "pysigma", documented, ["unicode_fold"], False)
+                j = judge([e for e in kql_line["events"] if e["name"] in kept], got, kql_line["answers"],
+                          documented, ["unicode_fold"])
+            except Exception as e:
+                res.add(l["rule"], "sigma", oracle, "disagree", "engine error on %r: %s" % (query, e))
+                continue
+            if skipped:
+                detail += "; %d generated events not checked (no Defender table holds them: a file name with a backslash, or a path not ending with it)" % skipped
+            res.add(l["rule"], "sigma", oracle, j["verdict"],
+                    "%s; window applied by the harness (Sigma has none); query: %s" % (detail, " ".join(query.split())[:300]),
+                    **{k: j[k] for k in ("documented", "oracle_limited", "disagreements")})
+
+
+def sigma_convert(lines, oracles_dir, res, root):
+    """Every emitted Sigma rule converted by pySigma for kusto (microsoft_xdr + the
+    pack's pipeline), splunk (splunk_windows) and eql (ecs_windows), in-process per
+    rule for attribution; then sigma-cli over the whole out/sigma/ folder per backend,
+    as the README tells users to run it (correlation files left out with -P: the
+    kusto and eql backends have no correlations)."""
+    from sigma.collection import SigmaCollection
+    from sigma.rule import SigmaRule
+    backends = sigma_backends(root)
+    for l in lines:
+        if l["target"] != "sigma":
             continue
-        # No look-back window in Sigma: apply the rule's window to the events first.
-        events = [e for e in l["events"] if in_window(l, e)]
-        l["kql_table"] = table
-        try:
-            _, detail, got = run_duck_kql(l, query, events, schema, "pysigma", l["documented"],
-                                          ["unicode_fold"], False)
-            # Events outside the window count as not matched.
-            j = judge(l["events"], got, l["answers"], l["documented"], ["unicode_fold"])
-        except Exception as e:
-            res.add(l["rule"], "sigma", "pySigma->kusto->duckdb-kql", "disagree", "engine error on %r: %s" % (query, e))
-            continue
-        res.add(l["rule"], "sigma", "pySigma->kusto->duckdb-kql", j["verdict"],
-                "%s; window applied by the harness (Sigma has none); query: %s" % (detail, " ".join(query.split())[:300]),
-                **{k: j[k] for k in ("documented", "oracle_limited", "disagreements")})
+        for profile, files, _ in sigma_profiles(l):
+            failures = []
+            # Defender column names are for microsoft_xdr only; the Sysmon-field
+            # pipelines of splunk and eql are for the taxonomy (the default).
+            for name, make in backends.items():
+                if profile == "defender" and name != "kusto":
+                    continue
+                try:
+                    coll = SigmaCollection.from_yaml(base_rule_text(files), collect_errors=True)
+                    out = make().convert(SigmaCollection([r for r in coll.rules if isinstance(r, SigmaRule)]))
+                    if not out or not all(isinstance(q, str) and q.strip() for q in out):
+                        failures.append("%s: empty conversion" % name)
+                except Exception as e:
+                    failures.append("%s: %s" % (name, " ".join(str(e).split())[:200]))
+            oracle = "pySigma convert" + ("" if profile == "default" else " (%s)" % profile)
+            if failures:
+                res.add(l["rule"], "sigma", oracle, "disagree", " | ".join(failures))
+            elif profile == "defender":
+                res.add(l["rule"], "sigma", oracle, "agree", "converts with kusto (microsoft_xdr + pack pipeline)")
+            else:
+                res.add(l["rule"], "sigma", oracle, "agree", "converts with kusto (microsoft_xdr + pack pipeline), splunk (splunk_windows), eql (ecs_windows)")
+    sigma = oracles_dir / "venv" / "bin" / "sigma"
+    folder = root / "out" / "sigma"
+    runs = {
+        "kusto": ["-t", "kusto", "-p", str(folder / PACK_PIPELINE), "-p", "microsoft_xdr"],
+        "splunk": ["-t", "splunk", "-p", "splunk_windows"],
+        "eql": ["-t", "eql", "-p", "ecs_windows"],
+    }
+    summary = {}
+    for name, args in runs.items():
+        proc = subprocess.run([str(sigma), "convert", *args, "-P", "[!c]*.yml", str(folder)],
+                              capture_output=True, text=True, check=False)
+        summary[name] = (proc.returncode, (proc.stdout + proc.stderr)[-400:])
+    return summary
 
 
 def rust_results(results_dir, res):
     versions = {}
-    for name, oracle in [("spl.json", "spl-subset-engine"), ("sigma.json", None)]:
+    for name, oracle in [("spl.json", "spl-subset-engine"), ("sigma.json", None), ("sigma_defender.json", None)]:
         p = results_dir / name
         if not p.exists():
             continue
@@ -798,7 +930,9 @@ def rust_results(results_dir, res):
 # ---------------------------------------------------------------------------
 # Output
 
-ORDER = {"disagree": 0, "approximate-as-documented": 1, "agree": 2, "unsupported": 3, "not checked": 4}
+# A cell shows its worst verdict; `unsupported` (the default profile writes no file)
+# outranks what other profiles' oracles found, so it is never hidden behind them.
+ORDER = {"disagree": 0, "unsupported": 1, "approximate-as-documented": 2, "agree": 3, "not checked": 4}
 
 
 def cell(results, rule, target):
@@ -847,13 +981,17 @@ def main():
         "duckdb-kql": version("duckdb-kql"), "duckdb": duckdb.__version__, "eql": eql.__version__,
         "pySigma": version("pySigma"), "sigma-cli": version("sigma-cli"),
         "pySigma-backend-kusto": version("pySigma-backend-kusto"),
+        "pySigma-backend-splunk": version("pySigma-backend-splunk"),
+        "pySigma-backend-elasticsearch": version("pySigma-backend-elasticsearch"),
     }
     timings = {}
     t = time.time(); versions["@kusto/language-service-next"], _ = kusto_language(lines, schema, args.oracles, res, [], KQL_FORMS); timings["Kusto.Language"] = time.time() - t
     t = time.time(); duck_kql_all(lines, schema, res); duck_kql_detection(lines, schema, res); timings["duckdb-kql"] = time.time() - t
     t = time.time(); eql_all(lines, res); timings["eql"] = time.time() - t
     t = time.time(); sigma_check(lines, args.oracles, res); timings["sigma check"] = time.time() - t
-    t = time.time(); sigma_kusto(lines, schema, res, by_rule); timings["pySigma->kusto"] = time.time() - t
+    root = HERE.parent
+    t = time.time(); sigma_kusto(lines, schema, res, by_rule, root); timings["pySigma->kusto"] = time.time() - t
+    t = time.time(); folder_runs = sigma_convert(lines, args.oracles, res, root); timings["pySigma convert"] = time.time() - t
     rust_results(args.results, res)
 
     print("== oracle versions ==")
@@ -884,7 +1022,12 @@ def main():
     summary = {"versions": versions, "counts": dict(counts), "rules": len(rules), "fixture_events": fixture,
                "generated_events": events - fixture, "lines": res.lines}
     (args.results / "oracles.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
-    return 1 if counts.get("disagree") else 0
+    print("== sigma convert of the whole out/sigma/ folder (sigma-cli, -P '[!c]*.yml') ==")
+    folder_failed = False
+    for name, (rc, tail) in folder_runs.items():
+        print("  %-7s exit %d%s" % (name, rc, "" if rc == 0 else ": " + " ".join(tail.split())[-300:]))
+        folder_failed |= rc != 0
+    return 1 if counts.get("disagree") or folder_failed else 0
 
 
 if __name__ == "__main__":

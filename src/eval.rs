@@ -788,6 +788,8 @@ mod tests {
                 description: "t".into(),
                 references: vec![],
                 author: None,
+                date: None,
+                modified: None,
                 license: None,
                 tool: "NetSupport".into(),
                 tactics: vec![],

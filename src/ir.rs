@@ -48,6 +48,12 @@ pub struct Metadata {
     /// The license the rule's author gives it (an SPDX identifier, e.g. `MIT`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub license: Option<String>,
+    /// When the rule was written (`YYYY-MM-DD`); Sigma's `date`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// When the rule was last changed (`YYYY-MM-DD`, after `date`); Sigma's `modified`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modified: Option<String>,
     /// The RMM tool the rule is about.
     pub tool: String,
     /// ATT&CK tactics, as Sentinel names them (`CommandAndControl`).

@@ -488,7 +488,7 @@ pub fn stream_with(
         for r in &rendered {
             if errors.is_empty() {
                 for (rel, text) in &r.files {
-                    sink.write(&Path::new(r.target.as_str()).join(rel), text)?;
+                    sink.rule_file(&source.stem, &Path::new(r.target.as_str()).join(rel), text)?;
                     summary.files += 1;
                 }
                 gathered.add(sink, r)?;
@@ -717,14 +717,15 @@ pub fn write_packs(
             on_rule,
         ),
         Some(selection) => (|| {
-            for &target in &options.targets {
-                selection.stage_others(&out_dir.join(target.as_str()), &staging, target)?;
-            }
             let mut sink = SelectSink {
                 inner: DirSink::new(&staging),
                 selection,
+                live: out_dir,
+                kept: Vec::new(),
             };
-            stream(sources, backends, options, &mut sink, on_rule)
+            let summary = stream(sources, backends, options, &mut sink, on_rule)?;
+            keep_live_files(out_dir, &staging, &sink.kept)?;
+            Ok(summary)
         })(),
     };
     let result = result.and_then(|summary| {
@@ -744,7 +745,10 @@ pub fn write_packs(
     result
 }
 
-/// The rules a subset build or check is about: their output stems.
+/// The rules a subset build or check is about: their output stems. Which files a
+/// rule owns is learnt as the build produces them ([`Sink::rule_file`]), never
+/// guessed from file names: a target may name a rule's files as it likes (Sigma
+/// follows SigmaHQ's convention).
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     stems: std::collections::BTreeSet<PathBuf>,
@@ -758,69 +762,35 @@ impl Selection {
         }
     }
 
-    /// Is `rel` (relative to the output root: `spl/netsupport/filesig.conf`) one of
-    /// the selected rules' own files?
-    fn owns(&self, rel: &Path) -> bool {
-        let mut parts = rel.components();
-        let Some(target) = parts.next().and_then(|c| c.as_os_str().to_str()) else {
-            return false;
-        };
-        let Some(target) = Target::all().find(|t| t.as_str() == target) else {
-            return false;
-        };
-        let inner = parts.as_path();
-        target.spec().rule_files.iter().any(|f| {
-            let name = inner.to_string_lossy();
-            name.strip_suffix(f.extension)
-                .and_then(|stem| stem.strip_suffix('.'))
-                .is_some_and(|stem| self.stems.contains(Path::new(stem)))
-        })
-    }
-
-    /// Fill `staging/<target>/` with the live folder's files that are not the
-    /// selected rules' own, as hard links (copies where links are impossible): the
-    /// rest of the pack stays byte for byte.
-    fn stage_others(&self, live: &Path, staging: &Path, target: Target) -> Result<()> {
-        if !live.is_dir() {
-            return Ok(());
-        }
-        let mut stack = vec![live.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-                let path = entry.map_err(|e| Error::io(&dir, e))?.path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let inner = path.strip_prefix(live).expect("under the live folder");
-                let rel = Path::new(target.as_str()).join(inner);
-                if self.owns(&rel) {
-                    continue;
-                }
-                let dest = staging.join(&rel);
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| cannot_write(parent, e))?;
-                }
-                if std::fs::hard_link(&path, &dest).is_err() {
-                    std::fs::copy(&path, &dest).map_err(|e| cannot_write(&dest, e))?;
-                }
-            }
-        }
-        Ok(())
+    /// Is the rule with output stem `stem` selected?
+    fn contains(&self, stem: &Path) -> bool {
+        self.stems.contains(stem)
     }
 }
 
-/// Passes on only the selected rules' own files, and every gathered file.
+/// A subset build: writes the selected rules' files and every gathered file; of every
+/// other rule it notes the files it produces, to be kept as `out/` has them (or written
+/// fresh where `out/` lacks one). Files in `out/` that no rule produces any more (a
+/// selected rule's old names, a deleted rule's files) are not carried over.
 struct SelectSink<'a, S: Sink> {
     inner: S,
     selection: &'a Selection,
+    /// The output folder being replaced.
+    live: &'a Path,
+    /// Other rules' files to carry over from `live`, relative to it.
+    kept: Vec<PathBuf>,
 }
 
 impl<S: Sink> Sink for SelectSink<'_, S> {
     fn write(&mut self, rel: &Path, text: &str) -> Result<()> {
-        if self.selection.owns(rel) {
+        self.inner.write(rel, text)
+    }
+
+    fn rule_file(&mut self, stem: &Path, rel: &Path, text: &str) -> Result<()> {
+        if self.selection.contains(stem) || !self.live.join(rel).is_file() {
             self.inner.write(rel, text)
         } else {
+            self.kept.push(rel.to_path_buf());
             Ok(())
         }
     }
@@ -832,6 +802,21 @@ impl<S: Sink> Sink for SelectSink<'_, S> {
     fn finish(&mut self) -> Result<()> {
         self.inner.finish()
     }
+}
+
+/// Put the `kept` files of `live` into `staging` at the same place, as hard links
+/// (copies where links are impossible): those rules' files stay byte for byte.
+fn keep_live_files(live: &Path, staging: &Path, kept: &[PathBuf]) -> Result<()> {
+    for rel in kept {
+        let (from, dest) = (live.join(rel), staging.join(rel));
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| cannot_write(parent, e))?;
+        }
+        if std::fs::hard_link(&from, &dest).is_err() {
+            std::fs::copy(&from, &dest).map_err(|e| cannot_write(&dest, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Write an in-memory build under `out_dir`, replacing each target's folder whole,
@@ -919,7 +904,8 @@ fn extra_files(
 /// file is compared as it is produced (gathered files once complete), so memory stays
 /// bounded as for [`write_packs`]. Only the chosen targets' folders are compared.
 ///
-/// With `only`, just the selected rules' own files are compared (a subset check).
+/// With `only`, just the selected rules' own files are compared (a subset check). Either
+/// way a file in `out_dir` that no rule and no gathered file produces is reported.
 pub fn check_packs(
     sources: &[RuleSource],
     backends: &Backends,
@@ -947,7 +933,7 @@ pub fn check_packs(
     result?;
     let mut stale = sink.stale;
     stale.extend(extra_files(out_dir, &options.targets, |rel| {
-        only.is_none_or(|selection| selection.owns(rel)) && !sink.produced.contains(rel)
+        !sink.produced.contains(rel)
     })?);
     Ok(stale)
 }
@@ -967,7 +953,6 @@ struct CompareSink<'a> {
 
 impl CompareSink<'_> {
     fn compare(&mut self, rel: &Path, text: &str) {
-        self.produced.insert(rel.to_path_buf());
         let path = self.out_dir.join(rel);
         match std::fs::read_to_string(&path) {
             Ok(existing) if existing == text => {}
@@ -981,14 +966,26 @@ impl CompareSink<'_> {
 }
 
 impl Sink for CompareSink<'_> {
+    /// A whole file that is no one rule's (rules' files come through `rule_file`): a
+    /// gathered file, compared in a whole check only.
     fn write(&mut self, rel: &Path, text: &str) -> Result<()> {
-        if self.only.is_none_or(|selection| selection.owns(rel)) {
+        self.produced.insert(rel.to_path_buf());
+        if self.only.is_none() {
+            self.compare(rel, text);
+        }
+        Ok(())
+    }
+
+    fn rule_file(&mut self, stem: &Path, rel: &Path, text: &str) -> Result<()> {
+        self.produced.insert(rel.to_path_buf());
+        if self.only.is_none_or(|selection| selection.contains(stem)) {
             self.compare(rel, text);
         }
         Ok(())
     }
 
     fn append(&mut self, rel: &Path, text: &str) -> Result<()> {
+        self.produced.insert(rel.to_path_buf());
         if self.only.is_some() {
             return Ok(());
         }

@@ -122,7 +122,7 @@ impl Renderer {
             // Later files may embed earlier ones: `rendered["<extension>"]`.
             context["rendered"][file.extension] = Value::String(text.trim_end().to_string());
             if !text.trim().is_empty() {
-                files.push((with_ext(stem, file.extension), text));
+                files.push((rule_file_path(stem, file.extension, &context), text));
             }
         }
         // Parts of gathered documents may name the rule's pack files.
@@ -170,6 +170,16 @@ impl Renderer {
             .in_file(Path::new("backends").join(&name))
         })?;
         Ok((head.to_string(), foot.to_string()))
+    }
+}
+
+/// Where a rule's file goes: `<stem>.<extension>`, unless the target's context names
+/// the file (`file_names`: extension → file name in the stem's folder), as Sigma does
+/// after SigmaHQ's convention (`proc_creation_win_rmm_netsupport.yml`).
+fn rule_file_path(stem: &Path, extension: &str, context: &Value) -> PathBuf {
+    match context["file_names"][extension].as_str() {
+        Some(name) => stem.parent().unwrap_or(Path::new("")).join(name),
+        None => with_ext(stem, extension),
     }
 }
 
@@ -320,7 +330,8 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         "description": m.description.trim_end(),
         "description_with_references": description_with_references,
         "references": m.references,
-        "author_line": m.author.clone().unwrap_or_else(|| "rmmc".to_string()),
+        "date": m.date,
+        "modified": m.modified,
         // The rule's author, never rmmc (a compiler is not an author).
         "authors": m.author.iter().collect::<Vec<_>>(),
         "license": m.license,

@@ -62,7 +62,8 @@ fn build_writes_every_target_then_check_passes() {
         "out/spl/metadata/default.meta",
         "out/spl/README.md",
         "out/eql/rules.ndjson",
-        "out/sigma/netsupport/netconn.yml",
+        "out/sigma/netsupport/proc_creation_win_rmm_netsupport.yml",
+        "out/sigma/netsupport/correlation_proc_creation_win_rmm_netsupport.yml",
         "out/eql/FIDELITY.md",
     ] {
         assert!(ws.join(f).is_file(), "{f} missing:\n{}", text(&o));

@@ -47,7 +47,24 @@ fn bundle_for_every_rule_and_target() {
         // carries what the Python and Node oracles need.
         for target in [Target::Kql, Target::Eql, Target::Sigma] {
             let compiled = common::compile(&compiler, case, target);
-            lines.push(common::bundle_line(case, &compiled, &events, &answers).to_string());
+            let mut line = common::bundle_line(case, &compiled, &events, &answers);
+            if target == Target::Sigma {
+                // The `defender` profile too (Defender column names): its files, for the
+                // pySigma kusto oracle (microsoft_xdr reads those columns as they are).
+                line["defender"] = match compiler.compile(&case.rule, target, Some("defender")) {
+                    Ok(r) => serde_json::json!({
+                        "files": r.files.iter().map(|(p, t)| (p.to_string_lossy().to_string(), t.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+                        "fidelity": r.fidelity,
+                        "documented": {
+                            "unicode_fold": common::documented(&r.fidelity).0,
+                            "ascii_terms": common::documented(&r.fidelity).1,
+                            "end_exclusive": common::documented(&r.fidelity).2,
+                        },
+                    }),
+                    Err(e) => serde_json::json!({ "unsupported": e.to_string() }),
+                };
+            }
+            lines.push(line.to_string());
         }
     }
     println!(

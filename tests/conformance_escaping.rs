@@ -71,6 +71,8 @@ fn rule(value: &str, kind: MatchKind, case: Case) -> Rule {
             description: "Escaping probe".into(),
             references: vec![],
             author: None,
+            date: None,
+            modified: None,
             license: None,
             tool: "Probe".into(),
             tactics: vec!["CommandAndControl".into()],
@@ -233,22 +235,25 @@ fn sigma_check(compiler: &Compiler, s: &str, kind: MatchKind, case: Case) -> Res
     let map = sel
         .as_mapping()
         .ok_or_else(|| format!("no selection map:\n{text}"))?;
-    if map.len() != 1 {
+    // One predicate: one item, or for a whole term its `|contains` and its `|re`.
+    let most = if kind == MatchKind::Term { 2 } else { 1 };
+    if map.is_empty() || map.len() > most {
         return Err(format!("selection has {} items:\n{text}", map.len()));
     }
-    let (key, value) = map.iter().next().expect("one item");
-    let key = key.as_str().unwrap_or_default();
-    let value = value
-        .as_str()
-        .ok_or_else(|| format!("value is not a string:\n{text}"))?;
-    if !key.starts_with("Signer") {
-        return Err(format!("selection key {key:?}:\n{text}"));
-    }
-    if !key.contains("|re") && sigma_unescape(value) != s {
-        return Err(format!(
-            "Sigma value reads back {:?}, not {s:?}",
-            sigma_unescape(value)
-        ));
+    for (key, value) in map {
+        let key = key.as_str().unwrap_or_default();
+        let value = value
+            .as_str()
+            .ok_or_else(|| format!("value is not a string:\n{text}"))?;
+        if !key.starts_with("Signer") {
+            return Err(format!("selection key {key:?}:\n{text}"));
+        }
+        if !key.contains("|re") && sigma_unescape(value) != s {
+            return Err(format!(
+                "Sigma value reads back {:?}, not {s:?}",
+                sigma_unescape(value)
+            ));
+        }
     }
     let coll = rsigma_parser::parse_sigma_yaml(&text).map_err(|e| format!("rsigma: {e}"))?;
     if !coll.errors.is_empty() {

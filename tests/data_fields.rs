@@ -355,6 +355,94 @@ fn an_unsupported_rule_writes_nothing_and_fails_strict() {
     );
 }
 
+/// The Sigma taxonomy's process-creation field list spells every field as the Sigma
+/// specification's taxonomy appendix does (Sysmon's names, case and all), and the
+/// default Sigma profile writes no field outside that list: a misspelt `commandLine`
+/// would pass rmmc's own checks and silently match nothing after conversion.
+#[test]
+fn sigma_taxonomy_fields_are_spelled_as_the_taxonomy_appendix() {
+    let path = root().join("../shared/reference/sigma/specification/sigma-appendix-taxonomy.md");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("SKIPPED: {} is not present", path.display());
+        return;
+    };
+    // The first column of the table under "Process Creation Events".
+    let section = text
+        .split("#### Process Creation Events")
+        .nth(1)
+        .and_then(|s| s.split("####").next())
+        .expect("the appendix has a process-creation section");
+    let appendix: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix('|'))
+        .filter_map(|l| l.split('|').next())
+        .map(str::trim)
+        .filter(|f| !f.is_empty() && *f != "Field Name" && !f.starts_with('-'))
+        .collect();
+    assert!(appendix.contains(&"ParentImage"), "{appendix:?}");
+    let backends = Backends::embedded().unwrap();
+    let listed = &backends.data_schemas()["sigma-taxonomy"].data_sources["process_creation"].fields;
+    let mut same = 0;
+    for field in listed {
+        if let Some(a) = appendix.iter().find(|a| a.eq_ignore_ascii_case(field)) {
+            // The appendix writes `imphash`; SigmaHQ's rules and validators `Imphash`.
+            if *a != "imphash" {
+                assert_eq!(a, field, "sigma-taxonomy spells `{a}` as `{field}`");
+            }
+            same += 1;
+        }
+    }
+    assert!(
+        same >= 20,
+        "only {same} of the appendix's fields are listed"
+    );
+    let profile = backends.profile(Target::Sigma, None).unwrap();
+    assert_eq!(profile.name, "taxonomy", "the default Sigma profile");
+}
+
+/// The default Sigma profile (the taxonomy) cannot say a network rule on the
+/// connecting process's PE company: no Sigma file, the reason in FIDELITY.md; the
+/// `defender` profile writes it, in Defender's column names.
+#[test]
+fn a_field_the_sigma_taxonomy_lacks_is_unsupported_with_the_reason() {
+    let backends = Backends::embedded().unwrap();
+    let sources = pack::discover(&["rules/netsupport/netconn.yaml".to_string()]).unwrap();
+    let mut options = BuildOptions {
+        targets: vec![Target::Sigma],
+        profile: None,
+        strict: false,
+    };
+    let build = pack::build(&sources, &backends, &options).unwrap();
+    let Fidelity::Unsupported(u) = &build.rendered[0].fidelity else {
+        panic!("expected unsupported, got {:?}", build.rendered[0].fidelity)
+    };
+    assert_eq!(
+        (u.field.as_str(), u.data.as_str()),
+        ("process.pe.company", "sigma-taxonomy/network_connection")
+    );
+    assert!(u.reason.contains("no PE version information"), "{u}");
+    assert!(
+        !build
+            .files
+            .keys()
+            .any(|p| p.starts_with("sigma/netsupport")),
+        "{:?}",
+        build.files.keys()
+    );
+    let fidelity = &build.files[Path::new("sigma/FIDELITY.md")];
+    assert!(
+        fidelity.contains("| netsupport/netconn | unsupported | `process.pe.company` is not recorded in sigma-taxonomy/network_connection: "),
+        "{fidelity}"
+    );
+    options.profile = Some("sigma=defender".into());
+    let build = pack::build(&sources, &backends, &options).unwrap();
+    let text = &build.files[Path::new("sigma/netsupport/net_connection_win_rmm_netsupport.yml")];
+    assert!(
+        text.contains("InitiatingProcessVersionInfoCompanyName|contains"),
+        "{text}"
+    );
+}
+
 /// Splunk's Defender add-on stores every Defender table as the category
 /// `AdvancedHunting-<Table>` with each column as `properties.<Column>`: the add-on's
 /// field lists are exactly the schema's columns under `properties.`, and the add-on

@@ -129,7 +129,13 @@ fn check_against(
     got.docs.iter().for_each(|d| strings(d, &mut texts));
     let one = one_line(v);
     // Descriptions lose their trailing blanks before the references are added.
-    let landed_exactly = texts.iter().any(|t| t == v || t.contains(v.trim_end()));
+    let mut landed_exactly = texts.iter().any(|t| t == v || t.contains(v.trim_end()));
+    if field == Field::Name && target.as_str() == "sigma" {
+        // A Sigma title follows SigmaHQ's casing (lower-case words capitalized, no
+        // final dot): the name lands up to letter case and final dots.
+        let wanted = v.trim_end().trim_end_matches('.').to_lowercase();
+        landed_exactly |= texts.iter().any(|t| t.to_lowercase().contains(&wanted));
+    }
     let expect_exact = matches!(
         (field, target.as_str()),
         (Field::Name | Field::Description, "kql" | "sigma" | "eql")
@@ -620,7 +626,10 @@ mod paths {
                 .unwrap()
                 .to_string()
         };
-        assert_ne!(name("filesig.yml"), name("second.yml"));
+        assert_ne!(
+            name("win_file_signature_rmm_netsupport.yml"),
+            name("win_file_signature_rmm_netsupport_second.yml")
+        );
     }
 
     #[test]

@@ -94,25 +94,28 @@ fn a_subset_build_replaces_exactly_its_rules_files_however_the_path_is_typed() {
         );
     }
 
-    // A changed rule: only its own files and the gathered files change.
+    // A changed rule: only its own files and the gathered files change. Its own files
+    // are what it alone builds to, whatever a target names them.
     let text = std::fs::read_to_string(&rule).unwrap();
     std::fs::write(
         &rule,
         text.replace("has: netsupport", "has: netsupportmanager"),
     )
     .unwrap();
+    let own = rule_files(&ws, "rules/netsupport/filesig.yaml");
+    assert!(
+        own.iter()
+            .any(|p| p.starts_with("sigma/netsupport") && !p.ends_with("filesig.yml")),
+        "Sigma names the rule's file after SigmaHQ's convention: {own:?}"
+    );
     ok(rmmc(&["build", "./rules/netsupport/filesig.yaml"], &ws));
     let after = tree(&ws.join("out"));
     for path in changed(&full, &after) {
-        let p = path.to_string_lossy();
-        let own = p.contains("netsupport/filesig.");
-        let gathered = p.ends_with("savedsearches.conf")
-            || p.ends_with("rules.ndjson")
-            || p.ends_with("analytics-rules.json")
-            || p.ends_with("FIDELITY.md")
-            || !p.contains('/')
-            || p.split('/').nth(1).is_some_and(|d| d == "default");
-        assert!(own || gathered, "a subset build changed {p}");
+        assert!(
+            own.contains(&path) || is_gathered(&path),
+            "a subset build changed {}",
+            path.display()
+        );
     }
     assert!(
         changed(&full, &after)
@@ -121,6 +124,64 @@ fn a_subset_build_replaces_exactly_its_rules_files_however_the_path_is_typed() {
         "the rebuilt rule's query changed"
     );
     // The gathered files now say what a whole build says.
+    ok(rmmc(&["build", "--check"], &ws));
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
+/// The files `rule` builds to on its own, gathered files left out.
+fn rule_files(ws: &Path, rule: &str) -> Vec<PathBuf> {
+    let alone = ws.join("alone");
+    let _ = std::fs::remove_dir_all(&alone);
+    ok(rmmc(&["build", "--clean", "--out", "alone", rule], ws));
+    let files = tree(&alone)
+        .into_keys()
+        .filter(|p| !is_gathered(p))
+        .collect();
+    std::fs::remove_dir_all(&alone).unwrap();
+    files
+}
+
+/// A file built from the whole rule set, not from one rule.
+fn is_gathered(path: &Path) -> bool {
+    let p = path.to_string_lossy();
+    p.ends_with("savedsearches.conf")
+        || p.ends_with("rules.ndjson")
+        || p.ends_with("analytics-rules.json")
+        || p.ends_with("FIDELITY.md")
+        || p.starts_with("sigma/pipelines/")
+        || p.split('/').nth(1).is_some_and(|d| d == "default")
+}
+
+/// A subset build drops the files its rule no longer builds to (here a Sigma file
+/// renamed because the rule's tool changed); other rules' files stay byte for byte.
+#[test]
+fn a_subset_build_drops_the_files_a_rule_no_longer_produces() {
+    let ws = workspace("renamed");
+    let full = tree(&ws.join("out"));
+    let old_sigma = PathBuf::from("sigma/teamviewer/proc_creation_win_rmm_teamviewer.yml");
+    assert!(full.contains_key(&old_sigma), "{:?}", full.keys());
+    let rule = ws.join("rules/teamviewer/createproc.yaml");
+    let text = std::fs::read_to_string(&rule).unwrap();
+    std::fs::write(
+        &rule,
+        text.replace("tool: TeamViewer", "tool: TeamViewer Host"),
+    )
+    .unwrap();
+    ok(rmmc(&["build", "rules/teamviewer/createproc.yaml"], &ws));
+    let after = tree(&ws.join("out"));
+    assert!(
+        !after.contains_key(&old_sigma),
+        "the old Sigma file is left behind"
+    );
+    assert!(after.contains_key(Path::new(
+        "sigma/teamviewer/proc_creation_win_rmm_teamviewer_host.yml"
+    )));
+    for (path, bytes) in &full {
+        let p = path.to_string_lossy();
+        if p.starts_with("sigma/anydesk") || p.starts_with("kql/netsupport") {
+            assert_eq!(after.get(path), Some(bytes), "{p} changed");
+        }
+    }
     ok(rmmc(&["build", "--check"], &ws));
     let _ = std::fs::remove_dir_all(&ws);
 }

@@ -1124,6 +1124,19 @@ fn make_rule(
             authors.push(a.clone());
         }
     }
+    // Sigma's `date` and `modified`: the earliest creation and the latest change the
+    // entries record (well-formed dates only).
+    let day = |d: &Option<String>| {
+        d.as_deref()
+            .filter(|d| d.len() == 10 && chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
+            .map(str::to_string)
+    };
+    let date = entries.iter().filter_map(|e| day(&e.created)).min();
+    let modified = entries
+        .iter()
+        .filter_map(|e| day(&e.last_modified))
+        .max()
+        .filter(|m| date.as_ref().is_some_and(|d| m > d));
     let rule = Rule {
         meta: Metadata {
             id: super::uuid5::uuid5_url(&format!("{CATALOGUE_REPO}#rmmc:{}", rel_dest.display())),
@@ -1143,6 +1156,8 @@ fn make_rule(
             ),
             references,
             author: (!authors.is_empty()).then(|| format!("{} (LOLRMM)", authors.join("; "))),
+            date,
+            modified,
             license: None,
             tool: tool.name.clone(),
             tactics: vec!["CommandAndControl".to_string()],

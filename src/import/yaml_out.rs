@@ -186,6 +186,12 @@ pub fn rule_yaml(rule: &Rule, header: &[String]) -> String {
     if let Some(l) = &m.license {
         s.push_str(&format!("license: {}\n", quoted(l)));
     }
+    if let Some(d) = &m.date {
+        s.push_str(&format!("date: {d}\n"));
+    }
+    if let Some(d) = &m.modified {
+        s.push_str(&format!("modified: {d}\n"));
+    }
     s.push_str(&format!("tool: {}\n", scalar(&m.tool)));
     s.push_str(&format!("tactics: {}\n", flow_list(&m.tactics)));
     s.push_str(&format!("techniques: {}\n", flow_list(&m.techniques)));

@@ -226,6 +226,25 @@ pub enum ApproxKind {
         /// The rule's window, `5d`.
         window: String,
     },
+    /// Sigma: the data has no field for some group fields, so groups merge.
+    CorrelationGroupsLacking {
+        /// The canonical group fields the data lacks.
+        lacking: Vec<String>,
+        /// The data's names of the group fields it has.
+        by: Vec<String>,
+    },
+    /// Sigma: a non-ASCII value is a `|re` whose `$` also accepts a final newline.
+    SigmaEndAnchor,
+    /// Sigma: a file name is read as the end of the path the data records.
+    FileNameFromPath {
+        /// The data's path field (`Image`).
+        path_field: String,
+    },
+    /// Sigma: a regex on a file name runs over the whole path the data records.
+    RegexOverPath {
+        /// The data's path field (`Image`).
+        path_field: String,
+    },
     /// SPL: the data writes JSON nulls as a string (Splunk's Defender add-on: `"null"`),
     /// read as missing, so a real value spelled so reads as missing too.
     NullString {
@@ -288,8 +307,12 @@ impl ApproxKind {
                 ApproxCategory::Window
             }
             ApproxKind::NoCriticalSeverity => ApproxCategory::Severity,
-            ApproxKind::AlertPerEvent { .. } | ApproxKind::CorrelationCountsOnly { .. } => {
-                ApproxCategory::Aggregation
+            ApproxKind::AlertPerEvent { .. }
+            | ApproxKind::CorrelationCountsOnly { .. }
+            | ApproxKind::CorrelationGroupsLacking { .. } => ApproxCategory::Aggregation,
+            ApproxKind::SigmaEndAnchor => ApproxCategory::RegexFlavour,
+            ApproxKind::FileNameFromPath { .. } | ApproxKind::RegexOverPath { .. } => {
+                ApproxCategory::FieldSubstitute
             }
             ApproxKind::EqlConstantColumns | ApproxKind::SigmaConstantColumns => {
                 ApproxCategory::ConstantColumns
@@ -321,6 +344,10 @@ impl ApproxKind {
             ApproxKind::SigmaConstantColumns => "sigma_constant_columns",
             ApproxKind::SigmaNoLookBack { .. } => "sigma_no_look_back",
             ApproxKind::CorrelationTimespan { .. } => "correlation_timespan",
+            ApproxKind::CorrelationGroupsLacking { .. } => "correlation_groups_lacking",
+            ApproxKind::SigmaEndAnchor => "sigma_end_anchor",
+            ApproxKind::FileNameFromPath { .. } => "file_name_from_path",
+            ApproxKind::RegexOverPath { .. } => "regex_over_path",
             ApproxKind::NullString { .. } => "null_string",
         }
     }
@@ -383,7 +410,7 @@ impl fmt::Display for ApproxKind {
             ),
             ApproxKind::CorrelationCountsOnly { outputs } => write!(
                 f,
-                "a Sigma correlation counts events only: {} have no Sigma form (their source fields are listed in `fields`)",
+                "a Sigma correlation counts events only: {} have no Sigma form",
                 outputs.join("/")
             ),
             ApproxKind::EqlConstantColumns => {
@@ -397,6 +424,34 @@ impl fmt::Display for ApproxKind {
             ApproxKind::CorrelationTimespan { window } => write!(
                 f,
                 "the correlation timespan {window} groups events that lie within {window} of each other; it is not a look-back ending now"
+            ),
+            ApproxKind::CorrelationGroupsLacking { lacking, by } => {
+                let names: Vec<String> = lacking.iter().map(|f| format!("`{f}`")).collect();
+                if by.is_empty() {
+                    write!(
+                        f,
+                        "the data has no field for the group fields {}: no correlation, every matching event is an alert",
+                        names.join(", ")
+                    )
+                } else {
+                    write!(
+                        f,
+                        "the data has no field for the group fields {}: the correlation groups by {} only",
+                        names.join(", "),
+                        by.join(", ")
+                    )
+                }
+            }
+            ApproxKind::SigmaEndAnchor => f.write_str(
+                "the value has letters outside ASCII, so it is a |re whose end anchor is `$`: PCRE and Python also accept it before a final newline",
+            ),
+            ApproxKind::FileNameFromPath { path_field } => write!(
+                f,
+                "the data records the full path ({path_field}): the file name is matched as the text after the path's last backslash, so a path with no backslash, or a value holding one, never matches"
+            ),
+            ApproxKind::RegexOverPath { path_field } => write!(
+                f,
+                "the pattern is matched against the whole path ({path_field}), not the file name alone"
             ),
             ApproxKind::NullString { null } => write!(
                 f,

@@ -2,7 +2,7 @@
 //! exclusions become `filter_*` selections (`condition: selection and not 1 of
 //! filter_*`); an aggregation becomes an `event_count` correlation rule.
 
-use super::{ApproxKind, Dialect, LowerInput, Notes, RuleFile, TargetSpec, one_line};
+use super::{ApproxKind, Dialect, Gathered, LowerInput, Notes, RuleFile, TargetSpec, one_line};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::{Case, Expr, MatchKind, Predicate, Quantifier};
 use serde_json::{Value, json};
@@ -12,29 +12,48 @@ pub(crate) struct Sigma;
 /// The registry entry of sigma.
 pub(crate) const SPEC: TargetSpec = TargetSpec {
     name: "sigma",
-    description: "Sigma rules (specification v2), with a correlation rule for aggregations",
+    description: "Sigma rules (specification v2), each aggregation as a correlation rule in a file of its own",
     dialect: &Sigma,
+    // Named after SigmaHQ's file-name convention by the context's `file_names`.
     rule_files: &[
         RuleFile {
             template: "rule.tera",
             extension: "yml",
         },
+        RuleFile {
+            template: "correlation.tera",
+            extension: "correlation.yml",
+        },
     ],
-    gathered: &[],
-    default_profile: "defender",
+    // A pySigma processing pipeline for rmmc's own `file_signature` category, so
+    // `sigma convert -p pipelines/... -p microsoft_xdr` knows its table and columns.
+    gathered: &[Gathered::Fixed {
+        path: "pipelines/rmmc_file_signature_microsoft_xdr.yaml",
+        template: "pipeline_microsoft_xdr.tera",
+    }],
+    // The Sigma taxonomy, which sigma-cli's standard pipelines expect; `defender`
+    // keeps the Defender column names.
+    default_profile: "taxonomy",
 };
-
 
 /// The term boundary in Sigma regexes. Python's `re` (pySigma, sigma-cli) has no
 /// `\p{..}` classes; there `[\W_]` is exactly "not a letter or digit". Other
 /// engines read `\w` differently: the approximation is reported.
 pub const SIGMA_BOUNDARY: &str = r"[\W_]";
 
-/// A plain (non-regex) Sigma value: `\`, `*` and `?` escaped with a backslash.
+/// A plain (non-regex) Sigma value: `*` and `?` escaped with a backslash, and a
+/// backslash doubled only where Sigma would read it as an escape (before `*`, `?`,
+/// `\` or at the end), so paths read as SigmaHQ writes them: `\NetSupport.exe`.
 pub fn escape_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '\\' | '*' | '?') {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let escape = match c {
+            '*' | '?' => true,
+            '\\' => matches!(chars.peek(), None | Some('*' | '?' | '\\')),
+            _ => false,
+        };
+        if escape {
             out.push('\\');
         }
         out.push(c);
@@ -50,8 +69,18 @@ struct Item {
     values: Vec<Value>,
 }
 
-/// The table from match kind to Sigma modifiers. Returns several items when the
-/// predicate needs more than one selection (empty = missing or "").
+/// The table from match kind to Sigma modifiers. Native modifiers wherever they say
+/// exactly what the rule says: a plain value (Sigma compares case-insensitively),
+/// `|contains`, `|startswith`, `|endswith`, `|cased`, `|all`. `|re` only for a
+/// whole term (no Sigma modifier has term boundaries), for an ASCII-folded value
+/// with non-ASCII letters (Sigma engines fold those, KQL does not) and for a regex
+/// predicate. Several items are ANDed in one selection, except for an emptiness test,
+/// whose items are alternatives (empty = missing or "").
+///
+/// A whole term is also a `|contains` of the value, which the `|re` implies: it
+/// changes no match, gives backends an indexed prefilter, and keeps a selection from
+/// being regex-only (pySigma's splunk backend defers every `|re` to a `| regex`
+/// stage and drops a rule whose search is left empty).
 fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
     let cased = if p.case == Case::Sensitive {
         "|cased"
@@ -67,26 +96,31 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
     if p.kind == MatchKind::Term {
         note_sigma_term(p, notes);
     }
-    if super::needs_ascii_classes(p, true) && p.kind.takes_values() {
-        // Sigma folds non-ASCII letters without |cased: spell ASCII folding out in |re.
-        let values = p
+    let regex_only = p.kind == MatchKind::Term
+        || (p.kind.takes_values()
+            && p.kind != MatchKind::Regex
+            && p.case == Case::Insensitive
+            && super::has_non_ascii_cased(&p.values));
+    if regex_only {
+        let values: Vec<Value> = p
             .values
             .iter()
-            .map(|v| {
-                let body = super::ascii_classes(v, regex::escape);
-                Value::String(match p.kind {
-                    MatchKind::Equals => format!("^{body}$"),
-                    MatchKind::Contains => body,
-                    MatchKind::Prefix => format!("^{body}"),
-                    MatchKind::Suffix => format!("{body}$"),
-                    _ => super::term_regex_around(v, &body, SIGMA_BOUNDARY),
-                })
-            })
+            .map(|v| Value::String(literal_regex(p.kind, p.case, v)))
             .collect();
-        return vec![Item {
+        if matches!(p.kind, MatchKind::Equals | MatchKind::Suffix) {
+            notes.approximate(
+                format!("end of value on `{}`", p.field),
+                ApproxKind::SigmaEndAnchor,
+            );
+        }
+        let regex = Item {
             key: format!("{field}|re{all}"),
             values,
-        }];
+        };
+        if p.kind == MatchKind::Term {
+            return vec![term_prefilter(field, p), regex];
+        }
+        return vec![regex];
     }
     let (modifier, values): (&str, Vec<Value>) = match p.kind {
         MatchKind::Empty | MatchKind::NotEmpty => {
@@ -105,28 +139,7 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
         MatchKind::Contains => ("|contains", p.values.iter().map(plain).collect()),
         MatchKind::Prefix => ("|startswith", p.values.iter().map(plain).collect()),
         MatchKind::Suffix => ("|endswith", p.values.iter().map(plain).collect()),
-        MatchKind::Term => {
-            let i = if p.case == Case::Insensitive {
-                "|i"
-            } else {
-                ""
-            };
-            let key = format!("{field}|re{i}{all}");
-            return vec![Item {
-                key,
-                values: p
-                    .values
-                    .iter()
-                    .map(|v| {
-                        Value::String(super::term_regex_around(
-                            v,
-                            &regex::escape(v),
-                            SIGMA_BOUNDARY,
-                        ))
-                    })
-                    .collect(),
-            }];
-        }
+        MatchKind::Term => unreachable!("whole terms are regexes, above"),
         MatchKind::Regex => {
             notes.approximate(
                 format!("regex on `{}`", p.field),
@@ -149,11 +162,204 @@ fn items(field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
     }]
 }
 
+/// The `|contains` a whole-term match implies (see [`items`]).
+fn term_prefilter(field: &str, p: &Predicate) -> Item {
+    let cased = if p.case == Case::Sensitive {
+        "|cased"
+    } else {
+        ""
+    };
+    let all = if p.quantifier == Quantifier::All && p.values.len() > 1 {
+        "|all"
+    } else {
+        ""
+    };
+    Item {
+        key: format!("{field}|contains{all}{cased}"),
+        values: p
+            .values
+            .iter()
+            .map(|v| Value::String(escape_value(v)))
+            .collect(),
+    }
+}
+
+/// The `|re` pattern of a literal predicate. A case-insensitive pattern starts with
+/// `(?i)` and pins `k` and `s` to their ASCII cases with `(?-i:[Kk])`: under `(?i)`
+/// every Sigma regex engine (Python's re, PCRE, RE2, Rust regex) folds by Unicode,
+/// where the Kelvin sign K and the long s ſ fold to them, and KQL does not. A value
+/// with non-ASCII cased letters is spelled as ASCII classes (`[Kk]r(ä)...`) with no
+/// flag at all: a `(?-i:ä)` guard would be exact too, but an engine that lower-cases
+/// the input for `(?i)` patterns (rsigma does) then loses the case of `Ä`.
+pub fn literal_regex(kind: MatchKind, case: Case, value: &str) -> String {
+    let (flag, body) = literal_body(case, value);
+    let pattern = match kind {
+        MatchKind::Equals => format!("^{body}$"),
+        MatchKind::Prefix => format!("^{body}"),
+        MatchKind::Suffix => format!("{body}$"),
+        MatchKind::Term => super::term_regex_around(value, &body, SIGMA_BOUNDARY),
+        _ => body,
+    };
+    format!("{flag}{pattern}")
+}
+
+/// The inline flag and the pattern of a literal under the rule's case (see
+/// [`literal_regex`]).
+fn literal_body(case: Case, value: &str) -> (&'static str, String) {
+    match case {
+        Case::Sensitive => ("", regex::escape(value)),
+        Case::Insensitive if super::has_non_ascii_cased(&[value.to_string()]) => {
+            ("", super::ascii_classes(value, regex::escape))
+        }
+        Case::Insensitive => ("(?i)", guarded_folding(value)),
+    }
+}
+
+/// The literal as a pattern for use under `(?i)`: characters escaped, `k` and `s`
+/// pinned to their two ASCII cases.
+fn guarded_folding(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        if matches!(c, 'k' | 'K' | 's' | 'S') {
+            out.push_str(&format!(
+                "(?-i:[{}{}])",
+                c.to_ascii_uppercase(),
+                c.to_ascii_lowercase()
+            ));
+        } else {
+            out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+        }
+    }
+    out
+}
+
 fn note_sigma_term(p: &Predicate, notes: &mut Notes) {
     notes.approximate(
         format!("whole-term match on `{}`", p.field),
         ApproxKind::SigmaTermEdges,
     );
+}
+
+/// Where a profile's data holds a canonical field.
+#[derive(Debug, Clone, PartialEq)]
+enum Place {
+    /// Under its own name.
+    Field(String),
+    /// As the file name at the end of the path recorded in this field: Sysmon's
+    /// `Image` holds `C:\...\NetSupport.exe`, the rule asks for `NetSupport.exe`.
+    FileNameIn(String),
+}
+
+/// The place of a canonical field in the profile's data. A source's setting
+/// `file_name_fields` lists the canonical file-name fields whose mapped field holds
+/// the whole path.
+fn place(input: &LowerInput, canonical: &str) -> Result<Place> {
+    let field = input.field(canonical)?;
+    let map = input.profile.source(input.rule.source)?;
+    let in_path = map
+        .settings
+        .get(FILE_NAME_FIELDS)
+        .is_some_and(|list| list.split_whitespace().any(|f| f == canonical));
+    Ok(if in_path {
+        Place::FileNameIn(field)
+    } else {
+        Place::Field(field)
+    })
+}
+
+/// The setting naming the canonical fields that a profile's data records as the
+/// end of a path (see [`Place::FileNameIn`]).
+pub const FILE_NAME_FIELDS: &str = "file_name_fields";
+
+/// The items of a predicate on a file name that the data records as the end of a
+/// path: equality and suffix are `|endswith` (`\NetSupport.exe`), anything else a
+/// `|re` confined to the path's last component.
+fn file_name_items(path_field: &str, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
+    notes.approximate(
+        format!("file name `{}`", p.field),
+        ApproxKind::FileNameFromPath {
+            path_field: path_field.to_string(),
+        },
+    );
+    let cased = if p.case == Case::Sensitive { "|cased" } else { "" };
+    let all = if p.quantifier == Quantifier::All && p.values.len() > 1 {
+        "|all"
+    } else {
+        ""
+    };
+    let ascii_fold = p.case == Case::Sensitive || !super::has_non_ascii_cased(&p.values);
+    match p.kind {
+        MatchKind::Empty | MatchKind::NotEmpty => items(path_field, p, notes),
+        MatchKind::Equals if ascii_fold => vec![Item {
+            key: format!("{path_field}|endswith{all}{cased}"),
+            values: p
+                .values
+                .iter()
+                .map(|v| Value::String(escape_value(&format!("\\{v}"))))
+                .collect(),
+        }],
+        MatchKind::Suffix if ascii_fold => vec![Item {
+            key: format!("{path_field}|endswith{all}{cased}"),
+            values: p.values.iter().map(|v| Value::String(escape_value(v))).collect(),
+        }],
+        MatchKind::Regex => {
+            notes.approximate(
+                format!("regex on `{}`", p.field),
+                ApproxKind::RegexOverPath {
+                    path_field: path_field.to_string(),
+                },
+            );
+            items(path_field, p, notes)
+        }
+        _ => {
+            let regex = Item {
+                key: format!("{path_field}|re{all}"),
+                values: p
+                    .values
+                    .iter()
+                    .map(|v| Value::String(file_name_regex(p.kind, p.case, v)))
+                    .collect(),
+            };
+            if p.kind == MatchKind::Term {
+                note_sigma_term(p, notes);
+                vec![term_prefilter(path_field, p), regex]
+            } else {
+                vec![regex]
+            }
+        }
+    }
+}
+
+/// A `|re` that matches `value` as the rule's match kind says, within the last
+/// component of a Windows path (after the last `\`).
+pub fn file_name_regex(kind: MatchKind, case: Case, value: &str) -> String {
+    let (flag, body) = literal_body(case, value);
+    // Outside the value, the file name holds no backslash.
+    const REST: &str = r"[^\\]*";
+    // A term boundary that stays inside the file name: not a letter, digit or `\`.
+    const BOUNDARY: &str = r"(?:[^\w\\]|_)";
+    let (before, after) = super::term_edges(value);
+    let pattern = match kind {
+        MatchKind::Equals => format!(r"\\{body}$"),
+        MatchKind::Prefix => format!(r"\\{body}{REST}$"),
+        MatchKind::Suffix => format!(r"\\{REST}{body}$"),
+        MatchKind::Contains => format!(r"\\{REST}{body}{REST}$"),
+        MatchKind::Term => format!(
+            r"\\{}{body}{}$",
+            if before { format!("(?:{REST}{BOUNDARY})?") } else { REST.to_string() },
+            if after { format!("(?:{BOUNDARY}{REST})?") } else { REST.to_string() },
+        ),
+        _ => unreachable!("file_name_regex is for literal match kinds"),
+    };
+    format!("{flag}{pattern}")
+}
+
+/// The items of a predicate at its place in the data.
+fn place_items(place: &Place, p: &Predicate, notes: &mut Notes) -> Vec<Item> {
+    match place {
+        Place::Field(field) => items(field, p, notes),
+        Place::FileNameIn(path) => file_name_items(path, p, notes),
+    }
 }
 
 /// Builds named selections and the condition that combines them.
@@ -178,8 +384,7 @@ impl Selections<'_> {
     fn condition(&mut self, input: &LowerInput, e: &Expr) -> Result<String> {
         Ok(match e {
             Expr::Match(p) => {
-                let field = input.field(&p.field)?;
-                let items = items(&field, p, self.notes);
+                let items = place_items(&place(input, &p.field)?, p, self.notes);
                 let is_empty_test = matches!(p.kind, MatchKind::Empty | MatchKind::NotEmpty);
                 if is_empty_test {
                     let names: Vec<String> = items.into_iter().map(|i| self.add(vec![i])).collect();
@@ -228,12 +433,11 @@ impl Selections<'_> {
             if matches!(p.kind, MatchKind::Empty | MatchKind::NotEmpty) {
                 return Ok(None);
             }
-            let field = input.field(&p.field)?;
-            let mut its = items(&field, p, &mut scratch);
-            if its.len() != 1 || out.iter().any(|i| i.key == its[0].key) {
+            let its = place_items(&place(input, &p.field)?, p, &mut scratch);
+            if its.iter().any(|i| out.iter().any(|o| o.key == i.key)) {
                 return Ok(None);
             }
-            out.push(its.remove(0));
+            out.extend(its);
         }
         self.notes.absorb(scratch);
         Ok(Some(out))
@@ -327,7 +531,13 @@ impl Dialect for Sigma {
                 logsource.insert(key.to_string(), Value::String(v.clone()));
             }
         }
-        let mut fields: Vec<String> = Vec::new();
+        let name = rule_name(rule);
+        let file_stem = file_stem(
+            logsource.get("category").and_then(Value::as_str),
+            &rule.meta.tool,
+            input.rule_file,
+            rule.source,
+        );
         let correlation = match &rule.aggregation {
             None => {
                 notes.approximate(
@@ -339,11 +549,16 @@ impl Dialect for Sigma {
                 None
             }
             Some(agg) => {
-                let by = agg
-                    .group_by
-                    .iter()
-                    .map(|f| input.field(f))
-                    .collect::<Result<Vec<_>>>()?;
+                // Group by the fields the data records; a group field it lacks only
+                // merges groups, which the correlation's approximation covers.
+                let mut by = Vec::new();
+                let mut lacking = Vec::new();
+                for f in &agg.group_by {
+                    match input.optional_field(f)? {
+                        Some(name) => by.push(name),
+                        None => lacking.push(f.clone()),
+                    }
+                }
                 let counted: Vec<&str> = agg
                     .outputs
                     .iter()
@@ -358,27 +573,42 @@ impl Dialect for Sigma {
                         },
                     );
                 }
-                notes.approximate(
-                    "time window",
-                    ApproxKind::CorrelationTimespan {
-                        window: rule.window.shorthand(),
-                    },
-                );
-                fields.extend(by.iter().cloned());
-                for o in &agg.outputs {
-                    if let Some(f) = o.function.field() {
-                        let name = input.field(f)?;
-                        if !fields.contains(&name) {
-                            fields.push(name);
-                        }
-                    }
+                if !lacking.is_empty() {
+                    notes.approximate(
+                        "aggregation groups",
+                        ApproxKind::CorrelationGroupsLacking {
+                            lacking: lacking.clone(),
+                            by: by.clone(),
+                        },
+                    );
                 }
-                Some(json!({
-                    "id": derived_id(&rule.meta.id),
-                    "title": format!("{} (event count)", rule.meta.name),
-                    "group_by": by,
-                    "timespan": rule.window.shorthand(),
-                }))
+                if by.is_empty() {
+                    notes.approximate(
+                        "time window",
+                        ApproxKind::SigmaNoLookBack {
+                            window: rule.window.shorthand(),
+                        },
+                    );
+                    None
+                } else {
+                    notes.approximate(
+                        "time window",
+                        ApproxKind::CorrelationTimespan {
+                            window: rule.window.shorthand(),
+                        },
+                    );
+                    Some(json!({
+                        "id": derived_id(&rule.meta.id),
+                        "title": sigma_title(&format!("{} - Event Count", rule.meta.name)),
+                        "description": format!(
+                            "Alerts once per group of {} when the rule {name} matches, with the number of its events within {}.",
+                            by.join(", "),
+                            rule.window.shorthand()
+                        ),
+                        "group_by": by,
+                        "timespan": rule.window.shorthand(),
+                    }))
+                }
             }
         };
         if !rule.constants.is_empty() {
@@ -408,10 +638,14 @@ impl Dialect for Sigma {
             "logsource": logsource,
             "detection": detection,
             "condition": condition,
-            "fields": fields,
             "correlation": correlation,
             "tags": tags,
-            "rule_name": rule_name(rule),
+            "title": sigma_title(&rule.meta.name),
+            "rule_name": name,
+            "file_names": {
+                "yml": format!("{file_stem}.yml"),
+                "correlation.yml": format!("correlation_{file_stem}.yml"),
+            },
             "known_fps": rule.exclusions.iter().map(|x| one_line(&format!("{}: {}", x.scenario, x.description))).collect::<Vec<_>>(),
         }))
     }
@@ -459,6 +693,78 @@ fn sanitize_identifier(s: &str) -> String {
         .collect()
 }
 
+/// A rule title in SigmaHQ's casing: every word that is all lower case becomes
+/// capitalized, except the short words the convention keeps lower case (and words
+/// with `.`, `/` or `_`, or starting with a digit, which it leaves alone); no final
+/// dot.
+pub fn sigma_title(name: &str) -> String {
+    const LOWER: &[&str] = &[
+        "a", "an", "and", "as", "at", "by", "for", "from", "in", "new", "of", "on", "or", "over",
+        "the", "through", "to", "via", "with", "without",
+    ];
+    let words: Vec<String> = name
+        .split(' ')
+        .map(|w| {
+            let keep = !w.chars().any(char::is_lowercase)
+                || w.chars().any(char::is_uppercase)
+                || LOWER.contains(&w)
+                || w.contains(['.', '/', '_'])
+                || w.starts_with(|c: char| c.is_ascii_digit());
+            let mut c = w.chars();
+            let first = c.next();
+            // Only a first letter whose capital is one letter that lower-cases back to
+            // it (not `ß` → `SS`, nor the micro sign `µ` → Greek `Μ` → `μ`).
+            let capital = first.and_then(|f| {
+                let mut up = f.to_uppercase();
+                let u = up.next().filter(|_| up.len() == 0)?;
+                u.to_lowercase().eq(std::iter::once(f)).then_some(u)
+            });
+            match (keep, capital) {
+                (false, Some(u)) => std::iter::once(u).chain(c).collect(),
+                _ => w.to_string(),
+            }
+        })
+        .collect();
+    words.join(" ").trim_end_matches('.').to_string()
+}
+
+/// The file name (without `.yml`) of a rule's Sigma file, after SigmaHQ's file-name
+/// convention: the log source's prefix (`proc_creation_win_`, `net_connection_win_`;
+/// `win_` and the category for a category of rmmc's own), then `rmm_` and the tool
+/// (and the rule file's name when it is not the kind's).
+fn file_stem(
+    category: Option<&str>,
+    tool: &str,
+    rule_file: &std::path::Path,
+    source: crate::ir::DataSource,
+) -> String {
+    let prefix = match category {
+        Some("process_creation") => "proc_creation_win".to_string(),
+        Some("network_connection") => "net_connection_win".to_string(),
+        // A category of rmmc's own: SigmaHQ's prefix for Windows rules outside the
+        // known categories.
+        Some(other) => format!("win_{}", sanitize_identifier(other)),
+        None => "win".to_string(),
+    };
+    // A rule file not named after its kind (`createproc`, `netconn`, `filesig`) adds
+    // its name, so two rules of one tool and source in one folder never share a file.
+    let kind = match source {
+        crate::ir::DataSource::ProcessCreation => "createproc",
+        crate::ir::DataSource::NetworkConnection => "netconn",
+        crate::ir::DataSource::FileSignature => "filesig",
+    };
+    let stem = rule_file
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut name = format!("{prefix}_rmm_{}", sanitize_identifier(tool));
+    if stem != kind {
+        name.push('_');
+        name.push_str(&sanitize_identifier(&stem));
+    }
+    name
+}
+
 /// The Sigma `name` of the base rule, referenced by its correlation rule: tool and
 /// data source, and the start of the rule's id, which makes two rules of one tool
 /// and source distinct (`rmm_netsupport_process_creation_54ce8c70`). Builds check
@@ -504,13 +810,48 @@ mod tests {
         for (value, expected) in [
             ("NetSupport.exe", "NetSupport.exe"),
             ("a*b?c", r"a\*b\?c"),
-            (r"C:\dir\", r"C:\\dir\\"),
+            (r"C:\dir\", r"C:\dir\\"),
+            (r"\NetSupport.exe", r"\NetSupport.exe"),
+            (r"a\\b", r"a\\\b"),
             (r"\*", r"\\\*"),
             ("quote ' and \"", "quote ' and \""),
             ("Krämer", "Krämer"),
         ] {
             assert_eq!(escape_value(value), expected, "{value}");
         }
+    }
+
+    #[test]
+    fn titles_follow_sigmahq_casing() {
+        for (name, title) in [
+            (
+                "Remote Management and Monitoring tool - NetSupport - Create Process",
+                "Remote Management and Monitoring Tool - NetSupport - Create Process",
+            ),
+            // A word with a dot is left as it is (SigmaHQ does not check it).
+            ("connects to the internet via proxy.", "Connects to the Internet via proxy"),
+            ("ßig v1.2 uses 3rd-party tools", "ßig v1.2 Uses 3rd-party Tools"),
+            ("µ-agent tool", "µ-agent Tool"),
+        ] {
+            assert_eq!(sigma_title(name), title, "{name}");
+        }
+    }
+
+    #[test]
+    fn file_names_stay_in_the_last_path_component() {
+        let re = |kind, value| {
+            regex::Regex::new(&file_name_regex(kind, Case::Insensitive, value)).unwrap()
+        };
+        let prefix = re(MatchKind::Prefix, "level");
+        assert!(prefix.is_match(r"C:\Program Files\Level\LEVEL-agent.exe"));
+        assert!(!prefix.is_match(r"C:\Program Files\Level\agent.exe"));
+        let term = re(MatchKind::Term, "netsupport");
+        assert!(term.is_match(r"C:\x\NetSupport Client.exe"));
+        assert!(!term.is_match(r"C:\NetSupport\client32.exe"));
+        assert!(!term.is_match(r"C:\x\MyNetSupport.exe"));
+        let contains = re(MatchKind::Contains, "support");
+        assert!(contains.is_match(r"C:\x\netsupport.exe"));
+        assert!(!contains.is_match(r"C:\support\x.exe"));
     }
 
     #[test]

@@ -16,6 +16,13 @@ use std::path::{Path, PathBuf};
 pub trait Sink {
     /// A whole file.
     fn write(&mut self, rel: &Path, text: &str) -> Result<()>;
+    /// A whole file of one rule, the one whose output stem is `stem`
+    /// (`netsupport/filesig`). Sinks that treat some rules' files apart (subset builds
+    /// and checks) learn from this which files a rule owns, whatever they are named.
+    fn rule_file(&mut self, stem: &Path, rel: &Path, text: &str) -> Result<()> {
+        let _ = stem;
+        self.write(rel, text)
+    }
     /// Text added to the end of a file, which the first call creates.
     fn append(&mut self, rel: &Path, text: &str) -> Result<()>;
     /// Everything handed over is stored (files flushed and closed).

@@ -28,6 +28,8 @@ struct RawRule {
     references: Vec<String>,
     author: Option<String>,
     license: Option<String>,
+    date: Option<RuleDate>,
+    modified: Option<RuleDate>,
     #[serde(default)]
     tool: Required<String>,
     #[serde(default)]
@@ -106,6 +108,27 @@ fn default_severity() -> Severity {
 
 fn default_status() -> Status {
     Status::Experimental
+}
+
+/// A calendar date written `YYYY-MM-DD` (ISO 8601), as Sigma's `date`/`modified`.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct RuleDate(String);
+
+impl TryFrom<String> for RuleDate {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let well_formed =
+            s.len() == 10 && chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").is_ok();
+        if well_formed {
+            Ok(RuleDate(s))
+        } else {
+            Err(rejected(
+                ErrorKind::InvalidValue,
+                format!("date `{s}` is not a calendar date: expected YYYY-MM-DD, e.g. 2025-08-15"),
+            ))
+        }
+    }
 }
 
 /// A UUID in its canonical 8-4-4-4-12 hexadecimal form.
@@ -505,6 +528,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule> {
                 })?,
         }),
     };
+    if let (Some(date), Some(modified)) = (&raw.date, &raw.modified)
+        && modified.0 <= date.0
+    {
+        let at = locate(text, "modified:");
+        return Err(located(
+            Error::new(
+                ErrorKind::Schema,
+                format!(
+                    "modified `{}` must be later than date `{}` (leave it out while the rule is unchanged)",
+                    modified.0, date.0
+                ),
+            )
+            .in_file(path),
+            at,
+        ));
+    }
     Ok(Rule {
         meta: Metadata {
             id: id.0,
@@ -512,6 +551,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule> {
             description,
             references: raw.references,
             author: raw.author,
+            date: raw.date.map(|d| d.0),
+            modified: raw.modified.map(|d| d.0),
             license: raw.license,
             tool,
             tactics,

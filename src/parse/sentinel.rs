@@ -302,6 +302,8 @@ pub fn parse(path: &Path, text: &str, kql: &Profile) -> Result<Parsed> {
                 description,
                 references,
                 author: None,
+                date: None,
+                modified: None,
                 license: None,
                 tool,
                 tactics: raw.tactics.map(OneOrMany::into_vec).unwrap_or_default(),
