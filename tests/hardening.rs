@@ -12,7 +12,7 @@
 //! (`rmmc::text::check_text`), so the escaping where the text lands is tested on its
 //! own. `cargo test` runs 48 values per field on every target; the 10,000-per-field
 //! run (each value on one target in turn, 2,500 per field and target) is
-//! `#[ignore]`d and run by `scripts/conformance` (`--include-ignored`).
+//! `#[ignore]`d and run once, by `scripts/conformance` (`--ignored`).
 
 #[path = "../fuzz/checks.rs"]
 mod checks;
@@ -296,7 +296,7 @@ fn metadata_never_changes_an_output() {
 
 /// 10,000 values per field, spread over the targets: run by `scripts/conformance`.
 #[test]
-#[ignore = "10,000 values per field: scripts/conformance runs it with --include-ignored"]
+#[ignore = "10,000 values per field: scripts/conformance runs it once, with --ignored"]
 fn metadata_never_changes_an_output_10000_per_field() {
     run(10_000, true);
 }
