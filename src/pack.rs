@@ -32,6 +32,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod conflicts;
 mod sink;
 mod swap;
 
@@ -45,8 +46,9 @@ use crate::ir::Rule;
 use crate::lower::{Fidelity, Gathered, Piece, Target};
 use crate::parse::{Parsed, Warning, parse_rule, read_rule_text};
 use crate::render::Rendered;
+use conflicts::ConflictKeys;
 use sink::cannot_write;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A rule file and where its pack files go (`netsupport/filesig`).
@@ -350,10 +352,11 @@ pub fn load_rules(
     let mut errors = Vec::new();
     let mut rules = Vec::new();
     let mut keys = ConflictKeys::default();
-    for s in sources {
+    let all: Vec<&RuleSource> = sources.iter().collect();
+    for (i, s) in sources.iter().enumerate() {
         match read_rule(s, backends) {
             Ok(parsed) => {
-                if let Err(e) = keys.claim(s, &parsed) {
+                if let Err(e) = keys.claim(&all, i, &parsed, backends) {
                     errors.push(e);
                 }
                 rules.push((s.clone(), parsed));
@@ -371,55 +374,6 @@ pub fn load_rules(
 fn read_rule(source: &RuleSource, backends: &Backends) -> Result<Parsed> {
     let text = read_rule_text(&source.path)?;
     parse_rule(&source.path, &text, backends)
-}
-
-/// The only things a streaming build keeps per rule: its id and output stem, to find
-/// two rules that would clash.
-#[derive(Default)]
-struct ConflictKeys {
-    ids: HashMap<String, PathBuf>,
-    stems: HashMap<PathBuf, PathBuf>,
-    /// [`crate::lower::rule_set_names`]: (what, name) -> the rule file.
-    names: HashMap<(&'static str, String), PathBuf>,
-}
-
-impl ConflictKeys {
-    fn claim(&mut self, source: &RuleSource, parsed: &Parsed) -> Result<()> {
-        let conflict =
-            |message: String| Err(Error::new(ErrorKind::Conflict, message).in_file(&source.path));
-        if let Some(first) = self.stems.get(&source.stem) {
-            return conflict(format!(
-                "{} and {} both write the pack files `{}.*`: rename one of them",
-                first.display(),
-                source.path.display(),
-                source.stem.display()
-            ));
-        }
-        if let Some(first) = self.ids.get(&parsed.rule.meta.id) {
-            return conflict(format!(
-                "rule id {} is also used by {}",
-                parsed.rule.meta.id,
-                first.display()
-            ));
-        }
-        let names = crate::lower::rule_set_names(&parsed.rule);
-        for (what, name) in &names {
-            if let Some(first) = self.names.get(&(*what, name.clone())) {
-                return conflict(format!(
-                    "{} and {} both become {what} `{name}`: rename one of them",
-                    first.display(),
-                    source.path.display(),
-                ));
-            }
-        }
-        for key in names {
-            self.names.insert(key, source.path.clone());
-        }
-        self.stems.insert(source.stem.clone(), source.path.clone());
-        self.ids
-            .insert(parsed.rule.meta.id.clone(), source.path.clone());
-        Ok(())
-    }
 }
 
 /// Compile every rule for every target in memory (for libraries and tests; a large
@@ -447,7 +401,8 @@ pub fn build(
 /// Compile, render and hand over every rule's files to `sink` one rule at a time, in
 /// rule-stem order, calling `on_rule` after each rule. Gathered files
 /// (savedsearches.conf, rules.ndjson, FIDELITY.md) are appended to as rules arrive.
-/// Memory stays bounded by one rule plus each rule's id and stem.
+/// Memory stays bounded by one rule plus a fingerprint of each rule's keys (id,
+/// stem, stanza and Sigma names: `pack/conflicts.rs`).
 ///
 /// Every rule is compiled even after an error, so all errors are reported together;
 /// the caller discards what the sink received when this returns errors.
@@ -491,7 +446,7 @@ pub fn stream_with(
     gathered.start(sink, compiler.renderer(), &profiles)?;
     let mut keys = ConflictKeys::default();
     let mut rendered = Vec::with_capacity(profiles.len());
-    for source in ordered {
+    for (index, &source) in ordered.iter().enumerate() {
         let parsed = match read_rule(source, backends) {
             Ok(p) => p,
             Err(e) => {
@@ -499,7 +454,7 @@ pub fn stream_with(
                 continue;
             }
         };
-        if let Err(e) = keys.claim(source, &parsed) {
+        if let Err(e) = keys.claim(&ordered, index, &parsed, backends) {
             errors.push(e);
             continue;
         }

@@ -12,7 +12,7 @@ use rmmc::Target;
 use std::collections::BTreeSet;
 
 #[test]
-#[ignore = "heavy engine run: scripts/conformance runs it once, with --include-ignored"]
+#[ignore = "heavy engine run: scripts/conformance runs it once, with --ignored"]
 fn bundle_for_every_rule_and_target() {
     let compiler = common::compiler();
     let cases = common::discover();

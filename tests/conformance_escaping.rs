@@ -305,7 +305,7 @@ fn run_json(cmd: &mut Command, input: &Value) -> Result<Value, String> {
 }
 
 #[test]
-#[ignore = "heavy engine run: scripts/conformance runs it once, with --include-ignored"]
+#[ignore = "heavy engine run: scripts/conformance runs it once, with --ignored"]
 fn escaping_reads_back_on_every_target() {
     let compiler = common::compiler();
     let collected: RefCell<Vec<(String, MatchKind, Case)>> = RefCell::new(Vec::new());

@@ -339,7 +339,7 @@ fn check_rule(
 }
 
 #[test]
-#[ignore = "heavy engine run: scripts/conformance runs it once, with --include-ignored"]
+#[ignore = "heavy engine run: scripts/conformance runs it once, with --ignored"]
 fn rsigma_agrees_with_the_reference_evaluator() {
     common::run_oracle("sigma/rsigma", "sigma.json", |c, case| {
         check_rule(c, case, "taxonomy", "rsigma")
@@ -348,7 +348,7 @@ fn rsigma_agrees_with_the_reference_evaluator() {
 
 /// The same over the `defender` profile, on fixture events in Defender's columns.
 #[test]
-#[ignore = "heavy engine run: scripts/conformance runs it once, with --include-ignored"]
+#[ignore = "heavy engine run: scripts/conformance runs it once, with --ignored"]
 fn rsigma_agrees_over_defender_named_events() {
     common::run_oracle(
         "sigma/rsigma (defender)",

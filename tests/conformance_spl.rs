@@ -314,7 +314,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> Outcome {
 }
 
 #[test]
-#[ignore = "heavy engine run: scripts/conformance runs it once, with --include-ignored"]
+#[ignore = "heavy engine run: scripts/conformance runs it once, with --ignored"]
 fn spl_engine_agrees_with_the_reference_evaluator() {
     common::run_oracle("spl", "spl.json", |compiler, case| {
         let o = check_rule(compiler, case);

@@ -12,7 +12,7 @@
 //! (`rmmc::text::check_text`), so the escaping where the text lands is tested on its
 //! own. `cargo test` runs 48 values per field on every target; the 10,000-per-field
 //! run (each value on one target in turn, 2,500 per field and target) is
-//! `#[ignore]`d and run by `scripts/conformance` (`--include-ignored`).
+//! `#[ignore]`d and run once, by `scripts/conformance` (`--ignored`).
 
 #[path = "../fuzz/checks.rs"]
 mod checks;
@@ -234,42 +234,59 @@ fn hostile() -> impl Strategy<Value = String> {
 }
 
 /// `cases` values per field; each value on every target, or (`rotate`) value `i` on
-/// target `i mod 4` only, which keeps the 10,000-per-field run to minutes.
+/// target `i mod 4` only, which keeps the 10,000-per-field run to minutes. Fields are
+/// independent: they are shared out to one thread per core.
 fn run(cases: u32, rotate: bool) {
-    let c = Compiler::embedded().unwrap();
-    let base = base_rule(&c);
-    for field in FIELDS {
-        let plain: Vec<(Target, Read)> = Target::all()
-            .map(|t| {
-                (
-                    t,
-                    read_outputs(&c, &with_value(&base, field, PLAIN), t).unwrap(),
-                )
-            })
-            .collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut runner = TestRunner::new(Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        runner
-            .run(&hostile(), |v| {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let chosen: Vec<_> = if rotate {
-                    vec![&plain[i % plain.len()]]
-                } else {
-                    plain.iter().collect()
-                };
-                for (target, plain) in chosen {
-                    if let Err(e) = check_against(&c, &base, field, &v, *target, plain) {
-                        return Err(TestCaseError::fail(e));
-                    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(FIELDS.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let c = Compiler::embedded().unwrap();
+                let base = base_rule(&c);
+                while let Some(&field) =
+                    FIELDS.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    run_field(&c, &base, field, cases, rotate);
                 }
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+            });
+        }
+    });
+}
+
+fn run_field(c: &Compiler, base: &Rule, field: Field, cases: u32, rotate: bool) {
+    let plain: Vec<(Target, Read)> = Target::all()
+        .map(|t| {
+            (
+                t,
+                read_outputs(c, &with_value(base, field, PLAIN), t).unwrap(),
+            )
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&hostile(), |v| {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let chosen: Vec<_> = if rotate {
+                vec![&plain[i % plain.len()]]
+            } else {
+                plain.iter().collect()
+            };
+            for (target, plain) in chosen {
+                if let Err(e) = check_against(c, base, field, &v, *target, plain) {
+                    return Err(TestCaseError::fail(e));
+                }
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -279,7 +296,7 @@ fn metadata_never_changes_an_output() {
 
 /// 10,000 values per field, spread over the targets: run by `scripts/conformance`.
 #[test]
-#[ignore = "10,000 values per field: scripts/conformance runs it with --include-ignored"]
+#[ignore = "10,000 values per field: scripts/conformance runs it once, with --ignored"]
 fn metadata_never_changes_an_output_10000_per_field() {
     run(10_000, true);
 }

@@ -939,7 +939,9 @@ fn search_matches(e: &SearchExpr, ev: &SplEvent) -> bool {
 
 pub struct Context {
     pub now: f64,
-    regexes: std::cell::RefCell<BTreeMap<String, Regex>>,
+    /// Shared, not cloned: a cloned `Regex` starts with an empty match cache, which
+    /// costs more to build than most matches here.
+    regexes: std::cell::RefCell<BTreeMap<String, std::rc::Rc<Regex>>>,
 }
 
 impl Context {
@@ -950,11 +952,11 @@ impl Context {
         }
     }
 
-    fn regex(&self, pattern: &str) -> Result<Regex> {
+    fn regex(&self, pattern: &str) -> Result<std::rc::Rc<Regex>> {
         if let Some(r) = self.regexes.borrow().get(pattern) {
             return Ok(r.clone());
         }
-        let r = Regex::new(pattern).map_err(|e| {
+        let r = Regex::new(pattern).map(std::rc::Rc::new).map_err(|e| {
             SplError(format!(
                 "match(): pattern {pattern:?} does not compile: {e}"
             ))
