@@ -4,7 +4,10 @@
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("backends");
+    // Read at run time, not compiled in: cargo reuses a build script's binary across
+    // checkouts that share a target folder, and each must embed its own backends.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("backends");
     println!("cargo:rerun-if-changed=backends");
     let mut files = Vec::new();
     walk(&root, &root, &mut files);

@@ -729,13 +729,20 @@ def sigma_check(lines, oracles_dir, res):
             continue
         for p, text in sorted(l["files"].items()):
             if p.endswith((".yml", ".yaml")):
-                f = tmp / p
+                # Each rule is built alone, so two rules of one tool and category
+                # (a Sentinel rule and its LOLRMM additions) can name their files
+                # alike: a folder per rule keeps one from overwriting the other.
+                f = tmp / l["rule"] / p
                 f.parent.mkdir(parents=True, exist_ok=True)
                 f.write_text(text, encoding="utf-8")
                 files_of[l["rule"]].append(f)
     sigma = oracles_dir / "venv" / "bin" / "sigma"
+    # The pack as written (out/sigma/, every rule under its own name): checks across
+    # rules, such as duplicate file names, are about the pack, not about the rules
+    # built one at a time below (alone, two rules of one tool and category share a name).
     proc = subprocess.run([str(sigma), "check", "-c", str(HERE / "sigma_validation.yml"), "--fail-on-error",
-                           "--fail-on-issues", str(tmp)], capture_output=True, text=True, check=False)
+                           "--fail-on-issues", str(HERE.parent / "out" / "sigma")],
+                          capture_output=True, text=True, check=False)
     # Per-rule attribution with the same library and configuration in-process (the
     # CLI does not name the file of a parse error): a rule's files are loaded together,
     # so its correlation resolves the base rule's name.
@@ -743,10 +750,13 @@ def sigma_check(lines, oracles_dir, res):
     from sigma.plugins import InstalledSigmaPlugins
     from sigma.validation import SigmaValidator
     import yaml
-    validator = SigmaValidator.from_dict(yaml.safe_load((HERE / "sigma_validation.yml").read_text()),
-                                         InstalledSigmaPlugins.autodiscover().validators)
     problems = defaultdict(list)
+    validators = InstalledSigmaPlugins.autodiscover().validators
+    config = yaml.safe_load((HERE / "sigma_validation.yml").read_text())
     for rule, files in files_of.items():
+        # A validator per rule: validators remember what they saw (file names, ids),
+        # and what is unique across the pack is checked over out/sigma/ above.
+        validator = SigmaValidator.from_dict(config, validators)
         coll = SigmaCollection.load_ruleset(files, collect_errors=True)
         for r in coll.rules:
             problems[rule] += ["error: %s" % e for e in getattr(r, "errors", [])]
