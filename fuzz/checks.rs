@@ -11,6 +11,13 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use std::path::Path;
+use std::sync::OnceLock;
+
+/// One compiler per fuzzing process: built once, as every execution compiles with it.
+pub fn compiler() -> &'static Compiler {
+    static COMPILER: OnceLock<Compiler> = OnceLock::new();
+    COMPILER.get_or_init(|| Compiler::embedded().expect("embedded backends"))
+}
 
 /// The file name generated headers name.
 pub const RULE_FILE: &str = "rules/fuzz/rule.yaml";

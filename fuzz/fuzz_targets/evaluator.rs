@@ -8,15 +8,9 @@
 mod checks;
 
 use libfuzzer_sys::fuzz_target;
-use std::sync::OnceLock;
-
-fn compiler() -> &'static rmmc::Compiler {
-    static COMPILER: OnceLock<rmmc::Compiler> = OnceLock::new();
-    COMPILER.get_or_init(|| rmmc::Compiler::embedded().expect("embedded backends"))
-}
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(e) = checks::check_evaluator(compiler(), data) {
+    if let Err(e) = checks::check_evaluator(checks::compiler(), data) {
         panic!("{e}");
     }
 });
