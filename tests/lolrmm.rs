@@ -61,13 +61,45 @@ fn bad_files_get_located_warnings_and_the_rest_is_imported() {
             "{text}"
         );
         assert!(text.contains("techniques: [T1219]"), "{text}");
+        // The entry's own author, and the catalogue's license.
+        assert!(text.contains("author: \"rmmc tests\"\n"), "{text}");
+        assert!(text.contains("license: \"Apache-2.0\"\n"), "{text}");
         assert!(
             text.contains("https://example-rmm.test/docs/firewall"),
+            "{text}"
+        );
+        // A branch link is left out of the references and named in the header; a
+        // permalink (a commit hash) is kept; the catalogue is named by its repository.
+        let rule: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let refs: Vec<&str> = rule["references"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                "https://example-rmm.test/docs/firewall",
+                "https://github.com/example-rmm/agent/blob/0123456789abcdef0123456789abcdef01234567/install.ps1",
+                "https://example-rmm.test/",
+                "https://github.com/magicsword-io/LOLRMM",
+            ],
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "# - https://github.com/example-rmm/agent/blob/main/install.ps1 (catalogue/example_rmm.yaml:42)\n"
+            ),
             "{text}"
         );
     }
     let text = summary.to_string();
     assert!(text.contains("Example RMM"), "{text}");
+    assert!(
+        text.contains("  Example RMM | https://github.com/example-rmm/agent/blob/main/install.ps1 | catalogue/example_rmm.yaml:42:7 | a GitHub link to a branch"),
+        "{text}"
+    );
     assert!(text.contains("failed"), "{text}");
 }
 
@@ -279,6 +311,33 @@ fn the_real_catalogue_imports_into_one_library_without_duplicate_tools() {
             }
         }
     }
+    // Every rule carries the catalogue's license and an author: the entry's own, or the
+    // catalogue's contributors where the entry names none.
+    for r in s.tools.iter().flat_map(|t| &t.rules) {
+        assert_eq!(r.rule.meta.license.as_deref(), Some("Apache-2.0"));
+        assert!(r.rule.meta.author.is_some());
+    }
+    let author = |name: &str| {
+        let t = s.tools.iter().find(|t| t.name == name).unwrap();
+        t.rules[0].rule.meta.author.clone().unwrap()
+    };
+    assert_eq!(author("Alpemix"), "Nasreddine Bencherchali");
+    assert_eq!(author("Action1"), "@kostastsale");
+    assert_eq!(author("Access Remote PC"), "LOLRMM contributors");
+    // No reference is a GitHub branch link (SigmaHQ's SigmahqGithubLinkIssue): those
+    // are left out and listed.
+    for r in s.tools.iter().flat_map(|t| &t.rules) {
+        for u in &r.rule.meta.references {
+            assert!(!lolrmm::unpinned_github_link(u), "{u}");
+        }
+    }
+    let remotely = s.tools.iter().find(|t| t.name == "Remotely").unwrap();
+    assert!(
+        remotely
+            .left_out_links
+            .iter()
+            .any(|(l, _, _)| l.url == "https://github.com/immense/Remotely/blob/master/README.md")
+    );
     // Tools in both catalogues are merged, never written twice.
     for name in ["AnyDesk", "TeamViewer", "NetSupport", "Atera"] {
         let t = s.tools.iter().find(|t| t.name == name).unwrap();

@@ -58,6 +58,17 @@ pub struct RawIndicator {
     pub column: usize,
 }
 
+/// A URL an entry gives (`References[]`, `Details.Website`) and where it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The URL, trimmed.
+    pub url: String,
+    /// 1-based line in the catalogue file.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
 /// One catalogue file, read.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -76,9 +87,9 @@ pub struct Entry {
     /// When it was last changed, if stated.
     pub last_modified: Option<String>,
     /// The tool's website, if stated.
-    pub website: Option<String>,
+    pub website: Option<Link>,
     /// Reference URLs.
-    pub references: Vec<String>,
+    pub references: Vec<Link>,
     /// Every indicator value of the entry, located.
     pub indicators: Vec<RawIndicator>,
     /// Catalogue values of the wrong type, located: the tool is not imported.
@@ -364,8 +375,27 @@ pub fn read(path: &Path, rel: &str) -> Result<Entry, Error> {
             &mut cursor,
         );
     }
+    // URLs, located like the indicators: from their key on.
+    let link = |url: String, cursor: &mut usize| {
+        let (line, column) = r.loc.value(&url, *cursor).unwrap_or((*cursor, 1));
+        *cursor = line;
+        Link {
+            url,
+            line: line + 1,
+            column,
+        }
+    };
+    let mut cursor = r.loc.key("Website", 0).unwrap_or(0);
+    let website = nonempty(details.and_then(|d| d.get("Website"))).map(|u| link(u, &mut cursor));
+    let mut cursor = r.loc.key("References", 0).unwrap_or(0);
     let references = match doc.get("References") {
-        Some(Value::Sequence(xs)) => xs.iter().filter_map(as_text).collect(),
+        Some(Value::Sequence(xs)) => xs
+            .iter()
+            .filter_map(as_text)
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .map(|u| link(u, &mut cursor))
+            .collect(),
         _ => Vec::new(),
     };
     let description = nonempty(doc.get("Description"))
@@ -379,7 +409,7 @@ pub fn read(path: &Path, rel: &str) -> Result<Entry, Error> {
         author: nonempty(doc.get("Author")),
         created: nonempty(doc.get("Created")),
         last_modified: nonempty(doc.get("LastModified")),
-        website: nonempty(details.and_then(|d| d.get("Website"))),
+        website,
         references,
         indicators: r.indicators,
         problems: r.problems,
