@@ -789,17 +789,30 @@ DEFENDER_PATHS = {
 }
 
 
-def defender_event(table, ev):
+def defender_event(table, ev, line):
     """A Defender event as the real table holds it: a path column ends with the file
     name column (`FolderPath` = `...\\NetSupport.exe` when `FileName` is
     `NetSupport.exe`). Fixtures give the file name; the path is made in a fixed folder
     when missing. Returns None for an event no real table holds (a file name with a
-    backslash, or a path that does not end with the file name)."""
+    backslash, or a path that does not end with the file name), and, since the Sigma
+    rule reads both the file name and the path from the path column (`Image`), for an
+    event with a file name and no path where the rule reads the path (it would see the
+    made-up folder), or a path and no file name where it reads the file name.
+    `line`: the event's bundle line (its `field_map` and the canonical fields the rule
+    `reads`)."""
     out = dict(ev)
+    canonical = {col: f for f, col in line["field_map"].items()}
+    reads = set(line.get("reads", []))
+    text = lambda v: isinstance(v, str) and v != ""
     for path_col, name_col in DEFENDER_PATHS.get(table, []):
         name = out.get(name_col)
-        if not isinstance(name, str) or name == "":
+        has_path = text(out.get(path_col))
+        if not text(name):
+            if has_path and canonical.get(name_col) in reads:
+                return None
             continue
+        if not has_path and canonical.get(path_col) in reads:
+            return None
         if "\\" in name:
             return None
         path = out.get(path_col)
@@ -887,13 +900,13 @@ def sigma_kusto(lines, schema, res, by_rule, root):
             # No look-back window in Sigma: apply the rule's window to the events first.
             events, skipped = [], 0
             for e in kql_line["events"]:
-                d = defender_event(table, e["event"])
+                d = defender_event(table, e["event"], kql_line)
                 if d is None:
                     skipped += 1
                 elif in_window(kql_line, e):
                     events.append(dict(e, event=d))
             line = dict(l, kql_table=table, answers=kql_line["answers"])
-            kept = {e["name"] for e in kql_line["events"] if defender_event(table, e["event"]) is not None}
+            kept = {e["name"] for e in kql_line["events"] if defender_event(table, e["event"], kql_line) is not None}
             try:
                 _, detail, got = run_duck_kql(line, query, events, schema, "pysigma", documented, ["unicode_fold"], False)
                 j = judge([e for e in kql_line["events"] if e["name"] in kept], got, kql_line["answers"],
@@ -902,7 +915,7 @@ def sigma_kusto(lines, schema, res, by_rule, root):
                 res.add(l["rule"], "sigma", oracle, "disagree", "engine error on %r: %s" % (query, e))
                 continue
             if skipped:
-                detail += "; %d generated events not checked (no Defender table holds them: a file name with a backslash, or a path not ending with it)" % skipped
+                detail += "; %d events not checked (no Defender table holds them: a file name with a backslash, a path not ending with it, or one of the two missing where the rule reads it from the path)" % skipped
             res.add(l["rule"], "sigma", oracle, j["verdict"],
                     "%s; window applied by the harness (Sigma has none); query: %s" % (detail, " ".join(query.split())[:300]),
                     **{k: j[k] for k in ("documented", "oracle_limited", "disagreements")})

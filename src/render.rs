@@ -301,6 +301,55 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
         Severity::High => ("high", 73),
         Severity::Critical => ("critical", 99),
     };
+    // Elastic's threat entries: one per tactic, with the techniques ATT&CK lists under
+    // it (an unknown technique under every tactic), and a sub-technique as a
+    // `subtechnique` of its parent (Kibana's schema allows only `T<digits>/` technique
+    // references).
+    fn elastic_techniques(techniques: &[String], tactic: &str) -> Vec<Value> {
+        let reference = |id: &str| {
+            format!(
+                "https://attack.mitre.org/techniques/{}/",
+                id.replace('.', "/")
+            )
+        };
+        let under = |id: &str| {
+            attack::technique_entry(id).is_none_or(|e| e.tactics.iter().any(|x| x == tactic))
+        };
+        let mut out: Vec<(String, Vec<Value>)> = Vec::new();
+        for tech in techniques.iter().filter(|t| under(t)) {
+            let (parent, sub) = match tech.split_once('.') {
+                Some((p, _)) => (p.to_string(), Some(tech)),
+                None => (tech.clone(), None),
+            };
+            let i = match out.iter().position(|(p, _)| *p == parent) {
+                Some(i) => i,
+                None => {
+                    out.push((parent.clone(), Vec::new()));
+                    out.len() - 1
+                }
+            };
+            if let Some(sub) = sub {
+                out[i].1.push(json!({
+                    "id": sub,
+                    "name": attack::technique_name(sub),
+                    "reference": reference(sub),
+                }));
+            }
+        }
+        out.into_iter()
+            .map(|(id, subs)| {
+                let mut t = json!({
+                    "id": id,
+                    "name": attack::technique_name(&id),
+                    "reference": reference(&id),
+                });
+                if !subs.is_empty() {
+                    t["subtechnique"] = Value::Array(subs);
+                }
+                t
+            })
+            .collect()
+    }
     let threat: Vec<Value> = m
         .tactics
         .iter()
@@ -313,11 +362,7 @@ fn rule_context(rule: &Rule, source_file: &Path) -> Value {
                     "name": name,
                     "reference": format!("https://attack.mitre.org/tactics/{id}/"),
                 },
-                "technique": m.techniques.iter().map(|tech| json!({
-                    "id": tech,
-                    "name": attack::technique_name(tech),
-                    "reference": format!("https://attack.mitre.org/techniques/{}/", tech.replace('.', "/")),
-                })).collect::<Vec<_>>(),
+                "technique": elastic_techniques(&m.techniques, t),
             })
         })
         .collect();

@@ -65,6 +65,7 @@ fn under_profile(
         .and_then(|p| p.source(case.rule.source).cloned())
         .map_err(|e| e.to_string())?;
     let names = map.names();
+    let reads = common::reads(&case.rule);
     let groups = case
         .rule
         .aggregation
@@ -76,7 +77,7 @@ fn under_profile(
         text: yml_text(&rendered.files),
         fidelity: rendered.fidelity,
         groups,
-        map: Box::new(move |e| profile_event(&map, e)),
+        map: Box::new(move |e| profile_event(&map, &reads, e)),
     })
 }
 
@@ -85,9 +86,12 @@ fn under_profile(
 /// field it lives in (`Image`): the event's own `process.executable` when that ends
 /// with it, else a path in a fixed folder. An event whose file name holds a
 /// backslash, or whose executable does not end with its file name, cannot occur in
-/// such data.
+/// such data; nor can one with a file name and no path where the rule reads the path
+/// (`reads`: it would see the made-up folder), or a path and no file name where the
+/// rule reads the file name (it would see the path's end).
 fn profile_event(
     map: &rmmc::backends::SourceMap,
+    reads: &std::collections::BTreeSet<String>,
     e: &rmmc::eval::Event,
 ) -> Result<rmmc::eval::Event, String> {
     let file_name_fields: Vec<&str> = map
@@ -105,12 +109,33 @@ fn profile_event(
             out.insert(name.clone(), v.clone());
         }
     }
+    let text = |k: &str| match e.get(k) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
     for f in file_name_fields {
-        let (Some(path_field), Some(Value::String(name))) = (names.get(f), e.get(f)) else {
+        let Some(path_field) = names.get(f) else {
             continue;
         };
-        if name.is_empty() {
+        // The other canonical fields the same data field holds (the path itself).
+        let path_of: Vec<&String> = names
+            .iter()
+            .filter(|(k, v)| *v == path_field && k.as_str() != f)
+            .map(|(k, _)| k)
+            .collect();
+        let has_path = path_of.iter().any(|k| text(k).is_some());
+        let Some(name) = text(f) else {
+            if has_path && reads.contains(f) {
+                return Err(format!(
+                    "`{f}` is missing or empty beside a path: the data's `{path_field}` ends with the file name, which the rule reads"
+                ));
+            }
             continue;
+        };
+        if !has_path && let Some(p) = path_of.iter().find(|k| reads.contains(k.as_str())) {
+            return Err(format!(
+                "`{f}` {name:?} with `{p}` missing or empty: the data's `{path_field}` is the path, which the rule reads"
+            ));
         }
         if name.contains('\\') {
             return Err(format!(

@@ -89,7 +89,7 @@ fn bad_files_get_located_warnings_and_the_rest_is_imported() {
         );
         assert!(
             text.contains(
-                "# - https://github.com/example-rmm/agent/blob/main/install.ps1 (catalogue/example_rmm.yaml:42)\n"
+                "# - https://github.com/example-rmm/agent/blob/main/install.ps1 (catalogue/example_rmm.yaml:42): a GitHub link to a branch"
             ),
             "{text}"
         );
@@ -330,6 +330,26 @@ fn the_real_catalogue_imports_into_one_library_without_duplicate_tools() {
         for u in &r.rule.meta.references {
             assert!(!lolrmm::unpinned_github_link(u), "{u}");
         }
+    }
+    // An ATT&CK technique page becomes the technique (and its tactic), not a link.
+    let mstsc = s
+        .tools
+        .iter()
+        .find(|t| t.entries.iter().any(|(rel, _)| rel == "yaml/mstsc.yaml"))
+        .unwrap();
+    for r in &mstsc.rules {
+        assert_eq!(r.rule.meta.techniques, ["T1219", "T1021.001"]);
+        assert_eq!(
+            r.rule.meta.tactics,
+            ["CommandAndControl", "LateralMovement"]
+        );
+        assert!(
+            !r.rule
+                .meta
+                .references
+                .iter()
+                .any(|u| u.contains("attack.mitre.org"))
+        );
     }
     let remotely = s.tools.iter().find(|t| t.name == "Remotely").unwrap();
     assert!(

@@ -656,32 +656,81 @@ pub fn unpinned_github_link(url: &str) -> bool {
     !(git_ref.len() == 40 && git_ref.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The references of a tool's rules: the entries' references and websites, each once,
-/// then the catalogue itself; and the links left out, with their file and reason.
-/// The catalogue is named by its repository, not a branch link to the entry's file
-/// (the file is named in the description and the provenance header).
-fn references(entries: &[Entry]) -> (Vec<String>, Vec<(Link, String, &'static str)>) {
-    let mut kept: Vec<String> = Vec::new();
-    let mut left_out: Vec<(Link, String, &'static str)> = Vec::new();
+/// Why an ATT&CK technique page is not a reference: the technique is a tag of the rule.
+pub const ATTACK_TECHNIQUE_REASON: &str = "an ATT&CK technique page: the rule is tagged with the technique instead (SigmaHQ: tags, not links)";
+/// Why another ATT&CK page is not a reference.
+pub const ATTACK_PAGE_REASON: &str = "an ATT&CK page that is not a technique rmmc knows (src/attack/attack.yaml): SigmaHQ asks for tags, not ATT&CK links";
+
+/// The technique an ATT&CK page is about, when rmmc knows it:
+/// `https://attack.mitre.org/techniques/T1021/001/` → `T1021.001`.
+pub fn attack_technique_link(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("https://attack.mitre.org/techniques/")
+        .or_else(|| url.strip_prefix("http://attack.mitre.org/techniques/"))?;
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let id = match parts.as_slice() {
+        [t] => t.to_string(),
+        [t, sub] => format!("{t}.{sub}"),
+        _ => return None,
+    };
+    crate::attack::technique_entry(&id).map(|t| t.id.as_str())
+}
+
+/// The references of a tool's rules, from the entries' references and websites.
+pub struct References {
+    /// Kept, each once, then the catalogue itself (by its repository, not a branch
+    /// link to the entry's file: the file is named in the description and header).
+    pub kept: Vec<String>,
+    /// Left out, with the catalogue file and why.
+    pub left_out: Vec<(Link, String, &'static str)>,
+    /// Techniques the entries link to (ATT&CK pages), for the rule's tags.
+    pub techniques: Vec<&'static str>,
+}
+
+fn references(entries: &[Entry]) -> References {
+    let mut r = References {
+        kept: Vec::new(),
+        left_out: Vec::new(),
+        techniques: Vec::new(),
+    };
     for e in entries {
         for l in e.references.iter().chain(e.website.iter()) {
             let url = l.url.trim();
             if url.is_empty() {
                 continue;
             }
-            if unpinned_github_link(url) {
-                if !left_out.iter().any(|(x, _, _)| x.url == url) {
-                    left_out.push((l.clone(), e.rel.clone(), UNPINNED_REASON));
+            let reason = if unpinned_github_link(url) {
+                Some(UNPINNED_REASON)
+            } else if let Some(t) = attack_technique_link(url) {
+                if !r.techniques.contains(&t) {
+                    r.techniques.push(t);
                 }
-            } else if !kept.iter().any(|x| x == url) {
-                kept.push(url.to_string());
+                Some(ATTACK_TECHNIQUE_REASON)
+            } else if url.starts_with("https://attack.mitre.org/")
+                || url.starts_with("http://attack.mitre.org/")
+            {
+                Some(ATTACK_PAGE_REASON)
+            } else {
+                None
+            };
+            match reason {
+                Some(why) => {
+                    if !r.left_out.iter().any(|(x, _, _)| x.url == url) {
+                        r.left_out.push((l.clone(), e.rel.clone(), why));
+                    }
+                }
+                None => {
+                    if !r.kept.iter().any(|x| x == url) {
+                        r.kept.push(url.to_string());
+                    }
+                }
             }
         }
     }
-    if !kept.iter().any(|x| x == CATALOGUE_REPO) {
-        kept.push(CATALOGUE_REPO.to_string());
+    if !r.kept.iter().any(|x| x == CATALOGUE_REPO) {
+        r.kept.push(CATALOGUE_REPO.to_string());
     }
-    (kept, left_out)
+    r
 }
 
 /// How one value reads, before the gate.
@@ -1072,7 +1121,7 @@ pub fn plan(paths: &[PathBuf], into: &Path, backends: &Backends, gate: &Gate) ->
             indicators: Vec::new(),
             rules: Vec::new(),
             failures: Vec::new(),
-            left_out_links: references(&entries).1,
+            left_out_links: references(&entries).left_out,
         };
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut seen_raw: BTreeSet<(Origin, String)> = BTreeSet::new();
@@ -1181,7 +1230,26 @@ fn make_rule(
         .find(|d| !d.is_empty())
         .unwrap_or("A remote monitoring and management (RMM) tool.");
     let files: Vec<&str> = entries.iter().map(|e| e.rel.as_str()).collect();
-    let references = references(entries).0;
+    let References {
+        kept: references,
+        techniques: linked,
+        ..
+    } = references(entries);
+    // T1219, and the techniques the entries link to, each with its first tactic.
+    let mut tactics = vec!["CommandAndControl".to_string()];
+    let mut techniques = vec!["T1219".to_string()];
+    for t in linked {
+        if !techniques.iter().any(|x| x == t) {
+            techniques.push(t.to_string());
+        }
+        let known = crate::attack::technique_entry(t).map(|e| e.tactics.as_slice());
+        if let Some(ts) = known
+            && !ts.iter().any(|x| tactics.contains(x))
+            && let Some(first) = ts.first()
+        {
+            tactics.push(first.clone());
+        }
+    }
     let mut authors: Vec<String> = Vec::new();
     for e in entries {
         if let Some(a) = &e.author
@@ -1231,8 +1299,8 @@ fn make_rule(
             modified,
             license: Some(CATALOGUE_LICENSE.to_string()),
             tool: tool.name.clone(),
-            tactics: vec!["CommandAndControl".to_string()],
-            techniques: vec!["T1219".to_string()],
+            tactics,
+            techniques,
             severity: Severity::Medium,
             status: Status::Experimental,
             acknowledged: Vec::new(),
@@ -1325,10 +1393,10 @@ fn header(tool: &Tool, entries: &[Entry], kind: Kind, mine: &[&Indicator]) -> Ve
     }
     if !tool.left_out_links.is_empty() {
         h.push(format!(
-            "References of the entry left out: GitHub links to a branch, not a commit (the\ncatalogue snapshot records no commit to pin them to):\n{}",
+            "References of the entry left out of `references`:\n{}",
             tool.left_out_links
                 .iter()
-                .map(|(l, rel, _)| format!("- {} ({rel}:{})", l.url, l.line))
+                .map(|(l, rel, why)| format!("- {} ({rel}:{}): {why}", l.url, l.line))
                 .collect::<Vec<_>>()
                 .join("\n")
         ));
@@ -1375,7 +1443,23 @@ pub fn import_lolrmm(
 
 #[cfg(test)]
 mod tests {
-    use super::unpinned_github_link;
+    use super::{attack_technique_link, unpinned_github_link};
+
+    #[test]
+    fn attack_technique_pages_name_their_technique() {
+        for (url, technique) in [
+            (
+                "https://attack.mitre.org/techniques/T1021/001/",
+                Some("T1021.001"),
+            ),
+            ("https://attack.mitre.org/techniques/T1219", Some("T1219")),
+            ("https://attack.mitre.org/techniques/T9999/", None),
+            ("https://attack.mitre.org/tactics/TA0011/", None),
+            ("https://example.com/techniques/T1219/", None),
+        ] {
+            assert_eq!(attack_technique_link(url), technique, "{url}");
+        }
+    }
 
     #[test]
     fn github_links_to_a_branch_are_unpinned_and_permalinks_are_not() {

@@ -710,7 +710,10 @@ pub fn sigma_title(name: &str) -> String {
                 || LOWER.contains(&w)
                 || w.contains(['.', '/', '_'])
                 || w.starts_with(|c: char| c.is_ascii_digit());
-            let mut c = w.chars();
+            // The first letter after leading punctuation (`(formerly` → `(Formerly`).
+            let lead = w.len() - w.trim_start_matches(|c: char| c.is_ascii_punctuation()).len();
+            let (punct, rest) = w.split_at(lead);
+            let mut c = rest.chars();
             let first = c.next();
             // Only a first letter whose capital is one letter that lower-cases back to
             // it (not `ß` → `SS`, nor the micro sign `µ` → Greek `Μ` → `μ`).
@@ -720,7 +723,7 @@ pub fn sigma_title(name: &str) -> String {
                 u.to_lowercase().eq(std::iter::once(f)).then_some(u)
             });
             match (keep, capital) {
-                (false, Some(u)) => std::iter::once(u).chain(c).collect(),
+                (false, Some(u)) => format!("{punct}{u}{}", c.as_str()),
                 _ => w.to_string(),
             }
         })
@@ -832,6 +835,11 @@ mod tests {
             ("connects to the internet via proxy.", "Connects to the Internet via proxy"),
             ("ßig v1.2 uses 3rd-party tools", "ßig v1.2 Uses 3rd-party Tools"),
             ("µ-agent tool", "µ-agent Tool"),
+            // Leading punctuation: the first letter after it.
+            (
+                "Quest KACE Agent (formerly Dell KACE) - \"remote\" tool",
+                "Quest KACE Agent (Formerly Dell KACE) - \"Remote\" Tool",
+            ),
         ] {
             assert_eq!(sigma_title(name), title, "{name}");
         }

@@ -185,11 +185,13 @@ fn malformed(s: impl Into<String>) -> Reading {
 /// Program image extensions: a process-creation event names files with these.
 const IMAGE_EXTENSIONS: [&str; 3] = ["exe", "com", "scr"];
 
-/// The extension of a file name: 1 to 4 letters or digits after the last `.`.
+/// The extension of a file name: 1 to 4 letters or digits after the last `.`, or 5
+/// to 8 letters (`.service`, `.plist`: files Unix paths name beside their programs).
 fn extension(name: &str) -> Option<String> {
     let (_, ext) = name.rsplit_once('.')?;
-    (!ext.is_empty() && ext.len() <= 4 && ext.chars().all(|c| c.is_ascii_alphanumeric()))
-        .then(|| ext.to_ascii_lowercase())
+    let short = !ext.is_empty() && ext.len() <= 4 && ext.chars().all(|c| c.is_ascii_alphanumeric());
+    let long = (5..=8).contains(&ext.len()) && ext.chars().all(|c| c.is_ascii_alphabetic());
+    (short || long).then(|| ext.to_ascii_lowercase())
 }
 
 fn not_an_image(ext: &str) -> String {
@@ -199,6 +201,8 @@ fn not_an_image(ext: &str) -> String {
         "ps1" | "vbs" | "py" | "cmd" | "bat" | "js" => "a script, run by its interpreter",
         "lnk" => "a shortcut",
         "app" => "a macOS bundle name",
+        "service" | "socket" | "timer" => "a systemd unit file, read by systemd",
+        "plist" => "a launchd property list, read by launchd",
         _ => "not a program image",
     };
     format!(
@@ -498,6 +502,16 @@ mod tests {
             }
         );
         assert!(matches!(read_path("x\\agent.dll"), Reading::Skip(_)));
+        // Files beside a Unix program, not the program: no process starts from them.
+        for unit in [
+            "/etc/systemd/system/nezha-agent.service",
+            "/Library/LaunchDaemons/remotely-agent.plist",
+        ] {
+            assert!(
+                matches!(read_path(unit), Reading::Skip(r) if r.contains("read by")),
+                "{unit}"
+            );
+        }
         assert!(matches!(read_path("%APPDATA%\\x\\*"), Reading::Skip(_)));
         assert!(matches!(read_path("can't find this one"), Reading::Skip(_)));
         assert!(matches!(
