@@ -261,6 +261,11 @@ fn list_shows_targets_profiles_and_rules() {
     assert!(t.starts_with("kql"), "{t}");
     let t = text(&rmmc(&["list", "profiles"], &ws));
     assert!(t.contains("eql    ecs (default)"), "{t}");
+    // Elastic Defend's process stream also holds end events: the profile says it selects.
+    assert!(
+        t.contains("       process_creation: only events whose event.type is start\n"),
+        "{t}"
+    );
     let t = text(&rmmc(&["list", "rules"], &ws));
     assert!(t.contains("b05f18dd-69df-4dc3-9eed-04b29d379ee5"), "{t}");
 }

@@ -69,6 +69,17 @@ pub fn run(args: &Args, backends: &Backends, console: Console) -> Outcome {
                         p.name,
                         p.description.trim()
                     ));
+                    // The event selection changes which events a rule can match, so a
+                    // reader choosing a profile must see it, not only the field map.
+                    for (source, map) in &p.sources {
+                        for (field, values) in &map.events {
+                            console.say(format_args!(
+                                "{:<6}   {source}: only events whose {field} is {}",
+                                "",
+                                values.join(" or ")
+                            ));
+                        }
+                    }
                 }
             }
         }
