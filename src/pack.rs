@@ -708,17 +708,16 @@ pub fn write_packs(
     let created = !out_dir.exists();
     let lock = swap::lock(out_dir)?;
     let staging = swap::temporary(out_dir, swap::STAGING_PREFIX);
+    // A rebuild links every file that did not change from the tree it replaces.
+    let sink = || match created {
+        true => DirSink::new(&staging),
+        false => DirSink::reusing(&staging, out_dir),
+    };
     let result = match only {
-        None => stream(
-            sources,
-            backends,
-            options,
-            &mut DirSink::new(&staging),
-            on_rule,
-        ),
+        None => stream(sources, backends, options, &mut sink(), on_rule),
         Some(selection) => (|| {
             let mut sink = SelectSink {
-                inner: DirSink::new(&staging),
+                inner: sink(),
                 selection,
                 live: out_dir,
                 kept: Vec::new(),

@@ -77,8 +77,12 @@ impl Renderer {
     fn render(&self, name: &str, context: &Value) -> Result<String> {
         let ctx =
             tera::Context::from_value(context.clone()).map_err(|e| template_error(name, &e))?;
+        self.render_in(name, &ctx)
+    }
+
+    fn render_in(&self, name: &str, ctx: &tera::Context) -> Result<String> {
         self.tera
-            .render(name, &ctx)
+            .render(name, ctx)
             .map_err(|e| template_error(name, &e))
     }
 
@@ -107,26 +111,35 @@ impl Renderer {
         if lowered.fidelity.is_unsupported() {
             return Ok(rendered(String::new(), Vec::new(), Vec::new()));
         }
+        // One template context for all of the rule's files, added to as they are
+        // rendered (not a copy of the whole context per file: that copying was a
+        // fifth of the work of a build).
         let mut context = lowered.context.clone();
         context["rule"] = rule_context(rule, source_file);
         let t = lowered.target.as_str();
+        let mut ctx = tera::Context::from_value(context).map_err(|e| template_error(t, &e))?;
         let mut query = None;
         let mut files = Vec::new();
+        let mut earlier = serde_json::Map::new();
         for file in lowered.target.spec().rule_files {
-            let text = self.render(&format!("{t}/{}", file.template), &context)?;
+            let text = self.render_in(&format!("{t}/{}", file.template), &ctx)?;
             if query.is_none() {
                 // Later files (the rule file around the query) embed the query.
-                context["query"] = Value::String(text.trim_end().to_string());
+                ctx.insert("query", text.trim_end());
                 query = Some(text.clone());
             }
             // Later files may embed earlier ones: `rendered["<extension>"]`.
-            context["rendered"][file.extension] = Value::String(text.trim_end().to_string());
+            earlier.insert(
+                file.extension.to_string(),
+                Value::String(text.trim_end().to_string()),
+            );
+            ctx.insert("rendered", &earlier);
             if !text.trim().is_empty() {
-                files.push((rule_file_path(stem, file.extension, &context), text));
+                files.push((rule_file_path(stem, file.extension, &lowered.context), text));
             }
         }
         // Parts of gathered documents may name the rule's pack files.
-        context["stem"] = Value::String(stem.to_string_lossy().replace('\\', "/"));
+        ctx.insert("stem", &stem.to_string_lossy().replace('\\', "/"));
         let mut parts = Vec::new();
         for gathered in lowered.target.spec().gathered {
             if let Gathered::Wrapped {
@@ -138,7 +151,7 @@ impl Renderer {
             {
                 let wanted = with_ext(stem, extension);
                 if files.iter().any(|(p, _)| *p == wanted) {
-                    parts.push((*path, self.render(&format!("{t}/{template}"), &context)?));
+                    parts.push((*path, self.render_in(&format!("{t}/{template}"), &ctx)?));
                 }
             }
         }

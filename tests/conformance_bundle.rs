@@ -20,7 +20,7 @@ fn bundle_for_every_rule_and_target() {
     let mut lines = Vec::new();
     let (mut fixture_events, mut generated_events) = (0, 0);
     for case in &cases {
-        let events = case.events();
+        let common::Reference { events, answers } = common::reference(case);
         let names: BTreeSet<&str> = events.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(
             names.len(),
@@ -30,7 +30,6 @@ fn bundle_for_every_rule_and_target() {
         );
         fixture_events += case.fixture_count();
         generated_events += events.len() - case.fixture_count();
-        let answers = common::answers(case, &events);
         // The fixtures' own `expect` agrees with the evaluator (as `rmmc test` checks).
         let exact = &answers[&common::Variant::EXACT.key()];
         for e in &case.fixtures.events {
@@ -47,7 +46,7 @@ fn bundle_for_every_rule_and_target() {
         // carries what the Python and Node oracles need.
         for target in [Target::Kql, Target::Eql, Target::Sigma] {
             let compiled = common::compile(&compiler, case, target);
-            let mut line = common::bundle_line(case, &compiled, &events, &answers);
+            let mut line = common::bundle_line(case, &compiled, events, answers);
             if target == Target::Sigma {
                 // The `defender` profile too (Defender column names): its files, for the
                 // pySigma kusto oracle (microsoft_xdr reads those columns as they are).

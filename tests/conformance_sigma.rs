@@ -176,8 +176,7 @@ fn check_rule(
         }
     };
     let text = sut.text.clone();
-    let events: Vec<CaseEvent> = case.events();
-    let answers = common::answers(case, &events);
+    let common::Reference { events, answers } = common::reference(case);
     let documented = common::documented(&sut.fidelity);
     let fail = |msg: String| {
         (
@@ -216,7 +215,7 @@ fn check_rule(
     // Events the profile's data cannot hold are left out (and counted).
     let mut unrepresentable = Vec::new();
     let mut mapped: BTreeMap<String, Value> = BTreeMap::new();
-    for e in &events {
+    for e in events {
         match (sut.map)(&e.event) {
             Ok(m) => {
                 mapped.insert(e.name.clone(), Value::Object(m));
@@ -225,8 +224,9 @@ fn check_rule(
         }
     }
     let events: Vec<CaseEvent> = events
-        .into_iter()
+        .iter()
         .filter(|e| mapped.contains_key(&e.name))
+        .cloned()
         .collect();
     let mut windowed: Vec<(DateTime<Utc>, &CaseEvent, Value)> = events
         .iter()
@@ -246,13 +246,7 @@ fn check_rule(
     // K (U+212A) equals `k` there; KQL and the evaluator fold ASCII only. This is the
     // shared limit of folding engines (README), not a translation fault: such events
     // are "not checked by this oracle".
-    let mut j = common::judge_matched(
-        &events,
-        &got,
-        &answers,
-        documented,
-        &[common::Fold::Unicode],
-    );
+    let mut j = common::judge_matched(&events, &got, answers, documented, &[common::Fold::Unicode]);
     let mut detail = format!(
         "{} events in the window, {} matched",
         windowed.len(),

@@ -18,7 +18,7 @@ mod common;
 mod spl_engine;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{Answer, CaseEvent, RuleCase, Verdict};
+use common::{Answer, RuleCase, Verdict};
 use rmmc::Target;
 use rmmc::ir::{AggFunction, TIMESTAMP_FIELD};
 use rmmc::lower::escape::spl_working_name;
@@ -208,8 +208,7 @@ struct Outcome {
 
 fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> Outcome {
     let compiled = common::compile(compiler, case, Target::Spl);
-    let events: Vec<CaseEvent> = case.events();
-    let answers = common::answers(case, &events);
+    let common::Reference { events, answers } = common::reference(case);
     let documented = common::documented(&compiled.rendered.fidelity);
     let table = table_of(compiler, case);
     let spl_events: Vec<SplEvent> = events
@@ -242,7 +241,7 @@ fn check_rule(compiler: &rmmc::Compiler, case: &RuleCase) -> Outcome {
         .iter()
         .map(|&i| events[i].name.clone())
         .collect();
-    let mut j = common::judge_matched(&events, &got, &answers, documented, &[]);
+    let mut j = common::judge_matched(events, &got, answers, documented, &[]);
     let mut rows_note = String::from("no aggregation: rows are the matched events");
     if case.rule.aggregation.is_some() {
         match &j.same_as {

@@ -18,7 +18,9 @@ use rmmc::text::has_non_ascii_cased;
 use rmmc::{ApproxCategory, Backends, Compiler, Fidelity, Rendered, Target};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The repository root (where `rules/` lives).
 pub fn root() -> PathBuf {
@@ -39,7 +41,7 @@ pub struct RuleCase {
 }
 
 /// One event the engines are run over.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CaseEvent {
     pub name: String,
     /// `fixture` or `generated`
@@ -610,6 +612,207 @@ pub fn answers(case: &RuleCase, events: &[CaseEvent]) -> BTreeMap<String, Answer
         .into_iter()
         .map(|v| (v.key(), answer(&case.applied, events, case.now, v)))
         .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// The reference answers, computed once per run of the suite
+
+/// One rule's events (fixture, then generated) and the reference evaluator's answer
+/// to them under every variant ([`answers`]).
+#[derive(Debug, PartialEq)]
+pub struct Reference {
+    pub events: Vec<CaseEvent>,
+    pub answers: BTreeMap<String, Answer>,
+}
+
+/// The reference of `case` (one of [`discover`]'s).
+///
+/// Generating the events and evaluating them under every variant is the same work in
+/// every conformance test binary (the bundle, the SPL engine, rsigma over two
+/// profiles): it is done once per process for every rule, and once per state of the
+/// sources for all binaries: the first writes `reference-<key>.json` into the results
+/// folder (`RMMC_CONFORMANCE_OUT`, which `scripts/conformance` empties at its start)
+/// or else `target/conformance-reference/`, and the others read it. The key is a hash
+/// of everything the answers depend on ([`reference_inputs`]); a binary older than any
+/// of those files (built before an edit) neither reads nor writes the file.
+/// `RMMC_REFERENCE_CACHE=0` computes in every process.
+pub fn reference(case: &RuleCase) -> &'static Reference {
+    static ALL: OnceLock<BTreeMap<String, Reference>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let cases = discover();
+        let compute = || {
+            cases
+                .iter()
+                .map(|c| {
+                    let events = c.events();
+                    let answers = answers(c, &events);
+                    (c.stem.clone(), Reference { events, answers })
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let Some(path) = reference_file() else {
+            return compute();
+        };
+        if let Some(all) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| references_from_json(&text))
+        {
+            eprintln!("reference answers: read {}", path.display());
+            return all;
+        }
+        let all = compute();
+        let text = references_to_json(&all);
+        // Written only when it reads back as computed (numbers, key order).
+        if references_from_json(&text).as_ref() == Some(&all) {
+            store_reference(&path, &text);
+            eprintln!("reference answers: computed, wrote {}", path.display());
+        }
+        all
+    })
+    .get(&case.stem)
+    .unwrap_or_else(|| panic!("{}: not a rule with fixtures under rules/", case.stem))
+}
+
+/// The files the reference answers depend on: the rules and fixtures, the crate's
+/// sources and backends (parsing, `applied`, the evaluator), this harness (the
+/// generated events, the variants) and the locked dependencies. Sorted.
+pub fn reference_inputs() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let root = root();
+    let mut out = Vec::new();
+    for dir in ["rules", "src", "backends", "conformance/harness"] {
+        walk(&root.join(dir), &mut out);
+    }
+    for file in ["Cargo.toml", "Cargo.lock", "build.rs"] {
+        out.push(root.join(file));
+    }
+    out.sort();
+    out
+}
+
+/// Where this process reads and writes the reference answers: `None` when caching is
+/// off, or when any input is newer than this test binary (it may predate an edit).
+fn reference_file() -> Option<PathBuf> {
+    if std::env::var_os("RMMC_REFERENCE_CACHE").is_some_and(|v| v == "0") {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let built = std::fs::metadata(&exe).ok()?.modified().ok()?;
+    let root = root();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for path in reference_inputs() {
+        let meta = std::fs::metadata(&path).ok()?;
+        if meta.modified().ok()? > built {
+            eprintln!(
+                "reference answers: {} is newer than this test binary: computed here, not shared",
+                path.display()
+            );
+            return None;
+        }
+        path.strip_prefix(&root).unwrap_or(&path).hash(&mut hasher);
+        std::fs::read(&path).ok()?.hash(&mut hasher);
+    }
+    // target/<profile>/deps/<test binary>
+    let dir = match results_dir() {
+        Some(dir) => dir,
+        None => exe
+            .parent()?
+            .parent()?
+            .parent()?
+            .join("conformance-reference"),
+    };
+    Some(dir.join(format!("reference-{:016x}.json", hasher.finish())))
+}
+
+/// Write `text` to `path` whole (a reader never sees part of it), replacing the
+/// files of other keys.
+fn store_reference(path: &Path, text: &str) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("reference-") && e.path() != path {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let tmp = dir.join(format!(".reference-{}.tmp", std::process::id()));
+    if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+fn references_to_json(all: &BTreeMap<String, Reference>) -> String {
+    let value: BTreeMap<&String, Value> = all
+        .iter()
+        .map(|(stem, r)| {
+            let events: Vec<Value> = r
+                .events
+                .iter()
+                .map(
+                    |e| json!({"name": e.name, "origin": e.origin, "why": e.why, "event": e.event}),
+                )
+                .collect();
+            let answers: BTreeMap<&String, Value> = r
+                .answers
+                .iter()
+                .map(|(k, a)| (k, json!({"matched": a.matched, "rows": a.rows})))
+                .collect();
+            (stem, json!({"events": events, "answers": answers}))
+        })
+        .collect();
+    serde_json::to_string(&value).expect("json")
+}
+
+fn references_from_json(text: &str) -> Option<BTreeMap<String, Reference>> {
+    let value: BTreeMap<String, Value> = serde_json::from_str(text).ok()?;
+    let mut out = BTreeMap::new();
+    for (stem, r) in value {
+        let mut events = Vec::new();
+        for e in r["events"].as_array()? {
+            events.push(CaseEvent {
+                name: e["name"].as_str()?.to_string(),
+                origin: match e["origin"].as_str()? {
+                    "fixture" => "fixture",
+                    "generated" => "generated",
+                    _ => return None,
+                },
+                why: e["why"].as_str()?.to_string(),
+                event: e["event"].as_object()?.clone(),
+            });
+        }
+        let mut answers = BTreeMap::new();
+        for (k, a) in r["answers"].as_object()? {
+            let matched = a["matched"]
+                .as_array()?
+                .iter()
+                .map(|m| m.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()?;
+            let rows = a["rows"]
+                .as_array()?
+                .iter()
+                .map(|row| row.as_object().cloned())
+                .collect::<Option<Vec<_>>>()?;
+            answers.insert(k.clone(), Answer { matched, rows });
+        }
+        out.insert(stem, Reference { events, answers });
+    }
+    Some(out)
 }
 
 // ---------------------------------------------------------------------------------

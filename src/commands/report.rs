@@ -14,7 +14,7 @@ pub(super) struct Reporter {
     console: Console,
     verbose: bool,
     format: DiagFormat,
-    /// Every warning, for the JSON and SARIF documents.
+    /// Every warning, for the JSON and SARIF documents (none kept for text).
     pub(super) diagnostics: Vec<Diagnostic>,
     reasons: BTreeMap<(Target, String), usize>,
     /// Exact, approximate and unsupported rules per target.
@@ -41,10 +41,13 @@ impl Reporter {
     pub(super) fn rule(&mut self, report: &pack::RuleReport) {
         for w in report.warnings {
             let d = Diagnostic::from_warning(&report.source.path, w);
+            // Text is printed as it comes and kept nowhere: memory stays bounded
+            // however many rules warn. The JSON and SARIF documents need them all.
             if self.text() {
                 self.console.note(d.text());
+            } else {
+                self.diagnostics.push(d);
             }
-            self.diagnostics.push(d);
         }
         let file = report.source.path.display();
         for r in report.rendered {
