@@ -1018,6 +1018,10 @@ def main():
     ap.add_argument("--results", required=True, type=Path)
     ap.add_argument("--oracles", required=True, type=Path)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--wait-for", default="", help="comma list of files in --results to wait for before "
+                    "merging the Rust steps' results (they run beside this one)")
+    ap.add_argument("--or-for", default="", help="a file in --results whose presence ends the wait "
+                    "(the other lane ended, e.g. after a failed step)")
     args = ap.parse_args()
     t0 = time.time()
     lines = [json.loads(l) for l in args.bundle.read_text(encoding="utf-8").splitlines() if l.strip()]
@@ -1047,6 +1051,13 @@ def main():
     root = HERE.parent
     t = time.time(); sigma_kusto(lines, schema, res, by_rule, root); timings["pySigma->kusto"] = time.time() - t
     t = time.time(); folder_runs = sigma_convert(lines, args.oracles, res, root); timings["pySigma convert"] = time.time() - t
+    wanted = [args.results / f for f in args.wait_for.split(",") if f]
+    waited = time.time()
+    while wanted and not all(p.exists() for p in wanted) and not (
+            args.or_for and (args.results / args.or_for).exists()):
+        time.sleep(0.5)
+    if wanted:
+        timings["waiting for the Rust steps"] = time.time() - waited
     rust_results(args.results, res)
 
     print("== oracle versions ==")

@@ -139,14 +139,14 @@ fn predicate(p: &Predicate, place: &str, out: &mut Vec<Lint>) {
         }
         if p.kind == MatchKind::Equals
             && FILE_NAME_FIELDS.contains(&p.field.as_str())
-            && !looks_like_file_name(v)
+            && let Some(why) = not_a_file_name(&p.field, v)
         {
             out.push(Lint {
                 code: NOT_A_FILE_NAME,
                 value: v.clone(),
                 key: Some(p.kind.as_str()),
                 message: format!(
-                    "{place}: `{}` holds a process image's file name (e.g. svchost.exe), but `{v}` is not a file name (no extension, or a path), so this predicate never matches real data",
+                    "{place}: `{}` holds a process image's file name (e.g. svchost.exe), but `{v}` {why}",
                     p.field
                 ),
             });
@@ -158,15 +158,51 @@ fn predicate(p: &Predicate, place: &str, out: &mut Vec<Lint>) {
 fn pattern_sign(v: &str) -> Option<&'static str> {
     if v.starts_with('*') || v.ends_with('*') {
         Some("a `*` wildcard")
-    } else if [".*", ".+", "\\.", "\\d", "\\w", "\\s", "(?i)"]
-        .iter()
-        .any(|r| v.contains(r))
+    } else if [".*", ".+", "(?i)"].iter().any(|r| v.contains(r))
+        || regex_escape(v)
         || (v.starts_with('^') && v.len() > 1)
         || (v.ends_with('$') && v.len() > 1 && !v.ends_with("\\$"))
     {
         Some("regex syntax")
     } else {
         None
+    }
+}
+
+/// A regex escape such as `\d+` or `name\.exe`. A Windows path is full of the same
+/// pairs (`C:\Windows\dwrcs\`, `\superputty.exe`, `\.unverified\`), so a class escape
+/// counts only with a quantifier after it, and `\.` only in a value with no other
+/// backslash (one escaped dot, not a folder separator).
+fn regex_escape(v: &str) -> bool {
+    let quantified_class = ["\\d", "\\w", "\\s"].iter().any(|class| {
+        v.match_indices(class).any(|(at, _)| {
+            v[at + 2..]
+                .chars()
+                .next()
+                .is_some_and(|c| matches!(c, '+' | '*' | '?' | '{'))
+        })
+    });
+    quantified_class || (v.contains("\\.") && v.matches('\\').count() == 1)
+}
+
+/// Why a value of a file-name field is not a process image's file name, if it is not.
+/// A path never is. A name without an extension is one only on Linux and macOS, and
+/// a PE version resource's OriginalFilename is free text that usually, not always,
+/// carries the extension: the warning says what the value can still match.
+fn not_a_file_name(field: &str, v: &str) -> Option<&'static str> {
+    if looks_like_file_name(v) {
+        None
+    } else if v.contains(['\\', '/']) || v.rsplit_once('.').is_some_and(|(stem, _)| stem.is_empty())
+    {
+        Some("is a path or no name at all, so this predicate never matches real data")
+    } else if field == "process.pe.original_file_name" {
+        Some(
+            "has no extension: a version resource's OriginalFilename usually has one, so this matches only binaries whose vendor left it out; check the binary's version info",
+        )
+    } else {
+        Some(
+            "has no extension: a Windows program's name has one, so this matches only processes on Linux or macOS devices, whose programs often have none",
+        )
     }
 }
 
@@ -220,6 +256,52 @@ mod tests {
             "$",
         ] {
             assert_eq!(pattern_sign(plain), None, "{plain}");
+        }
+    }
+
+    #[test]
+    fn a_regex_escape_is_not_a_windows_folder_separator() {
+        for (value, regex) in [
+            ("fooremote\\.exe", true),
+            ("\\d+\\.exe", true),
+            ("agent\\w{3}", true),
+            ("x\\s*y", true),
+            ("C:\\Windows\\dwrcs\\", false),
+            ("\\superputty.exe", false),
+            ("\\winvnc.exe", false),
+            ("C:\\Program Files (x86)\\TiFLUX\\desktop\\", false),
+            (
+                "C:\\ProgramData\\Package Cache\\.unverified\\agent\\",
+                false,
+            ),
+        ] {
+            assert_eq!(regex_escape(value), regex, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_name_without_extension_is_flagged_for_what_it_can_still_match() {
+        let never = Some("is a path or no name at all, so this predicate never matches real data");
+        for (field, value, why) in [
+            ("process.name", "NetSupport.exe", None),
+            ("process.name", "C:\\x\\a.exe", never),
+            ("process.name", ".exe", never),
+            ("process.pe.original_file_name", "bin/agent", never),
+            ("process.name", "tmate", Some("linux")),
+            ("process.parent.name", "Task Scheduler", Some("linux")),
+            ("process.pe.original_file_name", "Alpemix", Some("version")),
+        ] {
+            let got = not_a_file_name(field, value);
+            match why {
+                None => assert_eq!(got, None, "{value}"),
+                Some("linux") => {
+                    assert!(got.is_some_and(|m| m.contains("Linux or macOS")), "{value}")
+                }
+                Some("version") => {
+                    assert!(got.is_some_and(|m| m.contains("version info")), "{value}")
+                }
+                Some(message) => assert_eq!(got, Some(message), "{value}"),
+            }
         }
     }
 }
