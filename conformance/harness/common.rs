@@ -632,7 +632,8 @@ pub struct Reference {
 /// profiles): it is done once per process for every rule, and once per state of the
 /// sources for all binaries: the first writes `reference-<key>.json` into the results
 /// folder (`RMMC_CONFORMANCE_OUT`, which `scripts/conformance` empties at its start)
-/// or else `target/conformance-reference/`, and the others read it. The key is a hash
+/// or else `target/conformance-reference/`, and the others read it (one that starts
+/// while another computes waits for it, on a lock file beside it). The key is a hash
 /// of everything the answers depend on ([`reference_inputs`]); a binary older than any
 /// of those files (built before an edit) neither reads nor writes the file.
 /// `RMMC_REFERENCE_CACHE=0` computes in every process.
@@ -653,6 +654,9 @@ pub fn reference(case: &RuleCase) -> &'static Reference {
         let Some(path) = reference_file() else {
             return compute();
         };
+        // One process computes, the others (the suite's lanes start together) wait for
+        // it and read; the lock goes with this process.
+        let _lock = lock_reference(&path);
         if let Some(all) = std::fs::read_to_string(&path)
             .ok()
             .and_then(|text| references_from_json(&text))
@@ -734,6 +738,17 @@ fn reference_file() -> Option<PathBuf> {
             .join("conformance-reference"),
     };
     Some(dir.join(format!("reference-{:016x}.json", hasher.finish())))
+}
+
+/// An exclusive lock beside the reference file, held until dropped (`None` where the
+/// file system cannot lock: each process then computes on its own).
+fn lock_reference(path: &Path) -> Option<std::fs::File> {
+    let dir = path.parent()?;
+    std::fs::create_dir_all(dir).ok()?;
+    let name = format!(".lock-{}", path.file_name()?.to_string_lossy());
+    let file = std::fs::File::create(dir.join(name)).ok()?;
+    file.lock().ok()?;
+    Some(file)
 }
 
 /// Write `text` to `path` whole (a reader never sees part of it), replacing the
