@@ -8,6 +8,7 @@
 //! encodes a kind as wildcards that a backend would have to guess back.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// A compiled rule: metadata, data source, window, detection, exclusions, aggregation.
@@ -390,6 +391,17 @@ impl Rule {
             if !out.contains(&f) {
                 out.push(f);
             }
+        }
+        out
+    }
+
+    /// The fields the detection and the exclusions test: what of an event decides
+    /// whether the rule matches it (a data source may hold two of them in one field,
+    /// e.g. Sigma's `Image` is both `process.executable` and, at its end, `process.name`).
+    pub fn tested_fields(&self) -> BTreeSet<&str> {
+        let mut out: BTreeSet<&str> = self.detection.fields().into_iter().collect();
+        for x in &self.exclusions {
+            out.extend(x.drop_when.fields());
         }
         out
     }

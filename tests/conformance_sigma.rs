@@ -65,7 +65,12 @@ fn under_profile(
         .and_then(|p| p.source(case.rule.source).cloned())
         .map_err(|e| e.to_string())?;
     let names = map.names();
-    let reads = common::reads(&case.rule);
+    let reads: std::collections::BTreeSet<String> = case
+        .rule
+        .tested_fields()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let groups = case
         .rule
         .aggregation

@@ -1082,22 +1082,6 @@ pub fn map_event(compiled: &Compiled, e: &Event) -> Event {
 /// fixture-bundle line (what `rmmc fixtures` prints) with the events generated here
 /// and what the oracles need besides (substitutes, documented approximations,
 /// constants, window, the reference answers under each variant).
-/// The canonical fields a rule's detection and exclusions test: what the rule can see
-/// of an event (an engine's data may hold two of them in one field, e.g. the
-/// taxonomy's `Image` is both `process.executable` and, at its end, `process.name`).
-pub fn reads(rule: &Rule) -> BTreeSet<String> {
-    let mut out: BTreeSet<String> = rule
-        .detection
-        .fields()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    for x in &rule.exclusions {
-        out.extend(x.drop_when.fields().into_iter().map(str::to_string));
-    }
-    out
-}
-
 pub fn bundle_line(
     case: &RuleCase,
     compiled: &Compiled,
@@ -1130,7 +1114,7 @@ pub fn bundle_line(
         "documented": {"unicode_fold": documented.0, "ascii_terms": documented.1, "end_exclusive": documented.2},
         "constants": case.rule.constants,
         "window_seconds": case.rule.window.seconds,
-        "reads": reads(&case.rule),
+        "reads": case.rule.tested_fields(),
         "now": case.fixtures.now,
         // Rows only where they are not the matched events themselves.
         "answers": answers.iter().map(|(k, a)| {
