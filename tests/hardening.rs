@@ -235,10 +235,15 @@ fn hostile() -> impl Strategy<Value = String> {
 
 /// `cases` values per field; each value on every target, or (`rotate`) value `i` on
 /// target `i mod 4` only, which keeps the 10,000-per-field run to minutes. Fields are
-/// independent: they are shared out to one thread per core.
+/// independent: they are shared out to one thread per core, or to
+/// `RMMC_HARDENING_THREADS` threads (`scripts/conformance` runs its steps in two lanes,
+/// one core each, and gives this step one thread so that it does not slow the other lane).
 fn run(cases: u32, rotate: bool) {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+    let workers = std::env::var("RMMC_HARDENING_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .min(FIELDS.len());
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
