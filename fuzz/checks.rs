@@ -169,7 +169,9 @@ pub fn shape(j: &Json) -> Json {
                     Json::Array(vec![Json::String(key.into()), shape(v)])
                 })
                 .collect();
-            pairs.sort_by_key(|p| p.to_string());
+            // Each pair's text once, not once per comparison: a sort by an uncached
+            // key serialized every subtree O(log n) times at every level.
+            pairs.sort_by_cached_key(|p| p.to_string());
             Json::Array(pairs)
         }
         other => other.clone(),

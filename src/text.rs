@@ -129,12 +129,21 @@ pub fn check_text(s: &str, kind: TextKind) -> Result<(), BadChar> {
 /// that could end the line (controls, U+2028, U+2029, noncharacters) becomes a
 /// space, and runs of blanks become one.
 pub fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if is_breaking(c) { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    // One pass, one allocation: templates call this for every text they print.
+    let mut out = String::with_capacity(s.len());
+    let mut blank = false;
+    for c in s.chars() {
+        if c.is_whitespace() || is_breaking(c) {
+            blank = !out.is_empty();
+        } else {
+            if blank {
+                out.push(' ');
+                blank = false;
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A YAML scalar: plain where that is unambiguous, else double-quoted with every
@@ -376,6 +385,39 @@ pub fn arm_string(s: &str) -> String {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn one_line_joins_words_with_single_spaces() {
+        for (text, expected) in [
+            ("", ""),
+            ("  a  ", "a"),
+            ("a\nb\r\nc", "a b c"),
+            ("a\u{2028}\u{2029}b", "a b"),
+            ("a\u{0}\u{7f}\u{85}b", "a b"),
+            ("a\u{fdd0}b\u{ffff}", "a b"),
+            ("a \u{feff} b", "a b"),
+            ("a\u{3000}b\u{a0}c", "a b c"),
+            ("tab\there", "tab here"),
+        ] {
+            assert_eq!(one_line(text), expected, "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass `one_line` is the two-step definition: breaking characters
+        /// become spaces, then blank runs become one space and the ends are trimmed.
+        #[test]
+        fn one_line_is_breaking_to_space_then_split_whitespace(text in "\\PC*|[ \t\n\r\u{85}\u{2028}a-c\u{0}\u{ffff}]*") {
+            let two_step = text
+                .chars()
+                .map(|c| if is_breaking(c) { ' ' } else { c })
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            proptest::prop_assert_eq!(one_line(&text), two_step);
+        }
+    }
 
     #[test]
     fn yaml_scalars_are_plain_only_when_unambiguous() {
