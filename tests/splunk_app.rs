@@ -446,7 +446,7 @@ fn rules_that_would_share_an_alert_or_filter_macro_are_refused() {
         (
             "name: Remote Management and Monitoring tool NetSupport File Signature",
             "id: b05f18dd-0f4d-4c55-9a53-7b9e1d2c3f40",
-            "both become the Splunk filter macro `rmmc_b05f18dd_filter`",
+            "both become the Splunk filter macro `rmmc_b05f18dd_filter`: give one of them a new id",
         ),
     ] {
         let dir = std::env::temp_dir().join(format!("rmmc-spl-dup-{}", std::process::id()));

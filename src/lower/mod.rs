@@ -61,19 +61,43 @@ targets! {
     Sigma => sigma,
 }
 
-/// Names a target derives from a rule that must be unique across a rule set, with
-/// what they name: the savedsearches.conf stanza (Splunk keeps only the last of
-/// two equal stanzas), the alert's `_filter` macro in macros.conf (likewise) and the
-/// Sigma rule `name` (a correlation refers to it).
-/// Builds fail on a collision, naming both rules.
-pub fn rule_set_names(rule: &Rule) -> Vec<(&'static str, String)> {
+/// A name a target derives from a rule that must be unique across a rule set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSetName {
+    /// What it names, as an error message says it.
+    pub what: &'static str,
+    /// What a user changes to part two rules that share it.
+    pub remedy: &'static str,
+    /// The name itself.
+    pub name: String,
+}
+
+/// Names a target derives from a rule that must be unique across a rule set: the
+/// savedsearches.conf stanza (Splunk keeps only the last of two equal stanzas), the
+/// alert's `_filter` macro in macros.conf (likewise) and the Sigma rule `name` (a
+/// correlation refers to it). Builds fail on a collision, naming both rules and what
+/// to change: the macro and the Sigma name come from the id's first block (8 hex
+/// digits: two random ids share one once in about 4 billion pairs, so a set of 10,000
+/// rules has a 1 % chance of a clash, which a new id for one of them resolves).
+pub fn rule_set_names(rule: &Rule) -> Vec<RuleSetName> {
+    const NEW_ID: &str = "give one of them a new id (the name is made from the first block of the id, \
+        which renaming a rule does not change)";
     vec![
-        (
-            "the savedsearches.conf stanza",
-            crate::text::conf_stanza(&rule.meta.name),
-        ),
-        ("the Splunk filter macro", spl::filter_macro(&rule.meta.id)),
-        ("the Sigma rule name", sigma::rule_name(rule)),
+        RuleSetName {
+            what: "the savedsearches.conf stanza",
+            remedy: "rename one of them",
+            name: crate::text::conf_stanza(&rule.meta.name),
+        },
+        RuleSetName {
+            what: "the Splunk filter macro",
+            remedy: NEW_ID,
+            name: spl::filter_macro(&rule.meta.id),
+        },
+        RuleSetName {
+            what: "the Sigma rule name",
+            remedy: NEW_ID,
+            name: sigma::rule_name(rule),
+        },
     ]
 }
 

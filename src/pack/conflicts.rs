@@ -23,7 +23,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 enum Kind {
     Stem,
     Id,
-    Name(&'static str),
+    /// What the name names, and what to change to part two rules.
+    Name(&'static str, &'static str),
 }
 
 /// The keys of one rule, in the order clashes are reported (stem, id, names).
@@ -35,7 +36,7 @@ fn keys(source: &RuleSource, parsed: &Parsed) -> Vec<(Kind, String)> {
     keys.extend(
         crate::lower::rule_set_names(&parsed.rule)
             .into_iter()
-            .map(|(what, name)| (Kind::Name(what), name)),
+            .map(|n| (Kind::Name(n.what, n.remedy), n.name)),
     );
     keys
 }
@@ -121,7 +122,7 @@ impl ConflictKeys {
         let earlier = rules[first as usize];
         match kind {
             Kind::Stem => earlier.stem.to_string_lossy() == text,
-            Kind::Id | Kind::Name(_) => match read_rule(earlier, backends) {
+            Kind::Id | Kind::Name(..) => match read_rule(earlier, backends) {
                 Ok(parsed) => keys(earlier, &parsed)
                     .iter()
                     .any(|(k, t)| *k == kind && t == text),
@@ -140,8 +141,8 @@ fn clash(first: &RuleSource, source: &RuleSource, kind: Kind, text: &str) -> Err
             source.path.display(),
         ),
         Kind::Id => format!("rule id {text} is also used by {}", first.path.display()),
-        Kind::Name(what) => format!(
-            "{} and {} both become {what} `{text}`: rename one of them",
+        Kind::Name(what, remedy) => format!(
+            "{} and {} both become {what} `{text}`: {remedy}",
             first.path.display(),
             source.path.display(),
         ),
