@@ -123,8 +123,10 @@ pub fn discover_in(inputs: &[String], layout: &Layout) -> Result<Discovery> {
         .collect();
     let mut found: BTreeMap<PathBuf, RuleSource> = BTreeMap::new();
     let mut whole = true;
-    let mut add = |path: PathBuf, placed: (PathBuf, PathBuf)| {
-        let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+    // `key`: the file's canonical path, which finds one file named twice (a folder
+    // walk knows it without asking the file system again).
+    let mut add = |path: PathBuf, key: Option<PathBuf>, placed: (PathBuf, PathBuf)| {
+        let key = key.unwrap_or_else(|| path.canonicalize().unwrap_or_else(|_| path.clone()));
         found.entry(key).or_insert(RuleSource {
             path,
             stem: placed.0,
@@ -149,21 +151,21 @@ pub fn discover_in(inputs: &[String], layout: &Layout) -> Result<Discovery> {
                     abs: Some(abs.clone()),
                 },
             };
-            for p in walk_files(path, &exclude)? {
+            walk_files(path, &exclude, &mut |p, key| {
                 if is_rule_file(&p) {
                     let placed = base.place(&p);
-                    add(p, placed);
+                    add(p, Some(key), placed);
                 }
-            }
+            })?;
         } else if path.is_file() {
             whole = false;
-            add(path.to_path_buf(), root.place(path));
+            add(path.to_path_buf(), None, root.place(path));
         } else if input.contains(['*', '?', '[']) {
             whole = false;
             for p in glob_paths(input)? {
                 if p.is_file() && is_rule_file(&p) {
                     let placed = root.place(&p);
-                    add(p, placed);
+                    add(p, None, placed);
                 }
             }
         } else {
@@ -242,12 +244,18 @@ impl Root {
 /// Every file below `dir`, following symbolic links but never into a folder that
 /// contains the link (a loop), which is an error naming the link. Excluded folders
 /// (the output folder) and hidden ones (`.git`) are skipped.
-fn walk_files(dir: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// Every file under `dir` in path order, each given to `visit` with its canonical path,
+/// as it is found: a walk of a large rule set holds one folder's entries at a time.
+fn walk_files(
+    dir: &Path,
+    exclude: &[PathBuf],
+    visit: &mut dyn FnMut(PathBuf, PathBuf),
+) -> Result<()> {
     fn walk(
         dir: &Path,
         exclude: &[PathBuf],
         ancestors: &mut Vec<PathBuf>,
-        out: &mut Vec<PathBuf>,
+        visit: &mut dyn FnMut(PathBuf, PathBuf),
     ) -> Result<()> {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
@@ -275,18 +283,25 @@ fn walk_files(dir: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf>> {
                     .in_file(&p));
                 }
                 ancestors.push(real);
-                walk(&p, exclude, ancestors, out)?;
+                walk(&p, exclude, ancestors, visit)?;
                 ancestors.pop();
             } else if p.is_file() {
-                out.push(p);
+                // In a folder whose canonical path is known, a file that is not a link
+                // is that path and its name: no realpath per file.
+                let link = p
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink());
+                let key = match (link, ancestors.last(), p.file_name()) {
+                    (false, Some(folder), Some(name)) => folder.join(name),
+                    _ => p.canonicalize().unwrap_or_else(|_| p.clone()),
+                };
+                visit(p, key);
             }
         }
         Ok(())
     }
     let mut ancestors = vec![dir.canonicalize().map_err(|e| Error::io(dir, e))?];
-    let mut out = Vec::new();
-    walk(dir, exclude, &mut ancestors, &mut out)?;
-    Ok(out)
+    walk(dir, exclude, &mut ancestors, visit)
 }
 
 fn glob_paths(pattern: &str) -> Result<Vec<PathBuf>> {
@@ -351,7 +366,7 @@ pub fn load_rules(
 ) -> Result<Vec<(RuleSource, Parsed)>, Errors> {
     let mut errors = Vec::new();
     let mut rules = Vec::new();
-    let mut keys = ConflictKeys::default();
+    let mut keys = ConflictKeys::for_rules(sources.len());
     let all: Vec<&RuleSource> = sources.iter().collect();
     for (i, s) in sources.iter().enumerate() {
         match read_rule(s, backends) {
@@ -444,7 +459,7 @@ pub fn stream_with(
     let mut summary = Summary::default();
     let mut gathered = Gatherer::new(&options.targets);
     gathered.start(sink, compiler.renderer(), &profiles)?;
-    let mut keys = ConflictKeys::default();
+    let mut keys = ConflictKeys::for_rules(ordered.len());
     let mut rendered = Vec::with_capacity(profiles.len());
     for (index, &source) in ordered.iter().enumerate() {
         let parsed = match read_rule(source, backends) {

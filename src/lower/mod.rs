@@ -61,6 +61,9 @@ targets! {
     Sigma => sigma,
 }
 
+/// How many names [`rule_set_names`] gives a rule.
+pub const RULE_SET_NAMES: usize = 3;
+
 /// A name a target derives from a rule that must be unique across a rule set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSetName {

@@ -3,7 +3,8 @@
 //!
 //! A streaming build keeps this and nothing else per rule, so it is kept small: each
 //! key is a 64-bit fingerprint of its text with the index of the rule that claimed it
-//! (16 bytes a key, four keys a rule), not the text. A fingerprint seen before is
+//! (12 bytes a key, five keys a rule, in a table sized for the rule set up front, so
+//! that it never holds an old and a new table at once while it grows), not the text. A fingerprint seen before is
 //! confirmed against the full text, re-derived from the earlier rule (its stem, or its
 //! file read and parsed again): only a real clash is an error, and a key whose
 //! fingerprint collides with another's is then kept in full, so a later clash with it
@@ -41,6 +42,10 @@ fn keys(source: &RuleSource, parsed: &Parsed) -> Vec<(Kind, String)> {
     keys
 }
 
+fn halves(fp: u64) -> [u32; 2] {
+    [(fp >> 32) as u32, fp as u32]
+}
+
 /// A 64-bit fingerprint of a key (SipHash with fixed keys: the same in every run).
 fn fingerprint(kind: Kind, text: &str) -> u64 {
     let mut h = DefaultHasher::new();
@@ -50,8 +55,9 @@ fn fingerprint(kind: Kind, text: &str) -> u64 {
 
 /// The keys claimed so far by the rules of one rule set.
 pub(super) struct ConflictKeys {
-    /// Fingerprint -> index of the rule that claimed it.
-    seen: HashMap<u64, u32>,
+    /// Fingerprint (as two halves: a 12-byte entry where a `u64` key pads it to 16)
+    /// -> index of the rule that claimed it.
+    seen: HashMap<[u32; 2], u32>,
     /// Keys whose fingerprint collided with another key's, in full.
     collided: HashMap<(Kind, String), u32>,
     /// The fingerprint function (a constant one in tests, to force collisions).
@@ -69,6 +75,15 @@ impl Default for ConflictKeys {
 }
 
 impl ConflictKeys {
+    /// Room for the keys of `rules` rules.
+    pub(super) fn for_rules(rules: usize) -> ConflictKeys {
+        let per_rule = 2 + crate::lower::RULE_SET_NAMES;
+        ConflictKeys {
+            seen: HashMap::with_capacity(rules.saturating_mul(per_rule)),
+            ..ConflictKeys::default()
+        }
+    }
+
     /// Claim the keys of `rules[index]` (parsed as `parsed`), or the error naming the
     /// rule that claimed one of them first. `rules` are the rules claimed so far (and
     /// more): an earlier rule is re-read through `backends` to confirm a clash.
@@ -83,7 +98,7 @@ impl ConflictKeys {
         let keys = keys(source, parsed);
         let mut fingerprints = Vec::with_capacity(keys.len());
         for (kind, text) in &keys {
-            let fp = (self.fingerprint)(*kind, text);
+            let fp = halves((self.fingerprint)(*kind, text));
             let first = match self.seen.get(&fp) {
                 Some(&first) if self.same_key(rules, first, *kind, text, backends) => Some(first),
                 Some(_) => self.collided.get(&(*kind, text.clone())).copied(),
@@ -200,6 +215,20 @@ mod tests {
             }
         }
         errors
+    }
+
+    #[test]
+    fn the_table_is_sized_for_every_key_of_every_rule() {
+        let dir = folder("sized");
+        let source = rule(&dir, "a.yaml", A, "A rule");
+        let parsed = read_rule(&source, &Backends::embedded().unwrap()).unwrap();
+        assert_eq!(
+            keys(&source, &parsed).len(),
+            2 + crate::lower::RULE_SET_NAMES
+        );
+        let table = ConflictKeys::for_rules(1000);
+        assert!(table.seen.capacity() >= 1000 * keys(&source, &parsed).len());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     const A: &str = "11111111-1111-4111-8111-111111111111";
