@@ -438,10 +438,15 @@ def duck_kql_all(lines, schema, res):
 _PARTS = []
 
 
+def duck_kql_both(lines, schema, res):
+    """The hunting query's and the custom detection's duckdb-kql runs."""
+    duck_kql_all(lines, schema, res)
+    duck_kql_detection(lines, schema, res)
+
+
 def _duck_part(i):
     res = Results()
-    duck_kql_all(_PARTS[i][0], _PARTS[i][1], res)
-    duck_kql_detection(_PARTS[i][0], _PARTS[i][1], res)
+    duck_kql_both(*_PARTS[i], res)
     return res.lines
 
 
@@ -451,8 +456,7 @@ def duck_kql_processes(lines, schema, res, processes):
     here take the other core's idle time at the end of that lane, where one left it idle."""
     kql = [l for l in lines if l["target"] == "kql"]
     if processes <= 1:
-        duck_kql_all(kql, schema, res)
-        duck_kql_detection(kql, schema, res)
+        duck_kql_both(kql, schema, res)
         return
     import multiprocessing
     _PARTS[:] = [(kql[i::processes], schema) for i in range(processes)]

@@ -241,11 +241,11 @@ impl Root {
     }
 }
 
-/// Every file below `dir`, following symbolic links but never into a folder that
-/// contains the link (a loop), which is an error naming the link. Excluded folders
-/// (the output folder) and hidden ones (`.git`) are skipped.
-/// Every file under `dir` in path order, each given to `visit` with its canonical path,
-/// as it is found: a walk of a large rule set holds one folder's entries at a time.
+/// Every file below `dir`, in path order, given to `visit` with its canonical path as
+/// it is found (a walk of a large rule set holds one folder's entries at a time),
+/// following symbolic links but never into a folder that contains the link (a loop),
+/// which is an error naming the link. Excluded folders (the output folder) and hidden
+/// ones (`.git`) are skipped.
 fn walk_files(
     dir: &Path,
     exclude: &[PathBuf],

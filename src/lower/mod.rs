@@ -82,10 +82,10 @@ pub struct RuleSetName {
 /// to change: the macro and the Sigma name come from the id's first block (8 hex
 /// digits: two random ids share one once in about 4 billion pairs, so a set of 10,000
 /// rules has a 1 % chance of a clash, which a new id for one of them resolves).
-pub fn rule_set_names(rule: &Rule) -> Vec<RuleSetName> {
+pub fn rule_set_names(rule: &Rule) -> [RuleSetName; RULE_SET_NAMES] {
     const NEW_ID: &str = "give one of them a new id (the name is made from the first block of the id, \
         which renaming a rule does not change)";
-    vec![
+    [
         RuleSetName {
             what: "the savedsearches.conf stanza",
             remedy: "rename one of them",
