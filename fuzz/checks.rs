@@ -1,5 +1,5 @@
 //! Checks shared by the fuzz targets (`fuzz/fuzz_targets/`), their stable replay
-//! (`tests/fuzz_replay.rs`) and the property tests (`tests/hardening.rs`): every
+//! (`tests/suite/fuzz_replay.rs`) and the property tests (`tests/hardening.rs`): every
 //! output is read back with its own parser (serde_yaml, serde_json, a
 //! savedsearches.conf reader), and text outside query literals must not change the
 //! query. Included with `#[path]`, so the crate needs no test-only API.

@@ -33,7 +33,7 @@
 //!
 //! ## Layers
 //!
-//! Modules import only modules below them (`tests/layers.rs` checks that no import
+//! Modules import only modules below them (`tests/suite/layers.rs` checks that no import
 //! closes a cycle):
 //!
 //! ```text

@@ -1,6 +1,6 @@
 //! Fuzz target: the reference evaluator over a rule and JSON events.
 //! A property violation panics, which libFuzzer saves as a crash; copy it to
-//! `fuzz/regressions/evaluator/` so `tests/fuzz_replay.rs` replays it on stable.
+//! `fuzz/regressions/evaluator/` so `tests/suite/fuzz_replay.rs` replays it on stable.
 
 #![no_main]
 

@@ -1,6 +1,6 @@
 //! Fuzz target: rmmc rule YAML -> every target, each output read back by its own parser, metadata never changing a query.
 //! A property violation panics, which libFuzzer saves as a crash; copy it to
-//! `fuzz/regressions/rule_yaml/` so `tests/fuzz_replay.rs` replays it on stable.
+//! `fuzz/regressions/rule_yaml/` so `tests/suite/fuzz_replay.rs` replays it on stable.
 
 #![no_main]
 

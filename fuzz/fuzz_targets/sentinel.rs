@@ -1,6 +1,6 @@
 //! Fuzz target: Sentinel YAML or bare KQL -> the KQL reader, then every target with the same checks as rule_yaml.
 //! A property violation panics, which libFuzzer saves as a crash; copy it to
-//! `fuzz/regressions/sentinel/` so `tests/fuzz_replay.rs` replays it on stable.
+//! `fuzz/regressions/sentinel/` so `tests/suite/fuzz_replay.rs` replays it on stable.
 
 #![no_main]
 

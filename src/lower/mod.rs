@@ -105,7 +105,7 @@ pub fn rule_set_names(rule: &Rule) -> [RuleSetName; RULE_SET_NAMES] {
 }
 
 /// Each target's literal, pattern and name escaping, public so their properties can be
-/// tested against each target's own parser (`tests/escaping.rs`, the conformance
+/// tested against each target's own parser (`tests/suite/escaping.rs`, the conformance
 /// suite). A value in a rule must never change the structure of a query.
 pub mod escape {
     pub use super::eql::{
@@ -972,7 +972,7 @@ pub fn lower(rule: &Rule, rule_file: &Path, target: Target, profile: &Profile) -
 }
 
 /// One predicate on one target, as the target writes it, with the approximations it
-/// needs: the per-target operator table, visible on its own (`tests/constructs.rs`
+/// needs: the per-target operator table, visible on its own (`tests/suite/constructs.rs`
 /// shows every construct on every target side by side).
 pub fn predicate_text(target: Target, field: &str, p: &Predicate) -> (String, Vec<Approximation>) {
     let mut notes = Notes::default();

@@ -108,7 +108,7 @@ fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
-/// The kill test (`tests/kill.rs`) widens the moment of the swap so that its kills
+/// The kill test (`tests/suite/kill.rs`) widens the moment of the swap so that its kills
 /// land there too: a pause of `RMMC_SWAP_PAUSE_MS` milliseconds before the exchange
 /// (or between the fallback's two renames), only when that variable is set.
 fn pause_between_renames() {

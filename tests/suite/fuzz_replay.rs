@@ -5,7 +5,7 @@
 //! through the same check as its fuzz target (`fuzz/checks.rs`): no panic, every
 //! output readable by its own parser, metadata never changing a query.
 
-#[path = "../fuzz/checks.rs"]
+#[path = "../../fuzz/checks.rs"]
 mod checks;
 
 use rmmc::Compiler;

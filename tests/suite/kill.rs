@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use crate::support::tree;
 use std::time::{Duration, Instant};
 
 const KILLS: usize = 24;
@@ -23,24 +25,6 @@ fn rmmc(cwd: &Path) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     c
-}
-
-/// Every file under `dir`, by path relative to it, with its bytes.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-                files.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    files
 }
 
 /// A small deterministic generator (the seed is printed, so a failure can be replayed).

@@ -106,7 +106,7 @@ fn every_import_goes_down_the_documented_layers() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
     for (module, deps) in &graph {
         let Some(at) = layer(module) else {
-            panic!("module `{module}` is in no layer of tests/layers.rs and src/lib.rs");
+            panic!("module `{module}` is in no layer of tests/suite/layers.rs and src/lib.rs");
         };
         assert!(
             docs.contains(module.as_str()),

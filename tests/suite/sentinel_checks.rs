@@ -7,7 +7,7 @@
 //! Repositories connection deploys unchanged, checked for the shape Sentinel's API
 //! takes) and the Defender XDR custom detections (the query returns `Timestamp`,
 //! `ReportId` and `DeviceId`). The committed `out/` is what users deploy;
-//! `tests/golden.rs` proves it is what the compiler produces.
+//! `tests/suite/golden.rs` proves it is what the compiler produces.
 
 use rmmc::parse::kql::parse_kql;
 use std::collections::BTreeMap;

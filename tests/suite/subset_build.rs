@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support;
+
 fn rmmc(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rmmc"))
         .env_remove("RMMC_BLESS")
@@ -24,23 +26,14 @@ fn ok(o: Output) -> String {
     text
 }
 
-/// Every file under `dir` with its bytes, by path relative to it.
+/// Every file under `dir` with its bytes, by path relative to it, but the build's own
+/// `.rmmc*` files (its lock).
 fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !entry.file_name().to_string_lossy().starts_with(".rmmc") {
-                files.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
+    let mut files = support::tree(dir);
+    files.retain(|p, _| {
+        !p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".rmmc"))
+    });
     files
 }
 
