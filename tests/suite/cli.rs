@@ -2,25 +2,9 @@
 //! build leaves `out/` as it was.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn rmmc(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rmmc"))
-        // Blessing the goldens of this crate must not bless the scratch copies.
-        .env_remove("RMMC_BLESS")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("rmmc runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::{rmmc, rmmc_command, text};
 
 /// A scratch folder with a copy of the bundled NetSupport rules.
 fn workspace(name: &str) -> PathBuf {
@@ -372,10 +356,9 @@ fn new_writes_a_skeleton_that_checks_tests_after_blessing_and_builds() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("warning"), "{}", text(&o));
     // Blessing names the file it wrote; a second run passes without writing.
-    let o = Command::new(env!("CARGO_BIN_EXE_rmmc"))
+    let o = rmmc_command(&ws)
         .env("RMMC_BLESS", "1")
         .args(["test", "rules/fooremote"])
-        .current_dir(&ws)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));

@@ -10,18 +10,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-use crate::support::tree;
 use std::time::{Duration, Instant};
+
+use crate::support::{rmmc_command, tree};
 
 const KILLS: usize = 24;
 const TARGETS: [&str; 4] = ["kql", "spl", "eql", "sigma"];
 
 fn rmmc(cwd: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rmmc"));
-    c.env_remove("RMMC_BLESS")
-        .args(["build", "--out", "out", "rules"])
-        .current_dir(cwd)
+    let mut c = rmmc_command(cwd);
+    c.args(["build", "--out", "out", "rules"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     c

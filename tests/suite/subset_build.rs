@@ -3,25 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::support;
-
-fn rmmc(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rmmc"))
-        .env_remove("RMMC_BLESS")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("rmmc runs")
-}
+use crate::support::{self, rmmc, text};
 
 fn ok(o: Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = text(&o);
     assert!(o.status.success(), "{text}");
     text
 }
