@@ -5,10 +5,10 @@
 //! key is a 64-bit fingerprint of its text with the index of the rule that claimed it
 //! (12 bytes a key, five keys a rule, in a table sized for the rule set up front, so
 //! that it never holds an old and a new table at once while it grows), not the text.
-//! A fingerprint seen before is confirmed against the full text, re-derived from the earlier rule (its stem, or its
-//! file read and parsed again): only a real clash is an error, and a key whose
-//! fingerprint collides with another's is then kept in full, so a later clash with it
-//! is still found. Fingerprint collisions are rare (about one in 2^64 per pair), so
+//! A fingerprint seen before is confirmed against the full text, re-derived from the
+//! earlier rule (its stem, or its file read and parsed again): only a real clash is an
+//! error, and a key whose fingerprint collides with another's is then kept in full, so
+//! a later clash with it is still found. Fingerprint collisions are rare (about one in 2^64 per pair), so
 //! re-reading costs nothing in practice.
 
 use super::{RuleSource, read_rule};
